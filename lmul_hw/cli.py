@@ -1,0 +1,114 @@
+"""The ``lmul-hw`` command line: argument parsing and error reporting only (SPEC §5 exit statuses:
+0 success, 1 mismatches found, 2 bad input, 3 an outside tool failed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import ToolError, VerificationFailed
+
+EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_TOOL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """Bad arguments: one line, exit status 2 (argparse would print the usage block too)."""
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _unit_options(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--format", required=True, help="operand format: e4m3, e5m2, bf16, fp16, fp32 or eXmY")
+    p.add_argument("--out-format", help="product format (default: the operand format)")
+    if kind == "lmul":
+        p.add_argument("--k", type=int, help="operand mantissa bits used (default: all)")
+        group = p.add_mutually_exclusive_group()
+        group.add_argument("--offset-exp", type=int, help="offset exponent l: c = 2^(k-l) (default: the paper's l(k))")
+        group.add_argument("--offset", type=int, help="integer offset c, 0..2^k (calibrated offsets)")
+    else:
+        p.add_argument("--subnormals", choices=("full", "ftz"), default="full")
+    p.add_argument("--overflow", choices=("ieee", "saturate"), default="ieee")
+
+
+def unit_config(kind: str, args, latency: int = 0, name: str | None = None):
+    """The unit configuration named by parsed command-line options."""
+    from .config import FPMulConfig, LMulConfig
+    if kind == "lmul":
+        return LMulConfig(args.format, k=args.k, offset_exp=args.offset_exp, offset=args.offset,
+                          out_fmt=args.out_format, overflow=args.overflow, latency=latency, name=name)
+    return FPMulConfig(args.format, out_fmt=args.out_format, subnormals=args.subnormals,
+                       overflow=args.overflow, latency=latency, name=name)
+
+
+# -- accuracy ----------------------------------------------------------------------------------
+
+def _add_accuracy(sub) -> None:
+    from . import accuracy
+    accuracy.add_arguments(sub.add_parser(
+        "accuracy", help="error of L-Mul vs fp8 multipliers on LLM-like operands (tables, CSV, JSON, plots)",
+        description="Measure the error of L-Mul (k = 1..M) and of fp8 e4m3/e5m2 multiplication against "
+                    "the exact product, element-wise and in dot products."))
+
+
+def _run_accuracy(args) -> int:
+    from . import accuracy
+    return accuracy.run_cli(args)
+
+
+# -- generate ----------------------------------------------------------------------------------
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="emit Verilog for an L-Mul unit, an exact multiplier or a tensor core")
+    units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul}", parser_class=_Parser)
+    for kind, text in (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)")):
+        q = units.add_parser(kind, help=text)
+        _unit_options(q, kind)
+        q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
+        q.add_argument("--name", help="top module name (default: derived from the configuration)")
+        q.add_argument("-o", "--output", required=True, help="Verilog file to write")
+
+
+def _run_generate(args) -> int:
+    from .verilog import write_verilog
+    cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
+    path = write_verilog(cfg, args.output)
+    print(f"wrote {path} (module {cfg.name})")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "accuracy": (_add_accuracy, _run_accuracy),
+    "generate": (_add_generate, _run_generate),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lmul-hw", description="L-Mul hardware: model, RTL, verification, synthesis, reports.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"lmul-hw {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except ValueError as exc:
+        print(f"lmul-hw: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except VerificationFailed as exc:
+        print(f"lmul-hw: verification failed: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    except ToolError as exc:
+        print(f"lmul-hw: {exc}", file=sys.stderr)
+        return EXIT_TOOL
+    except KeyboardInterrupt:
+        print("lmul-hw: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

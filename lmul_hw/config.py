@@ -1,0 +1,235 @@
+"""Validated, frozen configuration objects: one of them walks through model, hardware, Verilog,
+simulation, synthesis and report (DESIGN.md).  Every check of SPEC §2-§5 happens here, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+
+from .formats import UNIT_MAX_WIDTH, Format, accumulator_width, get_format, product_format
+
+__all__ = ["LMulConfig", "FPMulConfig", "CoreConfig", "default_offset_exp", "config_from_json",
+           "core_unit", "check_exact_accumulator", "exact_accumulator_width", "CORE_FORMATS", "MAX_ACC_WIDTH"]
+
+OVERFLOW_MODES = ("ieee", "saturate")
+SUBNORMAL_MODES = ("full", "ftz")
+CORE_FORMATS = ("e4m3", "e5m2", "fp16", "bf16")
+MAX_ACC_WIDTH = 128
+MAX_LATENCY = 4
+
+
+def default_offset_exp(k: int) -> int:
+    """The paper's l(k) (Luo & Sun, arXiv 2410.00907, eq. 4): k for k <= 3, 3 for k = 4, 4 above."""
+    return k if k <= 3 else 3 if k == 4 else 4
+
+
+def _set(obj, **fields):
+    for key, value in fields.items():
+        object.__setattr__(obj, key, value)
+
+
+def _check_choice(what: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(map(str, choices))}, not {value!r}")
+
+
+def _check_int(what: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} = {value} is out of range {lo}..{hi}")
+    return value
+
+
+def _unit_format(fmt) -> Format:
+    f = get_format(fmt)
+    if f.width > UNIT_MAX_WIDTH:
+        raise ValueError(f"operand format {f.name} is {f.width} bits; units take at most {UNIT_MAX_WIDTH}")
+    return f
+
+
+class _Serialisable:
+    def to_dict(self) -> dict:
+        d = {"type": type(self).__name__}
+        for field in dataclasses.fields(self):
+            v = getattr(self, field.name)
+            d[field.name] = v.name if isinstance(v, Format) else v
+        if d.get("offset_exp") is not None:   # offset was derived from it
+            del d["offset"]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class LMulConfig(_Serialisable):
+    """An L-Mul unit (SPEC §2). ``offset`` is resolved to the integer c on construction;
+    ``offset_exp`` is kept only when it was given (or is the paper's default)."""
+    fmt: Format | str
+    k: int | None = None
+    offset_exp: int | None = None
+    offset: int | None = None
+    out_fmt: Format | str | None = None
+    overflow: str = "ieee"
+    latency: int = 0
+    name: str | None = None
+
+    def __post_init__(self):
+        f = _unit_format(self.fmt)
+        k = f.man_bits if self.k is None else _check_int("k", self.k, 1, f.man_bits)
+        g = f if self.out_fmt is None else get_format(self.out_fmt)
+        if g.man_bits < k:
+            raise ValueError(f"product format {g.name} has {g.man_bits} mantissa bits, fewer than k = {k}")
+        if self.offset_exp is not None and self.offset is not None:
+            raise ValueError("give either offset_exp or offset, not both")
+        if self.offset is not None:
+            offset_exp = None
+            c = _check_int("offset", self.offset, 0, 1 << k)
+        else:
+            offset_exp = default_offset_exp(k) if self.offset_exp is None else \
+                _check_int("offset_exp", self.offset_exp, 0, k)
+            c = 1 << (k - offset_exp)
+        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        _check_int("latency", self.latency, 0, MAX_LATENCY)
+        _set(self, fmt=f, k=k, out_fmt=g, offset=c, offset_exp=offset_exp,
+             name=self.name or self._default_name(f, g, k, c))
+        _check_name(self.name)
+
+    def _default_name(self, f, g, k, c) -> str:
+        parts = [f"lmul_{f.name}_k{k}_c{c}"]
+        if g != f:
+            parts.append(f"to_{g.name}")
+        if self.overflow != "ieee":
+            parts.append("sat")
+        if self.latency:
+            parts.append(f"l{self.latency}")
+        return "_".join(parts)
+
+    @property
+    def bias_offset(self) -> int:
+        """The constant the adder injects: (B_G - 2 B_F) * 2^k + c (SPEC §2 step 3)."""
+        return ((self.out_fmt.bias - 2 * self.fmt.bias) << self.k) + self.offset
+
+
+@dataclass(frozen=True)
+class FPMulConfig(_Serialisable):
+    """An exact floating-point multiplier, rounded once to nearest even (SPEC §3)."""
+    fmt: Format | str
+    out_fmt: Format | str | None = None
+    subnormals: str = "full"
+    overflow: str = "ieee"
+    latency: int = 0
+    name: str | None = None
+
+    def __post_init__(self):
+        f = _unit_format(self.fmt)
+        g = f if self.out_fmt is None else get_format(self.out_fmt)
+        _check_choice("subnormals", self.subnormals, SUBNORMAL_MODES)
+        _check_choice("overflow", self.overflow, OVERFLOW_MODES)
+        _check_int("latency", self.latency, 0, MAX_LATENCY)
+        parts = [f"fpmul_{f.name}_{self.subnormals}"]
+        if g != f:
+            parts.append(f"to_{g.name}")
+        if self.overflow != "ieee":
+            parts.append("sat")
+        if self.latency:
+            parts.append(f"l{self.latency}")
+        _set(self, fmt=f, out_fmt=g, name=self.name or "_".join(parts))
+        _check_name(self.name)
+
+
+@dataclass(frozen=True)
+class CoreConfig(_Serialisable):
+    """An RxC output-stationary tensor core (SPEC §4, §5)."""
+    rows: int
+    cols: int
+    mul: str
+    fmt: Format | str
+    acc: str
+    depth: int
+    k: int | None = None
+    offset_exp: int | None = None
+    offset: int | None = None
+    subnormals: str = "full"
+    name: str | None = None
+
+    def __post_init__(self):
+        _check_int("rows", self.rows, 1, 32)
+        _check_int("cols", self.cols, 1, 32)
+        f = get_format(self.fmt)
+        _check_choice("acc", self.acc, ("exact", "fp32"))
+        _check_int("depth", self.depth, 1, 65536)
+        unit = core_unit(self.mul, f, k=self.k, offset_exp=self.offset_exp, offset=self.offset,
+                         subnormals=self.subnormals)
+        if self.mul == "lmul":
+            _set(self, k=unit.k, offset=unit.offset, offset_exp=unit.offset_exp)
+        _set(self, fmt=f)
+        object.__setattr__(self, "_unit", unit)
+        if self.acc == "exact":
+            check_exact_accumulator(unit, self.depth)
+        if self.name is None:
+            mul = f"lmul_k{self.k}_c{self.offset}" if self.mul == "lmul" else f"fpmul_{self.subnormals}"
+            _set(self, name=f"core_{self.rows}x{self.cols}_{f.name}_{mul}_{self.acc}_d{self.depth}")
+        _check_name(self.name)
+
+    @property
+    def unit(self) -> LMulConfig | FPMulConfig:
+        """The multiplier inside each processing element, producing SPEC §4's product format."""
+        return self._unit
+
+    @property
+    def product_fmt(self) -> Format:
+        return self.unit.out_fmt
+
+    @property
+    def acc_width(self) -> int:
+        return exact_accumulator_width(self.unit, self.depth)
+
+
+def core_unit(mul: str, fmt, *, k=None, offset_exp=None, offset=None, subnormals="full"):
+    """The multiplier of a tensor-core PE: the unit producing SPEC §4's exact product format."""
+    _check_choice("mul", mul, ("lmul", "fpmul"))
+    f = get_format(fmt)
+    _check_choice("core format", f.name, CORE_FORMATS)
+    if mul == "fpmul":
+        if k is not None or offset is not None or offset_exp is not None:
+            raise ValueError("k and offsets are L-Mul options; the fpmul core takes subnormals")
+        _check_choice("subnormals", subnormals, SUBNORMAL_MODES)
+        return FPMulConfig(f, out_fmt=product_format(f, "fpmul"), subnormals=subnormals)
+    if subnormals != "full":
+        raise ValueError("subnormals is an fpmul option; L-Mul flushes subnormal inputs to zero")
+    kk = f.man_bits if k is None else _check_int("k", k, 1, f.man_bits)
+    return LMulConfig(f, k=kk, offset_exp=offset_exp, offset=offset, out_fmt=product_format(f, "lmul", kk))
+
+
+def exact_accumulator_width(unit, depth: int) -> int:
+    if isinstance(unit, LMulConfig):
+        return accumulator_width(unit.fmt, "lmul", depth, k=unit.k, offset=unit.offset)
+    return accumulator_width(unit.fmt, "fpmul", depth)
+
+
+def check_exact_accumulator(unit, depth: int) -> None:
+    width = exact_accumulator_width(unit, depth)
+    if width > MAX_ACC_WIDTH:
+        mul = "lmul" if isinstance(unit, LMulConfig) else "fpmul"
+        raise ValueError(
+            f"exact accumulation of {unit.fmt.name} {mul} products needs a {width}-bit accumulator "
+            f"(over {MAX_ACC_WIDTH}); use fp32 accumulation")
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"module name {name!r} is not a Verilog identifier")
+
+
+_TYPES = {cls.__name__: cls for cls in (LMulConfig, FPMulConfig, CoreConfig)}
+
+
+def config_from_json(text: str):
+    """Inverse of ``to_json``: the testbenches receive their configuration this way."""
+    d = json.loads(text)
+    cls = _TYPES[d.pop("type")]
+    return cls(**d)

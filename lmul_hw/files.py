@@ -1,0 +1,48 @@
+"""Writing output files atomically: a temporary file beside the target, then a rename, so that no
+half-written file is ever left behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def _target(path) -> Path:
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir():
+        raise ValueError(f"cannot write {p}: it is a directory")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {p}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {p}: directory {parent} is not writable")
+    return p
+
+
+def atomic_write(path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` via a temporary file and a rename; ValueError if it cannot."""
+    p = _target(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+        with os.fdopen(fd, mode) as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except OSError as exc:
+        if "tmp" in locals() and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ValueError(f"cannot write {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def output_dir(path) -> Path:
+    """Create (if needed) and return an output directory; ValueError if that is impossible."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create output directory {p}: {exc.strerror or exc}") from None
+    if not os.access(p, os.W_OK):
+        raise ValueError(f"output directory {p} is not writable")
+    return p

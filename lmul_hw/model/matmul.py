@@ -1,0 +1,209 @@
+"""Bit-exact model of the tensor core's tile computation (SPEC §4); the hardware twin is
+``lmul_hw/hw/core.py``.
+
+Products are formed exactly in the product format G and accumulated either exactly (a Kulisch
+accumulator, read out once with RNE to fp32) or in IEEE binary32, in k order.
+
+The exact mode runs on float64 BLAS without giving up exactness: every product is a dyadic number
+and, within a band of operand exponents, the products and all their partial sums are integer
+multiples of one lsb below 2**53, so BLAS sums them exactly in any order.  L-Mul is not bilinear
+(the mantissa carry depends on both operands), but for a fixed truncated mantissa v of ``a`` it is
+``2**(e_a - B_F) * g_v(b)``: one matmul per value of v.  The band results are summed exactly as
+double-doubles and rounded once to fp32 through round-to-odd.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..config import LMulConfig, check_exact_accumulator, core_unit
+from ..formats import decode
+from ._bits import Operand
+from .fpmul import fpmul_bits
+from .lmul import lmul_bits
+
+__all__ = ["matmul", "products", "FP32_NAN"]
+
+FP32_NAN = np.uint32(0x7FC00000)
+_BLAS_BITS = 53
+
+
+def matmul(A, B, *, mul="lmul", fmt, acc="exact", **unit_options):
+    """C = A @ B on bit patterns: A (MxK), B (KxN) in ``fmt``; returns MxN fp32 bit patterns (uint32)."""
+    if acc not in ("exact", "fp32"):
+        raise ValueError(f"acc must be 'exact' or 'fp32', not {acc!r}")
+    unit = core_unit(mul, fmt, **unit_options)
+    A, B = np.asarray(A), np.asarray(B)
+    if A.ndim != 2 or B.ndim != 2:
+        raise ValueError(f"A and B must be 2-D, got shapes {A.shape} and {B.shape}")
+    if A.shape[1] != B.shape[0]:
+        raise ValueError(f"inner dimensions differ: A is {A.shape}, B is {B.shape}")
+    if min(A.shape + B.shape) < 1:
+        raise ValueError(f"sizes must be at least 1, got A {A.shape} and B {B.shape}")
+    if A.shape[1] > 65536:
+        raise ValueError(f"K = {A.shape[1]} exceeds the core's largest depth 65536")
+    if acc == "exact":
+        check_exact_accumulator(unit, A.shape[1])
+        return _matmul_exact(A, B, unit)
+    return _matmul_fp32(A, B, unit)
+
+
+def products(a, b, unit):
+    """Exact products of ``a`` and ``b`` (broadcast) as float64 (inf and NaN included)."""
+    if unit.fmt.width == 8:   # a table of all 65,536 products
+        return _product_table(unit)[(np.asarray(a).astype(np.intp) << 8) | np.asarray(b).astype(np.intp)]
+    mul = lmul_bits if isinstance(unit, LMulConfig) else fpmul_bits
+    return decode(mul(a, b, unit), unit.out_fmt)
+
+
+@lru_cache(maxsize=16)
+def _product_table(unit):
+    codes = np.arange(256, dtype=np.uint8)
+    mul = lmul_bits if isinstance(unit, LMulConfig) else fpmul_bits
+    return decode(mul(codes[:, None], codes[None, :], unit), unit.out_fmt).reshape(-1)
+
+
+def _to_fp32_bits(x32):
+    bits = x32.astype(np.float32).view(np.uint32)
+    return np.where(np.isnan(x32), FP32_NAN, bits).astype(np.uint32)
+
+
+# -- fp32 accumulation -------------------------------------------------------------------------
+
+def _matmul_fp32(A, B, unit):
+    acc = np.zeros((A.shape[0], B.shape[1]), dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(A.shape[1]):
+            acc = acc + products(A[:, k, None], B[None, k, :], unit).astype(np.float32)
+    return _to_fp32_bits(acc)
+
+
+# -- exact accumulation ------------------------------------------------------------------------
+
+def _matmul_exact(A, B, unit):
+    f = unit.fmt
+    x, y = Operand(A, f), Operand(B, f)
+    if isinstance(unit, LMulConfig) or unit.subnormals == "ftz":
+        zx, zy = x.zero_or_sub, y.zero_or_sub
+    else:
+        zx, zy = x.is_zero, y.is_zero
+    finite_x = ~(zx | x.inf | x.nan)
+    finite_y = ~(zy | y.inf | y.nan)
+    hi, lo = _exact_finite_sum(A, B, x, y, finite_x, finite_y, unit)
+    out = _round_double_double_to_fp32(hi, lo)
+    if (x.inf | x.nan).any() or (y.inf | y.nan).any():
+        out = _apply_special_products(out, x, y, zx, zy, finite_x, finite_y)
+    return out
+
+
+def _exact_finite_sum(A, B, x, y, finite_x, finite_y, unit):
+    """The exact sum of all finite nonzero products, as a double-double (hi, lo).
+
+    The products are written as U @ W with U (M x nK) and W (nK x N): for L-Mul one block of K
+    columns per truncated mantissa v of ``a`` (only one of them nonzero for each (i, k), so the
+    guard bits stay those of K), for the exact multiplier simply the decoded operands."""
+    f = unit.fmt
+    M, K = A.shape
+    if isinstance(unit, LMulConfig):
+        # a = +-2**(e_a - B_F) * 1.v and L-Mul(a, b) = +-2**(e_a - B_F) * L-Mul(1.v, b): G never over/underflows
+        k = unit.k
+        v = x.man >> (f.man_bits - k)
+        scale = np.ldexp(np.where(x.sign == 1, -1.0, 1.0), (np.maximum(x.exp, 1) - f.bias).astype(np.int32))
+        U = np.zeros((M, 1 << k, K))
+        rows, cols = np.indices((M, K), sparse=True)
+        U[rows, v, cols] = np.where(finite_x, scale, 0.0)
+        U = U.reshape(M, -1)
+        one_v = (f.bias << f.man_bits) | (np.arange(1 << k) << (f.man_bits - k))
+        W = np.where(finite_y, products(one_v[:, None, None], B[None, :, :], unit), 0.0).reshape(-1, B.shape[1])
+        extra_a, extra_b, blocks = 0, k + 2, 1 << k
+    else:
+        U = np.where(finite_x, decode(A, f), 0.0)
+        W = np.where(finite_y, decode(B, f), 0.0)
+        extra_a = extra_b = f.man_bits
+        blocks = 1
+    bands_a, bands_b = _exponent_bands(f.max_exp_field, extra_a, extra_b, K)
+    if len(bands_a) == len(bands_b) == 1:
+        hi = U @ W
+        return hi, np.zeros_like(hi)
+    ex_a = np.tile(np.maximum(x.exp, 1), (1, blocks))
+    ex_b = np.tile(np.maximum(y.exp, 1), (blocks, 1))
+    hi = np.zeros((M, B.shape[1]))
+    lo = np.zeros_like(hi)
+    for lo_a, hi_a in bands_a:
+        ua = np.where((ex_a >= lo_a) & (ex_a <= hi_a), U, 0.0)
+        for lo_b, hi_b in bands_b:
+            wb = np.where((ex_b >= lo_b) & (ex_b <= hi_b), W, 0.0)
+            hi, lo = _two_sum_accumulate(hi, lo, ua @ wb)
+    return hi, lo
+
+
+def _exponent_bands(emax, extra_a, extra_b, depth):
+    """Split the exponent fields 1..emax of A and B into bands whose products sum exactly in float64.
+
+    The values of a band of w exponent fields span w + extra bits from lsb to msb (L-Mul's
+    ``2**(e_a - B)``: 0 extra; its ``g_v(b)``: k + 2; an exact operand: M).  A pair of bands is
+    exact when both spans plus the guard bits of the depth fit in 53 bits."""
+    guard = max(depth - 1, 0).bit_length()
+    budget = _BLAS_BITS - guard - extra_a - extra_b
+    if budget < 2:
+        raise AssertionError("operand significands too wide for the BLAS path")
+    best = None
+    for n_a in range(1, emax + 1):
+        w_b = budget - -(-emax // n_a)
+        if w_b >= 1:
+            n_b = -(-emax // w_b)
+            if best is None or n_a * n_b < best[0] * best[1]:
+                best = (n_a, n_b)
+
+    def split(n):
+        w = -(-emax // n)
+        return [(lo, min(lo + w - 1, emax)) for lo in range(1, emax + 1, w)]
+
+    return split(best[0]), split(best[1])
+
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _two_sum_accumulate(hi, lo, x):
+    """(hi, lo) += x exactly while the total spans at most ~105 bits (SPEC's accumulators: <= 97)."""
+    s, e = _two_sum(hi, x)
+    return _two_sum(s, lo + e)
+
+
+def _round_double_double_to_fp32(hi, lo):
+    """Round hi + lo (|lo| <= ulp(hi)/2) once, RNE, to fp32 bits: round-to-odd to float64 first,
+    which is exact enough (53 >= 24 + 2) for the second rounding to be correct."""
+    inexact = lo != 0
+    toward_zero = inexact & ((lo < 0) != (hi < 0))
+    t = np.where(toward_zero, np.nextafter(hi, 0.0), hi)
+    t = (t.view(np.int64) | inexact.astype(np.int64)).view(np.float64)
+    with np.errstate(over="ignore"):
+        out = t.astype(np.float32).view(np.uint32).copy()
+    out[(hi == 0) & ~inexact] = 0                       # an exact zero reads out as +0
+    return out
+
+
+def _apply_special_products(out, x, y, zx, zy, finite_x, finite_y):
+    """SPEC §4 flags: any NaN product, or both +inf and -inf products -> NaN; else inf products -> inf."""
+    def ind(mask):
+        return mask.astype(np.float64)
+
+    ones_x = np.ones((x.sign.shape[1], y.sign.shape[1]))
+    ones_y = np.ones((x.sign.shape[0], x.sign.shape[1]))
+    nan = (ind(x.nan) @ ones_x + ones_y @ ind(y.nan) + ind(x.inf) @ ind(zy) + ind(zx) @ ind(y.inf)) > 0
+    nonzero_y = (finite_y | y.inf) & ~y.nan
+    pos_x, neg_x = x.sign == 0, x.sign == 1
+    pos_y, neg_y = y.sign == 0, y.sign == 1
+    plus = (ind(x.inf & pos_x) @ ind(nonzero_y & pos_y) + ind(x.inf & neg_x) @ ind(nonzero_y & neg_y)
+            + ind(finite_x & pos_x) @ ind(y.inf & pos_y) + ind(finite_x & neg_x) @ ind(y.inf & neg_y)) > 0
+    minus = (ind(x.inf & pos_x) @ ind(nonzero_y & neg_y) + ind(x.inf & neg_x) @ ind(nonzero_y & pos_y)
+             + ind(finite_x & pos_x) @ ind(y.inf & neg_y) + ind(finite_x & neg_x) @ ind(y.inf & pos_y)) > 0
+    out = np.where(plus, np.uint32(0x7F800000), out)
+    out = np.where(minus, np.uint32(0xFF800000), out)
+    return np.where(nan | (plus & minus), FP32_NAN, out).astype(np.uint32)

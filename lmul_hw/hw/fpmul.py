@@ -1,0 +1,53 @@
+"""The exact multiplier (SPEC §3): significand product, normalise, round to nearest even once.
+Its bit-exact reference is ``lmul_hw.model.fpmul``."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+
+from ..config import FPMulConfig
+from .fields import Fields
+from .rounding import normalise_round
+from .unit import Unit
+
+
+class FPMul(Unit):
+    """An exact floating-point multiplier with one RNE rounding into the product format.
+
+    With ``ftz`` the significands of both operands are normal, so their product needs at most a
+    one-bit normalisation and the rounding has no denormalising shift: the lean variant.  With
+    ``full`` a leading-zero count normalises products of subnormals and results below the
+    smallest normal are denormalised before the same rounding.
+    """
+
+    def __init__(self, cfg: FPMulConfig):
+        super().__init__(cfg)
+
+    def datapath(self, m: Module, a, b):
+        cfg = self.cfg
+        f, g = cfg.fmt, cfg.out_fmt
+        x, y = Fields(m, a, f, "a"), Fields(m, b, f, "b")
+        ftz = cfg.subnormals == "ftz"
+        sig_x = Cat(x.man, ~x.zero_or_sub)            # hidden bit
+        sig_y = Cat(y.man, ~y.zero_or_sub)
+        product = Signal(2 * f.man_bits + 2, name="sig_product")
+        m.d.comb += product.eq(sig_x * sig_y)
+        # unbiased exponent of the product's top bit: (e_a - B) + (e_b - B) + 1, subnormals at e = 1
+        exp_x = Mux(x.zero_or_sub, 1, x.exp)
+        exp_y = Mux(y.zero_or_sub, 1, y.exp)
+        exp_top = Signal(signed(f.exp_bits + 3), name="exp_top")
+        m.d.comb += exp_top.eq(exp_x + exp_y - (2 * f.bias - 1))
+        mag, overflow, underflow = normalise_round(
+            m, product, exp_top, g, subnormals=cfg.subnormals, max_lz=1 if ftz else None)
+
+        zx = x.zero_or_sub if ftz else x.is_zero
+        zy = y.zero_or_sub if ftz else y.is_zero
+        flushed = zx | zy
+        inf = x.inf | y.inf
+        nan = x.nan | y.nan | (inf & flushed)
+        ovf = inf | (overflow & ~flushed)
+        zero = flushed | underflow
+        out = Mux(nan, g.nan_code, Mux(ovf, g.overflow_code(cfg.overflow), Mux(zero, 0, mag)))
+        p = Signal(g.width, name="product")
+        m.d.comb += p.eq(Cat(out[:g.width - 1], x.sign ^ y.sign))
+        return p

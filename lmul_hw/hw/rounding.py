@@ -1,0 +1,62 @@
+"""Normalise and round once to nearest even into a format: the hardware twin of
+``lmul_hw.model.fpmul.round_to_format``, shared by the exact multiplier and the core's fp32 paths."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+
+from ..formats import Format
+
+
+def leading_zeros(m: Module, value, name: str, limit: int | None = None):
+    """Number of leading zeros of ``value`` (its width when zero); with ``limit`` counted only up
+    to that many (the caller knows the leading one is among the top ``limit + 1`` bits)."""
+    width = len(value)
+    top = width if limit is None else limit
+    count = Signal(range(top + 1), name=name)
+    m.d.comb += count.eq(top)
+    for i in range(width - top - (0 if limit is None else 1), width):
+        with m.If(value[i]):
+            m.d.comb += count.eq(width - 1 - i)
+    return count
+
+
+def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_lz: int | None = None,
+                    name: str = "rnd"):
+    """Round ``sig * 2**(exp_top - len(sig) + 1)`` (``exp_top``: signed unbiased exponent of sig's
+    top bit) to format ``g``, RNE.
+
+    Returns ``(magnitude, overflow, zero)``: ``overflow`` when the rounded value exceeds the largest
+    finite value (or lands on an fn format's NaN code), ``zero`` when it is zero (with ``ftz``: below
+    the smallest normal after rounding with an unbounded exponent).  ``sig`` must be nonzero unless
+    the caller overrides the result; ``max_lz`` bounds its leading zeros when known (e.g. 1 for a
+    product of two normal significands).
+    """
+    width = len(sig)
+    base = g.man_bits + 2                                  # right shifts beyond this leave only sticky
+    lz = leading_zeros(m, sig, f"{name}_lz", max_lz)
+    e_lead = Signal(signed(len(exp_top) + 2 + max(g.exp_bits, 4)), name=f"{name}_e_lead")
+    m.d.comb += e_lead.eq(exp_top - lz + g.bias)           # biased exponent of the leading one
+    if subnormals == "full":
+        # below the smallest normal the result is denormalised: the shift puts 2**(1 - B_G) on top
+        tiny = e_lead < 1
+        shift = Mux(tiny, exp_top + (g.bias - 1), lz)
+        exp_field = Mux(tiny, 0, e_lead)
+    else:
+        shift, exp_field = lz, e_lead
+    amount = Signal(range(width + 2 * base + 1), name=f"{name}_shift")
+    m.d.comb += amount.eq(Mux(shift < -base, 0, shift + base))
+    aligned = Signal(2 * width + 2 * base, name=f"{name}_aligned")
+    m.d.comb += aligned.eq(Cat(Const(0, base), sig) << amount)
+    top = width - 1 + 2 * base                             # where the hidden bit lands
+    mant = aligned[top - g.man_bits:top]
+    guard = aligned[top - g.man_bits - 1]
+    sticky = aligned[:top - g.man_bits - 1].any()
+    round_up = guard & (sticky | mant[0])
+    # exponent and mantissa as one integer: the rounding carry moves into the exponent by itself
+    mag = Signal(signed(len(e_lead) + g.man_bits + 1), name=f"{name}_mag")
+    m.d.comb += mag.eq((exp_field << g.man_bits) + mant + round_up)
+    limit = g.nan_code if g.kind == "fn" else g.inf_code
+    overflow = mag >= limit
+    zero = (mag < (1 << g.man_bits)) if subnormals == "ftz" else (mag == 0)
+    return mag[:g.width - 1], overflow, zero

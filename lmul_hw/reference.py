@@ -1,0 +1,39 @@
+"""The reference configurations whose Verilog is kept in ``rtl/`` (and checked against the
+generator by ``tests/test_rtl_reference.py``).  Regenerate with ``python -m lmul_hw.reference``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .config import FPMulConfig, LMulConfig
+
+#: (format, L-Mul k) of the reference units: the paper's fp8 formats and bf16.
+REFERENCE_FORMATS = (("e4m3", 3), ("e5m2", 2), ("bf16", 7))
+
+
+def reference_units():
+    """L-Mul and its exact twins (full and ftz subnormals), combinational and with latency 2."""
+    out = []
+    for fmt, k in REFERENCE_FORMATS:
+        for latency in (0, 2):
+            out.append(LMulConfig(fmt, k=k, latency=latency))
+            out.append(FPMulConfig(fmt, subnormals="full", latency=latency))
+            out.append(FPMulConfig(fmt, subnormals="ftz", latency=latency))
+    return out
+
+
+def reference_configs():
+    return reference_units()
+
+
+def write_all(directory) -> list[Path]:
+    from .verilog import write_verilog
+    directory = Path(directory)
+    return [write_verilog(cfg, directory / f"{cfg.name}.v") for cfg in reference_configs()]
+
+
+if __name__ == "__main__":
+    target = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "rtl"
+    for path in write_all(target):
+        print(path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .config import FPMulConfig, LMulConfig
+from .config import CoreConfig, FPMulConfig, LMulConfig
 
 #: (format, L-Mul k) of the reference units: the paper's fp8 formats and bf16.
 REFERENCE_FORMATS = (("e4m3", 3), ("e5m2", 2), ("bf16", 7))
@@ -24,7 +24,8 @@ def reference_units():
 
 
 def reference_configs():
-    return reference_units()
+    """The units and a 4x4 e4m3 L-Mul core with exact accumulation for tiles of up to 256 beats."""
+    return reference_units() + [CoreConfig(rows=4, cols=4, mul="lmul", fmt="e4m3", acc="exact", depth=256)]
 
 
 def write_all(directory) -> list[Path]:

@@ -28,8 +28,8 @@ def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_
 
     Returns ``(magnitude, overflow, zero)``: ``overflow`` when the rounded value exceeds the largest
     finite value (or lands on an fn format's NaN code), ``zero`` when it is zero (with ``ftz``: below
-    the smallest normal after rounding with an unbounded exponent).  ``sig`` must be nonzero unless
-    the caller overrides the result; ``max_lz`` bounds its leading zeros when known (e.g. 1 for a
+    the smallest normal after rounding with an unbounded exponent).
+    ``max_lz`` bounds its leading zeros when known (e.g. 1 for a
     product of two normal significands).
     """
     width = len(sig)
@@ -58,5 +58,5 @@ def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_
     m.d.comb += mag.eq((exp_field << g.man_bits) + mant + round_up)
     limit = g.nan_code if g.kind == "fn" else g.inf_code
     overflow = mag >= limit
-    zero = (mag < (1 << g.man_bits)) if subnormals == "ftz" else (mag == 0)
-    return mag[:g.width - 1], overflow, zero
+    zero = ~sig.any() | ((mag < (1 << g.man_bits)) if subnormals == "ftz" else (mag == 0))
+    return mag[:g.width - 1], overflow & ~zero, zero

@@ -1,0 +1,155 @@
+"""The RxC output-stationary systolic tensor core with stream ports (SPEC §4, §5).
+Its reference is ``lmul_hw.model.matmul``; its cocotb testbench is ``sim/test_core.py``.
+
+Data path, for a beat k of a tile (column k of A, row k of B):
+
+    input register -> skew (row r of A and the control beat delayed r cycles, column c of B
+    delayed c cycles) -> PE(r, c) sees a[r], b[c] at issue + r + c, passes a right and b down
+    -> on the tile's last beat each PE parks its sum in a result register
+    -> per column, when the bottom PE is done, the column's results load into a drain chain that
+    shifts one row per cycle towards the top (row 0 first) -> readout (Kulisch -> fp32)
+    -> deskew (column c waits C-1-c cycles) -> output FIFO -> o.
+
+Flow control: the array never stalls.  A tile's last beat is issued only when the output FIFO has
+room for all its R rows reserved (credits, returned as rows leave) and at least R cycles after
+the previous last beat, so a PE's parked result is loaded into the drain chain before the next
+tile's result replaces it and the chain is empty again when the next tile loads.  For tiles of
+K >= R beats neither condition ever holds a beat back: tiles stream back to back.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from ..config import CoreConfig
+from .pe import Control, ProcessingElement, kulisch_to_fp32, result_width
+
+
+def input_layout(cfg: CoreConfig) -> data.StructLayout:
+    return data.StructLayout({"a": cfg.rows * cfg.fmt.width, "b": cfg.cols * cfg.fmt.width, "last": 1})
+
+
+def output_layout(cfg: CoreConfig) -> data.StructLayout:
+    return data.StructLayout({"c": cfg.cols * 32, "last": 1})
+
+
+def fifo_depth(cfg: CoreConfig) -> int:
+    """Output rows the core can hold: enough that tiles of K >= R beats never wait for credits
+    while ``o`` is always ready (a tile's rows are reserved from its last beat until they leave,
+    about 2R + C cycles)."""
+    return 2 * cfg.rows + cfg.cols + 8
+
+
+def latency(cfg: CoreConfig, depth: int) -> int:
+    """Cycles from a tile's first input beat (the edge that takes it) to its first output row
+    (the first cycle ``o.valid`` is high for it), with no stalls: input register, K beats,
+    the skew and PE pipeline down to the bottom row, drain load, readout register, deskew and
+    the FIFO's two-cycle pass-through."""
+    return depth + cfg.rows + cfg.cols + 4
+
+
+class TensorCore(wiring.Component):
+    """C = A @ B tile by tile: ``i`` takes one column of A and one row of B per beat, ``o`` gives
+    one row of C (fp32 bit patterns) per beat."""
+
+    def __init__(self, cfg: CoreConfig):
+        self.cfg = cfg
+        super().__init__({
+            "i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(output_layout(cfg))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        rows, cols, w = cfg.rows, cfg.cols, cfg.fmt.width
+
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * 32 + 1, depth=fifo_depth(cfg))
+        row_out = self.o.valid & self.o.ready
+        m.d.comb += [self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data), fifo.r_en.eq(self.o.ready)]
+
+        # -- input register and issue ------------------------------------------------------------
+        held = Signal(input_layout(cfg), name="in_beat", reset_less=True)
+        held_valid = Signal(name="in_valid")
+        starts_tile = Signal(init=1, name="starts_tile")
+        since_last = Signal(range(rows), init=rows - 1, name="since_last")   # saturates at R - 1
+        reserved = Signal(range(fifo_depth(cfg) + 1), name="rows_reserved")
+        may_end = (since_last == rows - 1) & (reserved <= fifo_depth(cfg) - rows)
+        issue = Signal(name="issue")
+        m.d.comb += [issue.eq(held_valid & (~held.last | may_end)),
+                     self.i.ready.eq(~held_valid | issue)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
+        with m.Elif(issue):
+            m.d.sync += held_valid.eq(0)
+        ends_tile = issue & held.last
+        with m.If(issue):
+            m.d.sync += starts_tile.eq(held.last)
+        with m.If(ends_tile):
+            m.d.sync += since_last.eq(0)
+        with m.Elif(since_last != rows - 1):
+            m.d.sync += since_last.eq(since_last + 1)
+        m.d.sync += reserved.eq(reserved + Mux(ends_tile, rows, 0) - row_out)
+
+        # -- skew and the PE grid ----------------------------------------------------------------
+        beat = Signal(Control, name="issued")
+        m.d.comb += [beat.valid.eq(issue), beat.first.eq(starts_tile), beat.last.eq(held.last)]
+        pes = [[ProcessingElement(cfg) for _ in range(cols)] for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                pe = pes[r][c]
+                m.submodules[f"pe_{r}_{c}"] = pe
+                if c == 0:
+                    m.d.comb += [pe.a_in.eq(_delay(m, held.a[r * w:(r + 1) * w], r, f"skew_a{r}")),
+                                 pe.ctl_in.eq(_delay(m, beat.as_value(), r, f"skew_ctl{r}", reset=True))]
+                else:
+                    m.d.comb += [pe.a_in.eq(pes[r][c - 1].a_out), pe.ctl_in.eq(pes[r][c - 1].ctl_out)]
+                if r == 0:
+                    m.d.comb += pe.b_in.eq(_delay(m, held.b[c * w:(c + 1) * w], c, f"skew_b{c}"))
+                else:
+                    m.d.comb += pe.b_in.eq(pes[r - 1][c].b_out)
+
+        # -- drain, readout, deskew ------------------------------------------------------------
+        words, valids, lasts = [], [], []
+        for c in range(cols):
+            word, valid, last = self._drain_column(m, [pes[r][c] for r in range(rows)], c)
+            words.append(_delay(m, word, cols - 1 - c, f"deskew_c{c}"))
+            valids.append(_delay(m, valid, cols - 1 - c, f"deskew_v{c}", reset=True))
+            lasts.append(_delay(m, last, cols - 1 - c, f"deskew_l{c}", reset=True))
+        m.d.comb += [fifo.w_en.eq(valids[0]), fifo.w_data.eq(Cat(*words, lasts[0]))]
+        return m
+
+    def _drain_column(self, m: Module, column, c: int):
+        """Load the column's parked results when its bottom PE is done; shift them out row 0 first;
+        read each out to fp32 and register it."""
+        cfg = self.cfg
+        rows = cfg.rows
+        values = [Signal(result_width(cfg), name=f"drain_c{c}_r{r}", reset_less=True) for r in range(rows)]
+        valid = [Signal(name=f"drain_c{c}_r{r}_valid") for r in range(rows)]
+        with m.If(column[-1].done):
+            for r in range(rows):
+                m.d.sync += [values[r].eq(column[r].result), valid[r].eq(1)]
+        with m.Else():
+            for r in range(rows - 1):
+                m.d.sync += [values[r].eq(values[r + 1]), valid[r].eq(valid[r + 1])]
+            m.d.sync += valid[-1].eq(0)
+        # the last row is the one whose successor in the chain is empty
+        is_last = valid[0] & ~(valid[1] if rows > 1 else 0)
+        word = kulisch_to_fp32(m, cfg, values[0], name=f"readout_c{c}") if cfg.acc == "exact" else values[0]
+        word_q = Signal(32, name=f"readout_c{c}_q", reset_less=True)
+        valid_q = Signal(name=f"readout_c{c}_valid")
+        last_q = Signal(name=f"readout_c{c}_last")
+        m.d.sync += [word_q.eq(word), valid_q.eq(valid[0]), last_q.eq(is_last)]
+        return word_q, valid_q, last_q
+
+
+def _delay(m: Module, value, cycles: int, name: str, reset: bool = False):
+    """``value`` delayed by ``cycles`` registers (control bits reset, data not)."""
+    for i in range(cycles):
+        reg = Signal(len(value), name=f"{name}_{i}", reset_less=not reset)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value

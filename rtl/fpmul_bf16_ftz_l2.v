@@ -41,11 +41,20 @@ module fpmul_bf16_ftz_l2(b, clk, rst, p, a);
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [14:0] \$41 ;
-  wire [14:0] \$42 ;
-  wire [14:0] \$43 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
   wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
+  wire [14:0] \$50 ;
+  wire [14:0] \$51 ;
+  wire [14:0] \$52 ;
+  wire \$53 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
@@ -80,8 +89,28 @@ module fpmul_bf16_ftz_l2(b, clk, rst, p, a);
   input rst;
   wire rst;
   wire [15:0] sig_product;
+  assign \$38  = ~ \$37 ;
+  assign \$39  = \$33  & \$38 ;
+  assign \$40  = a_zero_or_sub | b_zero_or_sub;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$39  & \$41 ;
+  assign \$43  = \$32  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = | sig_product;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = $signed(\$26 [28:0]) < $signed(9'h080);
+  assign \$48  = \$46  | \$47 ;
+  assign \$49  = \$44  | \$48 ;
+  assign \$50  = \$49  ? 15'h0000 : \$26 [14:0];
+  assign \$51  = \$43  ? 15'h7f80 : \$50 ;
+  assign \$52  = \$31  ? 15'h7fc0 : \$51 ;
+  assign \$53  = a_q[15] ^ b_q[15];
   always @(posedge clk)
-    p <= { \$44 , \$43  };
+    a_q <= a;
+  always @(posedge clk)
+    b_q <= b;
+  always @(posedge clk)
+    p <= { \$53 , \$52  };
   assign a_zero_or_sub = ! a_q[14:7];
   assign a_zero = ! a_q[14:0];
   assign \$1  = a_q[14:7] == 8'hff;
@@ -123,21 +152,10 @@ module fpmul_bf16_ftz_l2(b, clk, rst, p, a);
   assign \$31  = \$27  | \$30 ;
   assign \$32  = a_inf | b_inf;
   assign \$33  = $signed(\$26 [28:0]) >= $signed(16'h7f80);
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$34  = | sig_product;
   assign \$35  = ~ \$34 ;
-  assign \$36  = \$33  & \$35 ;
-  assign \$37  = \$32  | \$36 ;
-  assign \$38  = a_zero_or_sub | b_zero_or_sub;
-  assign \$39  = $signed(\$26 [28:0]) < $signed(9'h080);
-  assign \$40  = \$38  | \$39 ;
-  assign \$41  = \$40  ? 15'h0000 : \$26 [14:0];
-  assign \$42  = \$37  ? 15'h7f80 : \$41 ;
-  assign \$43  = \$31  ? 15'h7fc0 : \$42 ;
-  assign \$44  = a_q[15] ^ b_q[15];
-  always @(posedge clk)
-    a_q <= a;
-  always @(posedge clk)
-    b_q <= b;
+  assign \$36  = $signed(\$26 [28:0]) < $signed(9'h080);
+  assign \$37  = \$35  | \$36 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     rnd_lz = 1'h1;
@@ -149,7 +167,7 @@ module fpmul_bf16_ftz_l2(b, clk, rst, p, a);
     end
   end
   assign p_q0 = p;
-  assign product = { \$44 , \$43  };
+  assign product = { \$53 , \$52  };
   assign exp_top = { \$14 [9], \$14  };
   assign rnd_e_lead = { \$16 [12], \$16 [12], \$16 [12], \$16 [12], \$16 [12], \$16 [12], \$16 [12], \$16 [12], \$16  };
   assign rnd_shift = { 1'h0, \$19  };

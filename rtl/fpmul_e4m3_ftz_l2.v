@@ -32,11 +32,20 @@ module fpmul_e4m3_ftz_l2(b, clk, rst, p, a);
   wire \$30 ;
   wire \$31 ;
   wire \$32 ;
-  wire [6:0] \$33 ;
-  wire [6:0] \$34 ;
-  wire [6:0] \$35 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
   wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
   wire [3:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire [6:0] \$42 ;
+  wire [6:0] \$43 ;
+  wire [6:0] \$44 ;
+  wire \$45 ;
   wire [4:0] \$5 ;
   wire [5:0] \$6 ;
   wire [7:0] \$7 ;
@@ -72,6 +81,8 @@ module fpmul_e4m3_ftz_l2(b, clk, rst, p, a);
   input rst;
   wire rst;
   wire [7:0] sig_product;
+  always @(posedge clk)
+    p <= { \$45 , \$44  };
   assign a_zero_or_sub = ! a_q[6:3];
   assign a_zero = ! a_q[6:0];
   assign a_nan = a_q[6:0] == 7'h7f;
@@ -99,22 +110,29 @@ module fpmul_e4m3_ftz_l2(b, clk, rst, p, a);
   assign \$19  = a_nan | b_nan;
   assign \$21  = a_zero_or_sub | b_zero_or_sub;
   assign \$25  = $signed(\$18 [16:0]) >= $signed(8'h7f);
-  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$26  = | sig_product;
   assign \$27  = ~ \$26 ;
-  assign \$28  = \$25  & \$27 ;
-  assign \$30  = a_zero_or_sub | b_zero_or_sub;
-  assign \$31  = $signed(\$18 [16:0]) < $signed(5'h08);
-  assign \$32  = \$30  | \$31 ;
-  assign \$33  = \$32  ? 7'h00 : \$18 [6:0];
-  assign \$34  = \$29  ? 7'h7f : \$33 ;
-  assign \$35  = \$23  ? 7'h7f : \$34 ;
-  assign \$36  = a_q[7] ^ b_q[7];
+  assign \$28  = $signed(\$18 [16:0]) < $signed(5'h08);
+  assign \$29  = \$27  | \$28 ;
+  assign \$30  = ~ \$29 ;
+  assign \$31  = \$25  & \$30 ;
+  assign \$32  = a_zero_or_sub | b_zero_or_sub;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$31  & \$33 ;
+  assign \$36  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = | sig_product;
+  assign \$38  = ~ \$37 ;
+  assign \$39  = $signed(\$18 [16:0]) < $signed(5'h08);
+  assign \$40  = \$38  | \$39 ;
+  assign \$41  = \$36  | \$40 ;
+  assign \$42  = \$41  ? 7'h00 : \$18 [6:0];
+  assign \$43  = \$35  ? 7'h7f : \$42 ;
+  assign \$44  = \$23  ? 7'h7f : \$43 ;
+  assign \$45  = a_q[7] ^ b_q[7];
   always @(posedge clk)
     a_q <= a;
   always @(posedge clk)
     b_q <= b;
-  always @(posedge clk)
-    p <= { \$36 , \$35  };
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     rnd_lz = 1'h1;
@@ -126,7 +144,7 @@ module fpmul_e4m3_ftz_l2(b, clk, rst, p, a);
     end
   end
   assign p_q0 = p;
-  assign product = { \$36 , \$35  };
+  assign product = { \$45 , \$44  };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
   assign exp_top = { \$6 [5], \$6  };
@@ -139,5 +157,5 @@ module fpmul_e4m3_ftz_l2(b, clk, rst, p, a);
   assign \$22  = 1'h0;
   assign \$23  = \$19 ;
   assign \$24  = 1'h0;
-  assign \$29  = \$28 ;
+  assign \$35  = \$34 ;
 endmodule

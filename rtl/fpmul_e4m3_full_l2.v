@@ -41,11 +41,20 @@ module fpmul_e4m3_full_l2(b, clk, rst, p, a);
   wire \$39 ;
   wire [3:0] \$4 ;
   wire \$40 ;
-  wire [6:0] \$41 ;
-  wire [6:0] \$42 ;
-  wire [6:0] \$43 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
   wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire [4:0] \$5 ;
+  wire [6:0] \$50 ;
+  wire [6:0] \$51 ;
+  wire [6:0] \$52 ;
+  wire \$53 ;
   wire [5:0] \$6 ;
   wire [7:0] \$7 ;
   wire [8:0] \$8 ;
@@ -80,6 +89,25 @@ module fpmul_e4m3_full_l2(b, clk, rst, p, a);
   input rst;
   wire rst;
   wire [7:0] sig_product;
+  assign \$40  = a_zero | b_zero;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$39  & \$41 ;
+  assign \$44  = a_zero | b_zero;
+  assign \$45  = | sig_product;
+  assign \$46  = ~ \$45 ;
+  assign \$47  = ! \$26 [16:0];
+  assign \$48  = \$46  | \$47 ;
+  assign \$49  = \$44  | \$48 ;
+  assign \$50  = \$49  ? 7'h00 : \$26 [6:0];
+  assign \$51  = \$43  ? 7'h7f : \$50 ;
+  assign \$52  = \$31  ? 7'h7f : \$51 ;
+  assign \$53  = a_q[7] ^ b_q[7];
+  always @(posedge clk)
+    a_q <= a;
+  always @(posedge clk)
+    b_q <= b;
+  always @(posedge clk)
+    p <= { \$53 , \$52  };
   assign a_zero_or_sub = ! a_q[6:3];
   assign a_zero = ! a_q[6:0];
   assign a_nan = a_q[6:0] == 7'h7f;
@@ -115,22 +143,12 @@ module fpmul_e4m3_full_l2(b, clk, rst, p, a);
   assign \$27  = a_nan | b_nan;
   assign \$29  = a_zero | b_zero;
   assign \$33  = $signed(\$26 [16:0]) >= $signed(8'h7f);
-  assign \$34  = a_zero | b_zero;
+  assign \$34  = | sig_product;
   assign \$35  = ~ \$34 ;
-  assign \$36  = \$33  & \$35 ;
-  assign \$38  = a_zero | b_zero;
-  assign \$39  = ! \$26 [16:0];
-  assign \$40  = \$38  | \$39 ;
-  assign \$41  = \$40  ? 7'h00 : \$26 [6:0];
-  assign \$42  = \$37  ? 7'h7f : \$41 ;
-  assign \$43  = \$31  ? 7'h7f : \$42 ;
-  assign \$44  = a_q[7] ^ b_q[7];
-  always @(posedge clk)
-    a_q <= a;
-  always @(posedge clk)
-    b_q <= b;
-  always @(posedge clk)
-    p <= { \$44 , \$43  };
+  assign \$36  = ! \$26 [16:0];
+  assign \$37  = \$35  | \$36 ;
+  assign \$38  = ~ \$37 ;
+  assign \$39  = \$33  & \$38 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     rnd_lz = 4'h8;
@@ -160,7 +178,7 @@ module fpmul_e4m3_full_l2(b, clk, rst, p, a);
     end
   end
   assign p_q0 = p;
-  assign product = { \$44 , \$43  };
+  assign product = { \$53 , \$52  };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
   assign exp_top = { \$6 [5], \$6  };
@@ -173,5 +191,5 @@ module fpmul_e4m3_full_l2(b, clk, rst, p, a);
   assign \$30  = 1'h0;
   assign \$31  = \$27 ;
   assign \$32  = 1'h0;
-  assign \$37  = \$36 ;
+  assign \$43  = \$42 ;
 endmodule

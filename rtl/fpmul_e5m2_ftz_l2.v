@@ -40,11 +40,20 @@ module fpmul_e5m2_ftz_l2(b, clk, rst, p, a);
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [6:0] \$40 ;
-  wire [6:0] \$41 ;
-  wire [6:0] \$42 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
   wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire [6:0] \$49 ;
   wire \$5 ;
+  wire [6:0] \$50 ;
+  wire [6:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
@@ -79,6 +88,27 @@ module fpmul_e5m2_ftz_l2(b, clk, rst, p, a);
   input rst;
   wire rst;
   wire [5:0] sig_product;
+  assign \$38  = \$32  & \$37 ;
+  assign \$39  = a_zero_or_sub | b_zero_or_sub;
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$31  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$44  = | sig_product;
+  assign \$45  = ~ \$44 ;
+  assign \$46  = $signed(\$25 [17:0]) < $signed(4'h4);
+  assign \$47  = \$45  | \$46 ;
+  assign \$48  = \$43  | \$47 ;
+  assign \$49  = \$48  ? 7'h00 : \$25 [6:0];
+  assign \$50  = \$42  ? 7'h7c : \$49 ;
+  assign \$51  = \$30  ? 7'h7e : \$50 ;
+  assign \$52  = a_q[7] ^ b_q[7];
+  always @(posedge clk)
+    a_q <= a;
+  always @(posedge clk)
+    b_q <= b;
+  always @(posedge clk)
+    p <= { \$52 , \$51  };
   assign a_zero_or_sub = ! a_q[6:2];
   assign a_zero = ! a_q[6:0];
   assign \$1  = a_q[6:2] == 5'h1f;
@@ -120,23 +150,11 @@ module fpmul_e5m2_ftz_l2(b, clk, rst, p, a);
   assign \$30  = \$26  | \$29 ;
   assign \$31  = a_inf | b_inf;
   assign \$32  = $signed(\$25 [17:0]) >= $signed(8'h7c);
-  assign \$33  = a_zero_or_sub | b_zero_or_sub;
+  assign \$33  = | sig_product;
   assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = \$31  | \$35 ;
-  assign \$37  = a_zero_or_sub | b_zero_or_sub;
-  assign \$38  = $signed(\$25 [17:0]) < $signed(4'h4);
-  assign \$39  = \$37  | \$38 ;
-  assign \$40  = \$39  ? 7'h00 : \$25 [6:0];
-  assign \$41  = \$36  ? 7'h7c : \$40 ;
-  assign \$42  = \$30  ? 7'h7e : \$41 ;
-  assign \$43  = a_q[7] ^ b_q[7];
-  always @(posedge clk)
-    a_q <= a;
-  always @(posedge clk)
-    b_q <= b;
-  always @(posedge clk)
-    p <= { \$43 , \$42  };
+  assign \$35  = $signed(\$25 [17:0]) < $signed(4'h4);
+  assign \$36  = \$34  | \$35 ;
+  assign \$37  = ~ \$36 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     rnd_lz = 1'h1;
@@ -148,7 +166,7 @@ module fpmul_e5m2_ftz_l2(b, clk, rst, p, a);
     end
   end
   assign p_q0 = p;
-  assign product = { \$43 , \$42  };
+  assign product = { \$52 , \$51  };
   assign exp_top = { \$14 [6], \$14  };
   assign rnd_e_lead = { \$16 [9], \$16 [9], \$16 [9], \$16 [9], \$16 [9], \$16  };
   assign rnd_aligned = \$19 [19:0];

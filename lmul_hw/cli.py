@@ -30,6 +30,30 @@ def _unit_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--overflow", choices=("ieee", "saturate"), default="ieee")
 
 
+def _core_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rows", type=int, required=True, help="rows R of the array, 1..32")
+    p.add_argument("--cols", type=int, required=True, help="columns C of the array, 1..32")
+    p.add_argument("--mul", choices=("lmul", "fpmul"), required=True, help="multiplier in each PE")
+    p.add_argument("--format", required=True, help="operand format: e4m3, e5m2, fp16 or bf16")
+    p.add_argument("--acc", choices=("exact", "fp32"), required=True,
+                   help="accumulation: exact (Kulisch, read out RNE to fp32) or fp32 (IEEE adds)")
+    p.add_argument("--depth", type=int, required=True, help="largest tile depth K_max, 1..65536")
+    p.add_argument("--k", type=int, help="L-Mul: operand mantissa bits used (default: all)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--offset-exp", type=int, help="L-Mul: offset exponent l, c = 2^(k-l)")
+    group.add_argument("--offset", type=int, help="L-Mul: integer offset c, 0..2^k")
+    p.add_argument("--subnormals", choices=("full", "ftz"), help="fpmul: subnormal handling (default full)")
+
+
+def core_config(args, name: str | None = None):
+    """The tensor-core configuration named by parsed command-line options."""
+    from .config import CoreConfig
+    options = {"subnormals": args.subnormals} if args.subnormals else {}
+    return CoreConfig(rows=args.rows, cols=args.cols, mul=args.mul, fmt=args.format, acc=args.acc,
+                      depth=args.depth, k=args.k, offset_exp=args.offset_exp, offset=args.offset,
+                      name=name, **options)
+
+
 def unit_config(kind: str, args, latency: int = 0, name: str | None = None):
     """The unit configuration named by parsed command-line options."""
     from .config import FPMulConfig, LMulConfig
@@ -59,18 +83,25 @@ def _run_accuracy(args) -> int:
 
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="emit Verilog for an L-Mul unit, an exact multiplier or a tensor core")
-    units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul}", parser_class=_Parser)
+    units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul,core}", parser_class=_Parser)
     for kind, text in (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)")):
         q = units.add_parser(kind, help=text)
         _unit_options(q, kind)
         q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
         q.add_argument("--name", help="top module name (default: derived from the configuration)")
         q.add_argument("-o", "--output", required=True, help="Verilog file to write")
+    q = units.add_parser("core", help="an RxC systolic tensor core with stream ports (SPEC §4, §5)")
+    _core_options(q)
+    q.add_argument("--name", help="top module name (default: derived from the configuration)")
+    q.add_argument("-o", "--output", required=True, help="Verilog file to write")
 
 
 def _run_generate(args) -> int:
     from .verilog import write_verilog
-    cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
+    if args.unit == "core":
+        cfg = core_config(args, name=args.name)
+    else:
+        cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
     path = write_verilog(cfg, args.output)
     print(f"wrote {path} (module {cfg.name})")
     return EXIT_OK

@@ -3,7 +3,7 @@ Its bit-exact reference is ``lmul_hw.model.fpmul``."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal
 
 from ..config import FPMulConfig
 from .fields import Fields
@@ -28,14 +28,16 @@ class FPMul(Unit):
         f, g = cfg.fmt, cfg.out_fmt
         x, y = Fields(m, a, f, "a"), Fields(m, b, f, "b")
         ftz = cfg.subnormals == "ftz"
-        sig_x = Cat(x.man, ~x.zero_or_sub)            # hidden bit
-        sig_y = Cat(y.man, ~y.zero_or_sub)
+        # hidden bits; with ftz every operand that is not flushed is normal: a constant 1
+        sig_x = Cat(x.man, 1 if ftz else ~x.zero_or_sub)
+        sig_y = Cat(y.man, 1 if ftz else ~y.zero_or_sub)
         product = Signal(2 * f.man_bits + 2, name="sig_product")
         m.d.comb += product.eq(sig_x * sig_y)
         # unbiased exponent of the product's top bit: (e_a - B) + (e_b - B) + 1, subnormals at e = 1
-        exp_x = Mux(x.zero_or_sub, 1, x.exp)
-        exp_y = Mux(y.zero_or_sub, 1, y.exp)
-        exp_top = Signal(signed(f.exp_bits + 3), name="exp_top")
+        exp_x = x.exp if ftz else Mux(x.zero_or_sub, 1, x.exp)
+        exp_y = y.exp if ftz else Mux(y.zero_or_sub, 1, y.exp)
+        low, high = 2 - 2 * f.bias + 1, 2 * f.max_exp_field - 2 * f.bias + 1
+        exp_top = Signal(range(low, high + 1), name="exp_top")
         m.d.comb += exp_top.eq(exp_x + exp_y - (2 * f.bias - 1))
         mag, overflow, underflow = normalise_round(
             m, product, exp_top, g, subnormals=cfg.subnormals, max_lz=1 if ftz else None)

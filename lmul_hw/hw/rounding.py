@@ -28,14 +28,49 @@ def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_
 
     Returns ``(magnitude, overflow, zero)``: ``overflow`` when the rounded value exceeds the largest
     finite value (or lands on an fn format's NaN code), ``zero`` when it is zero (with ``ftz``: below
-    the smallest normal after rounding with an unbounded exponent).
-    ``max_lz`` bounds its leading zeros when known (e.g. 1 for a
-    product of two normal significands).
+    the smallest normal after rounding with an unbounded exponent).  ``max_lz`` bounds the leading
+    zeros of ``sig`` when known (1 for a product of two normal significands).
     """
+    if max_lz is not None and max_lz <= 1 and subnormals == "ftz":
+        mant, guard, sticky, exp_field = _normalise_one_bit(m, sig, exp_top, g, name)
+    else:
+        mant, guard, sticky, exp_field = _normalise_shift(m, sig, exp_top, g, subnormals, max_lz, name)
+    round_up = guard & (sticky | mant[0])
+    # exponent and mantissa as one integer: the rounding carry moves into the exponent by itself
+    mag = Signal(signed(len(exp_field) + g.man_bits + 1), name=f"{name}_mag")
+    m.d.comb += mag.eq((exp_field << g.man_bits) + mant + round_up)
+    limit = g.nan_code if g.kind == "fn" else g.inf_code
+    overflow = mag >= limit
+    zero = ~sig.any() | ((mag < (1 << g.man_bits)) if subnormals == "ftz" else (mag == 0))
+    return mag[:g.width - 1], overflow & ~zero, zero
+
+
+def _exponent_width(exp_top, g: Format) -> int:
+    """Bits of a signed biased exponent derived from ``exp_top``: room for the bias and a carry."""
+    return max(len(exp_top), g.exp_bits + 1) + 2
+
+
+def _normalise_one_bit(m: Module, sig, exp_top, g: Format, name: str):
+    """The leading one is in the top two bits (a product of normal significands): a 2:1 mux."""
+    if len(sig) < g.man_bits + 3:
+        sig = Cat(Const(0, g.man_bits + 3 - len(sig)), sig)
+    width = len(sig)
+    top = sig[width - 1]
+    aligned = Signal(width, name=f"{name}_aligned")
+    m.d.comb += aligned.eq(Mux(top, sig, sig << 1))
+    exp_field = Signal(signed(_exponent_width(exp_top, g)), name=f"{name}_e_lead")
+    m.d.comb += exp_field.eq(exp_top + (g.bias - 1) + top)
+    cut = width - 1 - g.man_bits
+    return aligned[cut:width - 1], aligned[cut - 1], aligned[:cut - 1].any(), exp_field
+
+
+def _normalise_shift(m: Module, sig, exp_top, g: Format, subnormals: str, max_lz, name: str):
+    """General normalisation: count leading zeros, and below the smallest normal (``full``)
+    denormalise, in one left shift of a zero-extended significand."""
     width = len(sig)
     base = g.man_bits + 2                                  # right shifts beyond this leave only sticky
     lz = leading_zeros(m, sig, f"{name}_lz", max_lz)
-    e_lead = Signal(signed(len(exp_top) + 2 + max(g.exp_bits, 4)), name=f"{name}_e_lead")
+    e_lead = Signal(signed(_exponent_width(exp_top, g) + (len(sig) - 1).bit_length()), name=f"{name}_e_lead")
     m.d.comb += e_lead.eq(exp_top - lz + g.bias)           # biased exponent of the leading one
     if subnormals == "full":
         # below the smallest normal the result is denormalised: the shift puts 2**(1 - B_G) on top
@@ -49,14 +84,5 @@ def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_
     aligned = Signal(2 * width + 2 * base, name=f"{name}_aligned")
     m.d.comb += aligned.eq(Cat(Const(0, base), sig) << amount)
     top = width - 1 + 2 * base                             # where the hidden bit lands
-    mant = aligned[top - g.man_bits:top]
-    guard = aligned[top - g.man_bits - 1]
-    sticky = aligned[:top - g.man_bits - 1].any()
-    round_up = guard & (sticky | mant[0])
-    # exponent and mantissa as one integer: the rounding carry moves into the exponent by itself
-    mag = Signal(signed(len(e_lead) + g.man_bits + 1), name=f"{name}_mag")
-    m.d.comb += mag.eq((exp_field << g.man_bits) + mant + round_up)
-    limit = g.nan_code if g.kind == "fn" else g.inf_code
-    overflow = mag >= limit
-    zero = ~sig.any() | ((mag < (1 << g.man_bits)) if subnormals == "ftz" else (mag == 0))
-    return mag[:g.width - 1], overflow & ~zero, zero
+    return aligned[top - g.man_bits:top], aligned[top - g.man_bits - 1], aligned[:top - g.man_bits - 1].any(), \
+        exp_field

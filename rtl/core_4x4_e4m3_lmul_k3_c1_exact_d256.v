@@ -7,18 +7,18 @@
 module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire [8:0] \$10 ;
+  wire \$10 ;
   wire \$100 ;
-  wire [16:0] \$101 ;
-  wire [47:0] \$102 ;
-  wire [48:0] \$103 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
   wire \$104 ;
   wire \$105 ;
   wire \$106 ;
-  wire [49:0] \$107 ;
+  wire \$107 ;
   wire \$108 ;
   wire \$109 ;
-  wire [9:0] \$11 ;
+  wire \$11 ;
   wire \$110 ;
   wire \$111 ;
   wire \$112 ;
@@ -35,37 +35,37 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$122 ;
   wire \$123 ;
   wire \$124 ;
-  wire [42:0] \$125 ;
-  wire [42:0] \$126 ;
-  wire [8:0] \$127 ;
-  wire [9:0] \$128 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
   wire \$129 ;
-  wire [8:0] \$13 ;
-  wire [8:0] \$130 ;
-  wire [8:0] \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire [8:0] \$134 ;
-  wire [8:0] \$135 ;
-  wire [9:0] \$136 ;
-  wire [9:0] \$137 ;
-  wire [193:0] \$138 ;
+  wire \$13 ;
+  wire [41:0] \$130 ;
+  wire \$131 ;
+  wire [42:0] \$132 ;
+  wire [8:0] \$133 ;
+  wire [9:0] \$134 ;
+  wire \$135 ;
+  wire [8:0] \$136 ;
+  wire [8:0] \$137 ;
+  wire \$138 ;
   wire \$139 ;
-  wire [8:0] \$14 ;
-  wire [16:0] \$140 ;
-  wire [47:0] \$141 ;
-  wire [48:0] \$142 ;
-  wire \$143 ;
-  wire \$144 ;
+  wire \$14 ;
+  wire [8:0] \$140 ;
+  wire [8:0] \$141 ;
+  wire [9:0] \$142 ;
+  wire [9:0] \$143 ;
+  wire [193:0] \$144 ;
   wire \$145 ;
-  wire [49:0] \$146 ;
-  wire \$147 ;
-  wire \$148 ;
+  wire [16:0] \$146 ;
+  wire [47:0] \$147 ;
+  wire [48:0] \$148 ;
   wire \$149 ;
   wire \$15 ;
   wire \$150 ;
   wire \$151 ;
-  wire \$152 ;
+  wire [49:0] \$152 ;
   wire \$153 ;
   wire \$154 ;
   wire \$155 ;
@@ -80,13 +80,13 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$163 ;
   wire \$164 ;
   wire \$165 ;
-  wire [2:0] \$166 ;
+  wire \$166 ;
   wire \$167 ;
-  wire [2:0] \$168 ;
-  wire [5:0] \$169 ;
-  wire [8:0] \$17 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire \$17 ;
   wire \$170 ;
-  wire [6:0] \$171 ;
+  wire \$171 ;
   wire \$172 ;
   wire \$173 ;
   wire \$174 ;
@@ -95,129 +95,297 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$177 ;
   wire \$178 ;
   wire \$179 ;
-  wire [8:0] \$18 ;
-  reg [64:0] \$180 ;
-  reg \$181 ;
-  reg \$182 ;
-  reg [1:0] \$183 ;
-  reg [4:0] \$184 ;
-  reg [2:0] \$185 ;
-  reg [2:0] \$186 ;
-  reg [2:0] \$187 ;
-  reg [2:0] \$188 ;
-  reg [2:0] \$189 ;
-  wire [9:0] \$19 ;
-  reg [2:0] \$190 ;
-  reg [44:0] \$191 ;
-  reg \$192 ;
-  reg [44:0] \$193 ;
-  reg \$194 ;
-  reg [44:0] \$195 ;
-  reg \$196 ;
-  reg [44:0] \$197 ;
-  reg \$198 ;
-  reg \$199 ;
+  wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
-  wire [9:0] \$20 ;
-  reg \$200 ;
-  reg \$201 ;
-  reg \$202 ;
-  reg \$203 ;
-  reg \$204 ;
-  reg \$205 ;
-  reg \$206 ;
-  reg [44:0] \$207 ;
-  reg \$208 ;
-  reg [44:0] \$209 ;
-  wire [193:0] \$21 ;
-  reg \$210 ;
-  reg [44:0] \$211 ;
-  reg \$212 ;
-  reg [44:0] \$213 ;
-  reg \$214 ;
-  reg \$215 ;
-  reg \$216 ;
-  reg \$217 ;
-  reg \$218 ;
-  reg \$219 ;
+  wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
+  wire [41:0] \$211 ;
+  wire \$212 ;
+  wire [42:0] \$213 ;
+  wire [8:0] \$214 ;
+  wire [9:0] \$215 ;
+  wire \$216 ;
+  wire [8:0] \$217 ;
+  wire [8:0] \$218 ;
+  wire \$219 ;
   wire \$22 ;
-  reg \$220 ;
-  reg [44:0] \$221 ;
-  reg \$222 ;
-  reg [44:0] \$223 ;
-  reg \$224 ;
-  reg [44:0] \$225 ;
-  reg \$226 ;
-  reg [44:0] \$227 ;
-  reg \$228 ;
-  reg \$229 ;
-  wire [16:0] \$23 ;
-  reg \$230 ;
-  reg \$231 ;
-  reg \$232 ;
-  reg [44:0] \$233 ;
-  reg \$234 ;
-  reg [44:0] \$235 ;
-  reg \$236 ;
-  reg [44:0] \$237 ;
-  reg \$238 ;
-  reg [44:0] \$239 ;
-  wire [47:0] \$24 ;
-  reg \$240 ;
-  reg \$241 ;
-  reg \$242 ;
-  wire [48:0] \$25 ;
+  wire \$220 ;
+  wire [8:0] \$221 ;
+  wire [8:0] \$222 ;
+  wire [9:0] \$223 ;
+  wire [9:0] \$224 ;
+  wire [193:0] \$225 ;
+  wire \$226 ;
+  wire [16:0] \$227 ;
+  wire [47:0] \$228 ;
+  wire [48:0] \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire [49:0] \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
   wire \$28 ;
-  wire [49:0] \$29 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire [41:0] \$292 ;
+  wire \$293 ;
+  wire [42:0] \$294 ;
+  wire [8:0] \$295 ;
+  wire [9:0] \$296 ;
+  wire \$297 ;
+  wire [8:0] \$298 ;
+  wire [8:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire [8:0] \$302 ;
+  wire [8:0] \$303 ;
+  wire [9:0] \$304 ;
+  wire [9:0] \$305 ;
+  wire [193:0] \$306 ;
+  wire \$307 ;
+  wire [16:0] \$308 ;
+  wire [47:0] \$309 ;
   wire \$31 ;
+  wire [48:0] \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire [49:0] \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
   wire \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
   wire \$33 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire [2:0] \$334 ;
+  wire \$335 ;
+  wire [2:0] \$336 ;
+  wire [5:0] \$337 ;
+  wire \$338 ;
+  wire [6:0] \$339 ;
   wire \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  reg [64:0] \$348 ;
+  reg \$349 ;
   wire \$35 ;
+  reg \$350 ;
+  reg [1:0] \$351 ;
+  reg [4:0] \$352 ;
+  reg [2:0] \$353 ;
+  reg [2:0] \$354 ;
+  reg [2:0] \$355 ;
+  reg [2:0] \$356 ;
+  reg [2:0] \$357 ;
+  reg [2:0] \$358 ;
+  reg [44:0] \$359 ;
   wire \$36 ;
+  reg \$360 ;
+  reg [44:0] \$361 ;
+  reg \$362 ;
+  reg [44:0] \$363 ;
+  reg \$364 ;
+  reg [44:0] \$365 ;
+  reg \$366 ;
+  reg \$367 ;
+  reg \$368 ;
+  reg \$369 ;
   wire \$37 ;
+  reg \$370 ;
+  reg \$371 ;
+  reg \$372 ;
+  reg \$373 ;
+  reg \$374 ;
+  reg [44:0] \$375 ;
+  reg \$376 ;
+  reg [44:0] \$377 ;
+  reg \$378 ;
+  reg [44:0] \$379 ;
   wire \$38 ;
+  reg \$380 ;
+  reg [44:0] \$381 ;
+  reg \$382 ;
+  reg \$383 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg \$386 ;
+  reg \$387 ;
+  reg \$388 ;
+  reg [44:0] \$389 ;
   wire \$39 ;
+  reg \$390 ;
+  reg [44:0] \$391 ;
+  reg \$392 ;
+  reg [44:0] \$393 ;
+  reg \$394 ;
+  reg [44:0] \$395 ;
+  reg \$396 ;
+  reg \$397 ;
+  reg \$398 ;
+  reg \$399 ;
   wire \$4 ;
   wire \$40 ;
+  reg \$400 ;
+  reg [44:0] \$401 ;
+  reg \$402 ;
+  reg [44:0] \$403 ;
+  reg \$404 ;
+  reg [44:0] \$405 ;
+  reg \$406 ;
+  reg [44:0] \$407 ;
+  reg \$408 ;
+  reg \$409 ;
   wire \$41 ;
+  reg \$410 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
-  wire [42:0] \$47 ;
-  wire [42:0] \$48 ;
-  wire [8:0] \$49 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire [41:0] \$49 ;
   wire \$5 ;
-  wire [9:0] \$50 ;
-  wire \$51 ;
+  wire \$50 ;
+  wire [42:0] \$51 ;
   wire [8:0] \$52 ;
-  wire [8:0] \$53 ;
+  wire [9:0] \$53 ;
   wire \$54 ;
-  wire \$55 ;
+  wire [8:0] \$55 ;
   wire [8:0] \$56 ;
-  wire [8:0] \$57 ;
-  wire [9:0] \$58 ;
-  wire [9:0] \$59 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire [8:0] \$59 ;
   wire \$6 ;
-  wire [193:0] \$60 ;
-  wire \$61 ;
-  wire [16:0] \$62 ;
-  wire [47:0] \$63 ;
-  wire [48:0] \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire [49:0] \$68 ;
+  wire [8:0] \$60 ;
+  wire [9:0] \$61 ;
+  wire [9:0] \$62 ;
+  wire [193:0] \$63 ;
+  wire \$64 ;
+  wire [16:0] \$65 ;
+  wire [47:0] \$66 ;
+  wire [48:0] \$67 ;
+  wire \$68 ;
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
-  wire \$71 ;
+  wire [49:0] \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -226,28 +394,28 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [42:0] \$8 ;
+  wire \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
   wire \$85 ;
-  wire [42:0] \$86 ;
-  wire [42:0] \$87 ;
-  wire [8:0] \$88 ;
-  wire [9:0] \$89 ;
-  wire [42:0] \$9 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
+  wire \$9 ;
   wire \$90 ;
-  wire [8:0] \$91 ;
-  wire [8:0] \$92 ;
+  wire \$91 ;
+  wire \$92 ;
   wire \$93 ;
   wire \$94 ;
-  wire [8:0] \$95 ;
-  wire [8:0] \$96 ;
-  wire [9:0] \$97 ;
-  wire [9:0] \$98 ;
-  wire [193:0] \$99 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   wire [7:0] a_in;
   wire [7:0] \a_in$105 ;
   wire [7:0] \a_in$21 ;
@@ -602,176 +770,344 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \$6  = ~ in_valid;
   assign i__ready = \$6  | issue;
   assign \$7  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$8  = - $signed(drain_c0_r0[41:0]);
-  assign \$9  = \$7  ? \$8  : { drain_c0_r0[41], drain_c0_r0[41:0] };
-  assign \$10  = 5'h1a - readout_c0_lz;
-  assign \$11  = $signed(\$10 ) + $signed(8'h7f);
-  assign \$12  = $signed(\$11 ) < $signed(2'h1);
-  assign \$14  = \$12  ? 9'h098 : { 3'h0, readout_c0_lz };
-  assign \$15  = $signed(\$14 ) < $signed(6'h27);
-  assign \$16  = $signed(\$11 ) < $signed(2'h1);
-  assign \$18  = \$16  ? 9'h098 : { 3'h0, readout_c0_lz };
-  assign \$19  = $signed(\$18 ) + $signed(6'h19);
-  assign \$20  = \$15  ? 10'h000 : \$19 ;
-  assign \$21  = { \$9 [41:0], 25'h0000000 } << \$20 [6:0];
-  assign \$22  = $signed(\$11 ) < $signed(2'h1);
-  assign \$23  = \$22  ? 17'h00000 : { \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11  };
-  assign \$25  = $signed(\$24 ) + $signed({ 1'h0, \$21 [90:68] });
-  assign \$26  = | \$21 [66:0];
-  assign \$27  = \$26  | \$21 [68];
-  assign \$28  = \$21 [67] & \$27 ;
-  assign \$29  = $signed(\$25 ) + $signed({ 1'h0, \$28  });
-  assign \$30  = drain_c0_r0[43] & drain_c0_r0[44];
-  assign \$31  = drain_c0_r0[42] | \$30 ;
-  assign \$32  = drain_c0_r0[43] | drain_c0_r0[44];
-  assign \$33  = | \$9 [41:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = ! \$29 [40:0];
-  assign \$36  = \$34  | \$35 ;
-  assign \$37  = $signed(\$29 [40:0]) >= $signed(32'd2139095040);
-  assign \$38  = | \$9 [41:0];
-  assign \$39  = ~ \$38 ;
-  assign \$40  = ! \$29 [40:0];
-  assign \$41  = \$39  | \$40 ;
-  assign \$42  = ~ \$41 ;
-  assign \$43  = \$37  & \$42 ;
+  assign \$8  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$9  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$10  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$11  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$12  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$13  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$14  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$15  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$16  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$17  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$18  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$19  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$20  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$21  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$22  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$23  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$24  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$25  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$26  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$27  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$28  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$29  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$30  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$31  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$32  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$33  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$34  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$35  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$36  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$37  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$38  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$39  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$40  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$41  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$42  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$43  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
   assign \$44  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
   assign \$45  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$46  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$47  = - $signed(drain_c1_r0[41:0]);
-  assign \$48  = \$46  ? \$47  : { drain_c1_r0[41], drain_c1_r0[41:0] };
-  assign \$49  = 5'h1a - readout_c1_lz;
-  assign \$50  = $signed(\$49 ) + $signed(8'h7f);
-  assign \$51  = $signed(\$50 ) < $signed(2'h1);
-  assign \$53  = \$51  ? 9'h098 : { 3'h0, readout_c1_lz };
-  assign \$54  = $signed(\$53 ) < $signed(6'h27);
-  assign \$55  = $signed(\$50 ) < $signed(2'h1);
-  assign \$57  = \$55  ? 9'h098 : { 3'h0, readout_c1_lz };
-  assign \$58  = $signed(\$57 ) + $signed(6'h19);
-  assign \$59  = \$54  ? 10'h000 : \$58 ;
-  assign \$60  = { \$48 [41:0], 25'h0000000 } << \$59 [6:0];
-  assign \$61  = $signed(\$50 ) < $signed(2'h1);
-  assign \$62  = \$61  ? 17'h00000 : { \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50  };
-  assign \$64  = $signed(\$63 ) + $signed({ 1'h0, \$60 [90:68] });
-  assign \$65  = | \$60 [66:0];
-  assign \$66  = \$65  | \$60 [68];
-  assign \$67  = \$60 [67] & \$66 ;
-  assign \$68  = $signed(\$64 ) + $signed({ 1'h0, \$67  });
-  assign \$69  = drain_c1_r0[43] & drain_c1_r0[44];
-  assign \$70  = drain_c1_r0[42] | \$69 ;
-  assign \$71  = drain_c1_r0[43] | drain_c1_r0[44];
-  assign \$72  = | \$48 [41:0];
-  assign \$73  = ~ \$72 ;
-  assign \$74  = ! \$68 [40:0];
-  assign \$75  = \$73  | \$74 ;
-  assign \$76  = $signed(\$68 [40:0]) >= $signed(32'd2139095040);
-  assign \$77  = | \$48 [41:0];
-  assign \$78  = ~ \$77 ;
-  assign \$79  = ! \$68 [40:0];
-  assign \$80  = \$78  | \$79 ;
+  assign \$46  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$47  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$48  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$49  = drain_c0_r0[41:0] ^ { \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$28 , \$27 , \$26 , \$25 , \$24 , \$23 , \$22 , \$21 , \$20 , \$19 , \$18 , \$17 , \$16 , \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7  };
+  assign \$50  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$51  = \$49  + \$50 ;
+  assign \$52  = 5'h1a - readout_c0_lz;
+  assign \$53  = $signed(\$52 ) + $signed(8'h7f);
+  assign \$54  = $signed(\$53 ) < $signed(2'h1);
+  assign \$56  = \$54  ? 9'h098 : { 3'h0, readout_c0_lz };
+  assign \$57  = $signed(\$56 ) < $signed(6'h27);
+  assign \$58  = $signed(\$53 ) < $signed(2'h1);
+  assign \$60  = \$58  ? 9'h098 : { 3'h0, readout_c0_lz };
+  assign \$61  = $signed(\$60 ) + $signed(6'h19);
+  assign \$62  = \$57  ? 10'h000 : \$61 ;
+  assign \$63  = { \$51 [41:0], 25'h0000000 } << \$62 [6:0];
+  assign \$64  = $signed(\$53 ) < $signed(2'h1);
+  assign \$65  = \$64  ? 17'h00000 : { \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53  };
+  assign \$67  = $signed(\$66 ) + $signed({ 1'h0, \$63 [90:68] });
+  assign \$68  = | \$63 [66:0];
+  assign \$69  = \$68  | \$63 [68];
+  assign \$70  = \$63 [67] & \$69 ;
+  assign \$71  = $signed(\$67 ) + $signed({ 1'h0, \$70  });
+  assign \$72  = drain_c0_r0[43] & drain_c0_r0[44];
+  assign \$73  = drain_c0_r0[42] | \$72 ;
+  assign \$74  = drain_c0_r0[43] | drain_c0_r0[44];
+  assign \$75  = | \$51 [41:0];
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! \$71 [40:0];
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = $signed(\$71 [40:0]) >= $signed(32'd2139095040);
+  assign \$80  = | \$51 [41:0];
   assign \$81  = ~ \$80 ;
-  assign \$82  = \$76  & \$81 ;
-  assign \$83  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$84  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$85  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$86  = - $signed(drain_c2_r0[41:0]);
-  assign \$87  = \$85  ? \$86  : { drain_c2_r0[41], drain_c2_r0[41:0] };
-  assign \$88  = 5'h1a - readout_c2_lz;
-  assign \$89  = $signed(\$88 ) + $signed(8'h7f);
-  assign \$90  = $signed(\$89 ) < $signed(2'h1);
-  assign \$92  = \$90  ? 9'h098 : { 3'h0, readout_c2_lz };
-  assign \$93  = $signed(\$92 ) < $signed(6'h27);
-  assign \$94  = $signed(\$89 ) < $signed(2'h1);
-  assign \$96  = \$94  ? 9'h098 : { 3'h0, readout_c2_lz };
-  assign \$97  = $signed(\$96 ) + $signed(6'h19);
-  assign \$98  = \$93  ? 10'h000 : \$97 ;
-  assign \$99  = { \$87 [41:0], 25'h0000000 } << \$98 [6:0];
-  assign \$100  = $signed(\$89 ) < $signed(2'h1);
-  assign \$101  = \$100  ? 17'h00000 : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89  };
-  assign \$103  = $signed(\$102 ) + $signed({ 1'h0, \$99 [90:68] });
-  assign \$104  = | \$99 [66:0];
-  assign \$105  = \$104  | \$99 [68];
-  assign \$106  = \$99 [67] & \$105 ;
-  assign \$107  = $signed(\$103 ) + $signed({ 1'h0, \$106  });
-  assign \$108  = drain_c2_r0[43] & drain_c2_r0[44];
-  assign \$109  = drain_c2_r0[42] | \$108 ;
-  assign \$110  = drain_c2_r0[43] | drain_c2_r0[44];
-  assign \$111  = | \$87 [41:0];
-  assign \$112  = ~ \$111 ;
-  assign \$113  = ! \$107 [40:0];
-  assign \$114  = \$112  | \$113 ;
-  assign \$115  = $signed(\$107 [40:0]) >= $signed(32'd2139095040);
-  assign \$116  = | \$87 [41:0];
-  assign \$117  = ~ \$116 ;
-  assign \$118  = ! \$107 [40:0];
-  assign \$119  = \$117  | \$118 ;
-  assign \$120  = ~ \$119 ;
-  assign \$121  = \$115  & \$120 ;
-  assign \$122  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$123  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$124  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$125  = - $signed(drain_c3_r0[41:0]);
-  assign \$126  = \$124  ? \$125  : { drain_c3_r0[41], drain_c3_r0[41:0] };
-  assign \$127  = 5'h1a - readout_c3_lz;
-  assign \$128  = $signed(\$127 ) + $signed(8'h7f);
-  assign \$129  = $signed(\$128 ) < $signed(2'h1);
-  assign \$131  = \$129  ? 9'h098 : { 3'h0, readout_c3_lz };
-  assign \$132  = $signed(\$131 ) < $signed(6'h27);
-  assign \$133  = $signed(\$128 ) < $signed(2'h1);
-  assign \$135  = \$133  ? 9'h098 : { 3'h0, readout_c3_lz };
-  assign \$136  = $signed(\$135 ) + $signed(6'h19);
-  assign \$137  = \$132  ? 10'h000 : \$136 ;
-  assign \$138  = { \$126 [41:0], 25'h0000000 } << \$137 [6:0];
-  assign \$139  = $signed(\$128 ) < $signed(2'h1);
-  assign \$140  = \$139  ? 17'h00000 : { \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128  };
-  assign \$142  = $signed(\$141 ) + $signed({ 1'h0, \$138 [90:68] });
-  assign \$143  = | \$138 [66:0];
-  assign \$144  = \$143  | \$138 [68];
-  assign \$145  = \$138 [67] & \$144 ;
-  assign \$146  = $signed(\$142 ) + $signed({ 1'h0, \$145  });
-  assign \$147  = drain_c3_r0[43] & drain_c3_r0[44];
-  assign \$148  = drain_c3_r0[42] | \$147 ;
-  assign \$149  = drain_c3_r0[43] | drain_c3_r0[44];
-  assign \$150  = | \$126 [41:0];
-  assign \$151  = ~ \$150 ;
-  assign \$152  = ! \$146 [40:0];
-  assign \$153  = \$151  | \$152 ;
-  assign \$154  = $signed(\$146 [40:0]) >= $signed(32'd2139095040);
-  assign \$155  = | \$126 [41:0];
-  assign \$156  = ~ \$155 ;
-  assign \$157  = ! \$146 [40:0];
-  assign \$158  = \$156  | \$157 ;
-  assign \$159  = ~ \$158 ;
-  assign \$160  = \$154  & \$159 ;
-  assign \$161  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$162  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$163  = i__valid & i__ready;
-  assign \$164  = issue & in_beat[64];
-  assign \$165  = since_last != 2'h3;
-  assign \$166  = since_last + 1'h1;
-  assign \$167  = issue & in_beat[64];
-  assign \$168  = \$167  ? 3'h4 : 3'h0;
-  assign \$169  = rows_reserved + \$168 ;
-  assign \$170  = o__valid & o__ready;
-  assign \$171  = \$169  - \$170 ;
-  assign \$172  = ~ drain_c0_r1_valid;
-  assign \$173  = drain_c0_r0_valid & \$172 ;
-  assign \$174  = ~ drain_c1_r1_valid;
-  assign \$175  = drain_c1_r0_valid & \$174 ;
-  assign \$176  = ~ drain_c2_r1_valid;
-  assign \$177  = drain_c2_r0_valid & \$176 ;
-  assign \$178  = ~ drain_c3_r1_valid;
-  assign \$179  = drain_c3_r0_valid & \$178 ;
+  assign \$82  = ! \$71 [40:0];
+  assign \$83  = \$81  | \$82 ;
+  assign \$84  = ~ \$83 ;
+  assign \$85  = \$79  & \$84 ;
+  assign \$86  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$87  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$88  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$89  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$90  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$91  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$92  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$93  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$94  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$95  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$96  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$97  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$98  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$99  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$100  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$101  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$102  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$103  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$104  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$105  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$106  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$107  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$108  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$109  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$110  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$111  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$112  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$113  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$114  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$115  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$116  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$117  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$118  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$119  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$120  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$121  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$122  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$123  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$124  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$125  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$126  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$127  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$128  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$129  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$130  = drain_c1_r0[41:0] ^ { \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88  };
+  assign \$131  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$132  = \$130  + \$131 ;
+  assign \$133  = 5'h1a - readout_c1_lz;
+  assign \$134  = $signed(\$133 ) + $signed(8'h7f);
+  assign \$135  = $signed(\$134 ) < $signed(2'h1);
+  assign \$137  = \$135  ? 9'h098 : { 3'h0, readout_c1_lz };
+  assign \$138  = $signed(\$137 ) < $signed(6'h27);
+  assign \$139  = $signed(\$134 ) < $signed(2'h1);
+  assign \$141  = \$139  ? 9'h098 : { 3'h0, readout_c1_lz };
+  assign \$142  = $signed(\$141 ) + $signed(6'h19);
+  assign \$143  = \$138  ? 10'h000 : \$142 ;
+  assign \$144  = { \$132 [41:0], 25'h0000000 } << \$143 [6:0];
+  assign \$145  = $signed(\$134 ) < $signed(2'h1);
+  assign \$146  = \$145  ? 17'h00000 : { \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134  };
+  assign \$148  = $signed(\$147 ) + $signed({ 1'h0, \$144 [90:68] });
+  assign \$149  = | \$144 [66:0];
+  assign \$150  = \$149  | \$144 [68];
+  assign \$151  = \$144 [67] & \$150 ;
+  assign \$152  = $signed(\$148 ) + $signed({ 1'h0, \$151  });
+  assign \$153  = drain_c1_r0[43] & drain_c1_r0[44];
+  assign \$154  = drain_c1_r0[42] | \$153 ;
+  assign \$155  = drain_c1_r0[43] | drain_c1_r0[44];
+  assign \$156  = | \$132 [41:0];
+  assign \$157  = ~ \$156 ;
+  assign \$158  = ! \$152 [40:0];
+  assign \$159  = \$157  | \$158 ;
+  assign \$160  = $signed(\$152 [40:0]) >= $signed(32'd2139095040);
+  assign \$161  = | \$132 [41:0];
+  assign \$162  = ~ \$161 ;
+  assign \$163  = ! \$152 [40:0];
+  assign \$164  = \$162  | \$163 ;
+  assign \$165  = ~ \$164 ;
+  assign \$166  = \$160  & \$165 ;
+  assign \$167  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$168  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$169  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$170  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$171  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$172  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$173  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$174  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$175  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$176  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$177  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$178  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$179  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$180  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$181  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$182  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$183  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$184  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$185  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$186  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$187  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$188  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$189  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$190  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$191  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$192  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$193  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$194  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$195  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$196  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$197  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$198  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$199  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$200  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$201  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$202  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$203  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$204  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$205  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$206  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$207  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$208  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$209  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$210  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$211  = drain_c2_r0[41:0] ^ { \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169  };
+  assign \$212  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$213  = \$211  + \$212 ;
+  assign \$214  = 5'h1a - readout_c2_lz;
+  assign \$215  = $signed(\$214 ) + $signed(8'h7f);
+  assign \$216  = $signed(\$215 ) < $signed(2'h1);
+  assign \$218  = \$216  ? 9'h098 : { 3'h0, readout_c2_lz };
+  assign \$219  = $signed(\$218 ) < $signed(6'h27);
+  assign \$220  = $signed(\$215 ) < $signed(2'h1);
+  assign \$222  = \$220  ? 9'h098 : { 3'h0, readout_c2_lz };
+  assign \$223  = $signed(\$222 ) + $signed(6'h19);
+  assign \$224  = \$219  ? 10'h000 : \$223 ;
+  assign \$225  = { \$213 [41:0], 25'h0000000 } << \$224 [6:0];
+  assign \$226  = $signed(\$215 ) < $signed(2'h1);
+  assign \$227  = \$226  ? 17'h00000 : { \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215  };
+  assign \$229  = $signed(\$228 ) + $signed({ 1'h0, \$225 [90:68] });
+  assign \$230  = | \$225 [66:0];
+  assign \$231  = \$230  | \$225 [68];
+  assign \$232  = \$225 [67] & \$231 ;
+  assign \$233  = $signed(\$229 ) + $signed({ 1'h0, \$232  });
+  assign \$234  = drain_c2_r0[43] & drain_c2_r0[44];
+  assign \$235  = drain_c2_r0[42] | \$234 ;
+  assign \$236  = drain_c2_r0[43] | drain_c2_r0[44];
+  assign \$237  = | \$213 [41:0];
+  assign \$238  = ~ \$237 ;
+  assign \$239  = ! \$233 [40:0];
+  assign \$240  = \$238  | \$239 ;
+  assign \$241  = $signed(\$233 [40:0]) >= $signed(32'd2139095040);
+  assign \$242  = | \$213 [41:0];
+  assign \$243  = ~ \$242 ;
+  assign \$244  = ! \$233 [40:0];
+  assign \$245  = \$243  | \$244 ;
+  assign \$246  = ~ \$245 ;
+  assign \$247  = \$241  & \$246 ;
+  assign \$248  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$249  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$250  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$251  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$252  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$253  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$254  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$255  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$256  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$257  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$258  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$259  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$260  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$261  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$262  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$263  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$264  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$265  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$266  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$267  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$268  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$269  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$270  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$271  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$272  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$273  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$274  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$275  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$276  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$277  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$278  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$279  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$280  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$281  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$282  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$283  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$284  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$285  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$286  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$287  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$288  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$289  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$290  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$291  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$292  = drain_c3_r0[41:0] ^ { \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250  };
+  assign \$293  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$294  = \$292  + \$293 ;
+  assign \$295  = 5'h1a - readout_c3_lz;
+  assign \$296  = $signed(\$295 ) + $signed(8'h7f);
+  assign \$297  = $signed(\$296 ) < $signed(2'h1);
+  assign \$299  = \$297  ? 9'h098 : { 3'h0, readout_c3_lz };
+  assign \$300  = $signed(\$299 ) < $signed(6'h27);
+  assign \$301  = $signed(\$296 ) < $signed(2'h1);
+  assign \$303  = \$301  ? 9'h098 : { 3'h0, readout_c3_lz };
+  assign \$304  = $signed(\$303 ) + $signed(6'h19);
+  assign \$305  = \$300  ? 10'h000 : \$304 ;
+  assign \$306  = { \$294 [41:0], 25'h0000000 } << \$305 [6:0];
+  assign \$307  = $signed(\$296 ) < $signed(2'h1);
+  assign \$308  = \$307  ? 17'h00000 : { \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296  };
+  assign \$310  = $signed(\$309 ) + $signed({ 1'h0, \$306 [90:68] });
+  assign \$311  = | \$306 [66:0];
+  assign \$312  = \$311  | \$306 [68];
+  assign \$313  = \$306 [67] & \$312 ;
+  assign \$314  = $signed(\$310 ) + $signed({ 1'h0, \$313  });
+  assign \$315  = drain_c3_r0[43] & drain_c3_r0[44];
+  assign \$316  = drain_c3_r0[42] | \$315 ;
+  assign \$317  = drain_c3_r0[43] | drain_c3_r0[44];
+  assign \$318  = | \$294 [41:0];
+  assign \$319  = ~ \$318 ;
+  assign \$320  = ! \$314 [40:0];
+  assign \$321  = \$319  | \$320 ;
+  assign \$322  = $signed(\$314 [40:0]) >= $signed(32'd2139095040);
+  assign \$323  = | \$294 [41:0];
+  assign \$324  = ~ \$323 ;
+  assign \$325  = ! \$314 [40:0];
+  assign \$326  = \$324  | \$325 ;
+  assign \$327  = ~ \$326 ;
+  assign \$328  = \$322  & \$327 ;
+  assign \$329  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$330  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$331  = i__valid & i__ready;
+  assign \$332  = issue & in_beat[64];
+  assign \$333  = since_last != 2'h3;
+  assign \$334  = since_last + 1'h1;
+  assign \$335  = issue & in_beat[64];
+  assign \$336  = \$335  ? 3'h4 : 3'h0;
+  assign \$337  = rows_reserved + \$336 ;
+  assign \$338  = o__valid & o__ready;
+  assign \$339  = \$337  - \$338 ;
+  assign \$340  = ~ drain_c0_r1_valid;
+  assign \$341  = drain_c0_r0_valid & \$340 ;
+  assign \$342  = ~ drain_c1_r1_valid;
+  assign \$343  = drain_c1_r0_valid & \$342 ;
+  assign \$344  = ~ drain_c2_r1_valid;
+  assign \$345  = drain_c2_r0_valid & \$344 ;
+  assign \$346  = ~ drain_c3_r1_valid;
+  assign \$347  = drain_c3_r0_valid & \$346 ;
   always @(posedge clk)
-    in_beat <= \$180 ;
+    in_beat <= \$348 ;
   always @(posedge clk)
-    in_valid <= \$181 ;
+    in_valid <= \$349 ;
   always @(posedge clk)
-    starts_tile <= \$182 ;
+    starts_tile <= \$350 ;
   always @(posedge clk)
-    since_last <= \$183 ;
+    since_last <= \$351 ;
   always @(posedge clk)
-    rows_reserved <= \$184 ;
+    rows_reserved <= \$352 ;
   always @(posedge clk)
     \b_in$25  <= in_beat[47:40];
   always @(posedge clk)
@@ -787,15 +1123,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$39  <= in_beat[15:8];
   always @(posedge clk)
-    \ctl_in$41  <= \$185 ;
+    \ctl_in$41  <= \$353 ;
   always @(posedge clk)
     skew_a2_0 <= in_beat[23:16];
   always @(posedge clk)
     \a_in$63  <= skew_a2_0;
   always @(posedge clk)
-    skew_ctl2_0 <= \$186 ;
+    skew_ctl2_0 <= \$354 ;
   always @(posedge clk)
-    \ctl_in$65  <= \$187 ;
+    \ctl_in$65  <= \$355 ;
   always @(posedge clk)
     skew_a3_0 <= in_beat[31:24];
   always @(posedge clk)
@@ -803,33 +1139,33 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$87  <= skew_a3_1;
   always @(posedge clk)
-    skew_ctl3_0 <= \$188 ;
+    skew_ctl3_0 <= \$356 ;
   always @(posedge clk)
-    skew_ctl3_1 <= \$189 ;
+    skew_ctl3_1 <= \$357 ;
   always @(posedge clk)
-    \ctl_in$89  <= \$190 ;
+    \ctl_in$89  <= \$358 ;
   always @(posedge clk)
-    drain_c0_r0 <= \$191 ;
+    drain_c0_r0 <= \$359 ;
   always @(posedge clk)
-    drain_c0_r0_valid <= \$192 ;
+    drain_c0_r0_valid <= \$360 ;
   always @(posedge clk)
-    drain_c0_r1 <= \$193 ;
+    drain_c0_r1 <= \$361 ;
   always @(posedge clk)
-    drain_c0_r1_valid <= \$194 ;
+    drain_c0_r1_valid <= \$362 ;
   always @(posedge clk)
-    drain_c0_r2 <= \$195 ;
+    drain_c0_r2 <= \$363 ;
   always @(posedge clk)
-    drain_c0_r2_valid <= \$196 ;
+    drain_c0_r2_valid <= \$364 ;
   always @(posedge clk)
-    drain_c0_r3 <= \$197 ;
+    drain_c0_r3 <= \$365 ;
   always @(posedge clk)
-    drain_c0_r3_valid <= \$198 ;
+    drain_c0_r3_valid <= \$366 ;
   always @(posedge clk)
     readout_c0_q <= readout_c0_fp32;
   always @(posedge clk)
-    readout_c0_valid <= \$199 ;
+    readout_c0_valid <= \$367 ;
   always @(posedge clk)
-    readout_c0_last <= \$200 ;
+    readout_c0_last <= \$368 ;
   always @(posedge clk)
     deskew_c0_0 <= readout_c0_q;
   always @(posedge clk)
@@ -837,108 +1173,108 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     deskew_c0_2 <= deskew_c0_1;
   always @(posedge clk)
-    deskew_v0_0 <= \$201 ;
+    deskew_v0_0 <= \$369 ;
   always @(posedge clk)
-    deskew_v0_1 <= \$202 ;
+    deskew_v0_1 <= \$370 ;
   always @(posedge clk)
-    w_en <= \$203 ;
+    w_en <= \$371 ;
   always @(posedge clk)
-    deskew_l0_0 <= \$204 ;
+    deskew_l0_0 <= \$372 ;
   always @(posedge clk)
-    deskew_l0_1 <= \$205 ;
+    deskew_l0_1 <= \$373 ;
   always @(posedge clk)
-    deskew_l0_2 <= \$206 ;
+    deskew_l0_2 <= \$374 ;
   always @(posedge clk)
-    drain_c1_r0 <= \$207 ;
+    drain_c1_r0 <= \$375 ;
   always @(posedge clk)
-    drain_c1_r0_valid <= \$208 ;
+    drain_c1_r0_valid <= \$376 ;
   always @(posedge clk)
-    drain_c1_r1 <= \$209 ;
+    drain_c1_r1 <= \$377 ;
   always @(posedge clk)
-    drain_c1_r1_valid <= \$210 ;
+    drain_c1_r1_valid <= \$378 ;
   always @(posedge clk)
-    drain_c1_r2 <= \$211 ;
+    drain_c1_r2 <= \$379 ;
   always @(posedge clk)
-    drain_c1_r2_valid <= \$212 ;
+    drain_c1_r2_valid <= \$380 ;
   always @(posedge clk)
-    drain_c1_r3 <= \$213 ;
+    drain_c1_r3 <= \$381 ;
   always @(posedge clk)
-    drain_c1_r3_valid <= \$214 ;
+    drain_c1_r3_valid <= \$382 ;
   always @(posedge clk)
     readout_c1_q <= readout_c1_fp32;
   always @(posedge clk)
-    readout_c1_valid <= \$215 ;
+    readout_c1_valid <= \$383 ;
   always @(posedge clk)
-    readout_c1_last <= \$216 ;
+    readout_c1_last <= \$384 ;
   always @(posedge clk)
     deskew_c1_0 <= readout_c1_q;
   always @(posedge clk)
     deskew_c1_1 <= deskew_c1_0;
   always @(posedge clk)
-    deskew_v1_0 <= \$217 ;
+    deskew_v1_0 <= \$385 ;
   always @(posedge clk)
-    deskew_v1_1 <= \$218 ;
+    deskew_v1_1 <= \$386 ;
   always @(posedge clk)
-    deskew_l1_0 <= \$219 ;
+    deskew_l1_0 <= \$387 ;
   always @(posedge clk)
-    deskew_l1_1 <= \$220 ;
+    deskew_l1_1 <= \$388 ;
   always @(posedge clk)
-    drain_c2_r0 <= \$221 ;
+    drain_c2_r0 <= \$389 ;
   always @(posedge clk)
-    drain_c2_r0_valid <= \$222 ;
+    drain_c2_r0_valid <= \$390 ;
   always @(posedge clk)
-    drain_c2_r1 <= \$223 ;
+    drain_c2_r1 <= \$391 ;
   always @(posedge clk)
-    drain_c2_r1_valid <= \$224 ;
+    drain_c2_r1_valid <= \$392 ;
   always @(posedge clk)
-    drain_c2_r2 <= \$225 ;
+    drain_c2_r2 <= \$393 ;
   always @(posedge clk)
-    drain_c2_r2_valid <= \$226 ;
+    drain_c2_r2_valid <= \$394 ;
   always @(posedge clk)
-    drain_c2_r3 <= \$227 ;
+    drain_c2_r3 <= \$395 ;
   always @(posedge clk)
-    drain_c2_r3_valid <= \$228 ;
+    drain_c2_r3_valid <= \$396 ;
   always @(posedge clk)
     readout_c2_q <= readout_c2_fp32;
   always @(posedge clk)
-    readout_c2_valid <= \$229 ;
+    readout_c2_valid <= \$397 ;
   always @(posedge clk)
-    readout_c2_last <= \$230 ;
+    readout_c2_last <= \$398 ;
   always @(posedge clk)
     deskew_c2_0 <= readout_c2_q;
   always @(posedge clk)
-    deskew_v2_0 <= \$231 ;
+    deskew_v2_0 <= \$399 ;
   always @(posedge clk)
-    deskew_l2_0 <= \$232 ;
+    deskew_l2_0 <= \$400 ;
   always @(posedge clk)
-    drain_c3_r0 <= \$233 ;
+    drain_c3_r0 <= \$401 ;
   always @(posedge clk)
-    drain_c3_r0_valid <= \$234 ;
+    drain_c3_r0_valid <= \$402 ;
   always @(posedge clk)
-    drain_c3_r1 <= \$235 ;
+    drain_c3_r1 <= \$403 ;
   always @(posedge clk)
-    drain_c3_r1_valid <= \$236 ;
+    drain_c3_r1_valid <= \$404 ;
   always @(posedge clk)
-    drain_c3_r2 <= \$237 ;
+    drain_c3_r2 <= \$405 ;
   always @(posedge clk)
-    drain_c3_r2_valid <= \$238 ;
+    drain_c3_r2_valid <= \$406 ;
   always @(posedge clk)
-    drain_c3_r3 <= \$239 ;
+    drain_c3_r3 <= \$407 ;
   always @(posedge clk)
-    drain_c3_r3_valid <= \$240 ;
+    drain_c3_r3_valid <= \$408 ;
   always @(posedge clk)
     readout_c3_q <= readout_c3_fp32;
   always @(posedge clk)
-    readout_c3_valid <= \$241 ;
+    readout_c3_valid <= \$409 ;
   always @(posedge clk)
-    readout_c3_last <= \$242 ;
+    readout_c3_last <= \$410 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo  fifo (
     .clk(clk),
-    .\port$1902$0 (deskew_c0_2),
-    .\port$1914$0 (deskew_l0_2),
-    .\port$1937$0 (deskew_c1_1),
-    .\port$1967$0 (deskew_c2_0),
-    .\port$1988$0 (readout_c3_q),
+    .\port$2006$0 (deskew_c0_2),
+    .\port$2018$0 (deskew_l0_2),
+    .\port$2041$0 (deskew_c1_1),
+    .\port$2071$0 (deskew_c2_0),
+    .\port$2092$0 (readout_c3_q),
     .r_data(o__payload),
     .r_en(o__ready),
     .r_rdy(o__valid),
@@ -1116,1139 +1452,1139 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c0_lz = 6'h2a;
-    if (\$9 [0]) begin
+    if (\$51 [0]) begin
       readout_c0_lz = 6'h29;
     end
-    if (\$9 [1]) begin
+    if (\$51 [1]) begin
       readout_c0_lz = 6'h28;
     end
-    if (\$9 [2]) begin
+    if (\$51 [2]) begin
       readout_c0_lz = 6'h27;
     end
-    if (\$9 [3]) begin
+    if (\$51 [3]) begin
       readout_c0_lz = 6'h26;
     end
-    if (\$9 [4]) begin
+    if (\$51 [4]) begin
       readout_c0_lz = 6'h25;
     end
-    if (\$9 [5]) begin
+    if (\$51 [5]) begin
       readout_c0_lz = 6'h24;
     end
-    if (\$9 [6]) begin
+    if (\$51 [6]) begin
       readout_c0_lz = 6'h23;
     end
-    if (\$9 [7]) begin
+    if (\$51 [7]) begin
       readout_c0_lz = 6'h22;
     end
-    if (\$9 [8]) begin
+    if (\$51 [8]) begin
       readout_c0_lz = 6'h21;
     end
-    if (\$9 [9]) begin
+    if (\$51 [9]) begin
       readout_c0_lz = 6'h20;
     end
-    if (\$9 [10]) begin
+    if (\$51 [10]) begin
       readout_c0_lz = 6'h1f;
     end
-    if (\$9 [11]) begin
+    if (\$51 [11]) begin
       readout_c0_lz = 6'h1e;
     end
-    if (\$9 [12]) begin
+    if (\$51 [12]) begin
       readout_c0_lz = 6'h1d;
     end
-    if (\$9 [13]) begin
+    if (\$51 [13]) begin
       readout_c0_lz = 6'h1c;
     end
-    if (\$9 [14]) begin
+    if (\$51 [14]) begin
       readout_c0_lz = 6'h1b;
     end
-    if (\$9 [15]) begin
+    if (\$51 [15]) begin
       readout_c0_lz = 6'h1a;
     end
-    if (\$9 [16]) begin
+    if (\$51 [16]) begin
       readout_c0_lz = 6'h19;
     end
-    if (\$9 [17]) begin
+    if (\$51 [17]) begin
       readout_c0_lz = 6'h18;
     end
-    if (\$9 [18]) begin
+    if (\$51 [18]) begin
       readout_c0_lz = 6'h17;
     end
-    if (\$9 [19]) begin
+    if (\$51 [19]) begin
       readout_c0_lz = 6'h16;
     end
-    if (\$9 [20]) begin
+    if (\$51 [20]) begin
       readout_c0_lz = 6'h15;
     end
-    if (\$9 [21]) begin
+    if (\$51 [21]) begin
       readout_c0_lz = 6'h14;
     end
-    if (\$9 [22]) begin
+    if (\$51 [22]) begin
       readout_c0_lz = 6'h13;
     end
-    if (\$9 [23]) begin
+    if (\$51 [23]) begin
       readout_c0_lz = 6'h12;
     end
-    if (\$9 [24]) begin
+    if (\$51 [24]) begin
       readout_c0_lz = 6'h11;
     end
-    if (\$9 [25]) begin
+    if (\$51 [25]) begin
       readout_c0_lz = 6'h10;
     end
-    if (\$9 [26]) begin
+    if (\$51 [26]) begin
       readout_c0_lz = 6'h0f;
     end
-    if (\$9 [27]) begin
+    if (\$51 [27]) begin
       readout_c0_lz = 6'h0e;
     end
-    if (\$9 [28]) begin
+    if (\$51 [28]) begin
       readout_c0_lz = 6'h0d;
     end
-    if (\$9 [29]) begin
+    if (\$51 [29]) begin
       readout_c0_lz = 6'h0c;
     end
-    if (\$9 [30]) begin
+    if (\$51 [30]) begin
       readout_c0_lz = 6'h0b;
     end
-    if (\$9 [31]) begin
+    if (\$51 [31]) begin
       readout_c0_lz = 6'h0a;
     end
-    if (\$9 [32]) begin
+    if (\$51 [32]) begin
       readout_c0_lz = 6'h09;
     end
-    if (\$9 [33]) begin
+    if (\$51 [33]) begin
       readout_c0_lz = 6'h08;
     end
-    if (\$9 [34]) begin
+    if (\$51 [34]) begin
       readout_c0_lz = 6'h07;
     end
-    if (\$9 [35]) begin
+    if (\$51 [35]) begin
       readout_c0_lz = 6'h06;
     end
-    if (\$9 [36]) begin
+    if (\$51 [36]) begin
       readout_c0_lz = 6'h05;
     end
-    if (\$9 [37]) begin
+    if (\$51 [37]) begin
       readout_c0_lz = 6'h04;
     end
-    if (\$9 [38]) begin
+    if (\$51 [38]) begin
       readout_c0_lz = 6'h03;
     end
-    if (\$9 [39]) begin
+    if (\$51 [39]) begin
       readout_c0_lz = 6'h02;
     end
-    if (\$9 [40]) begin
+    if (\$51 [40]) begin
       readout_c0_lz = 6'h01;
     end
-    if (\$9 [41]) begin
+    if (\$51 [41]) begin
       readout_c0_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$31 ) begin
+    if (\$73 ) begin
       readout_c0_fp32 = 32'd2143289344;
-    end else if (\$32 ) begin
+    end else if (\$74 ) begin
       readout_c0_fp32 = { drain_c0_r0[44], 31'h7f800000 };
-    end else if (\$36 ) begin
+    end else if (\$78 ) begin
       readout_c0_fp32 = 32'd0;
-    end else if (\$43 ) begin
-      readout_c0_fp32 = { \$44 , 31'h7f800000 };
+    end else if (\$85 ) begin
+      readout_c0_fp32 = { \$86 , 31'h7f800000 };
     end else begin
-      readout_c0_fp32 = { \$45 , \$29 [30:0] };
+      readout_c0_fp32 = { \$87 , \$71 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c1_lz = 6'h2a;
-    if (\$48 [0]) begin
+    if (\$132 [0]) begin
       readout_c1_lz = 6'h29;
     end
-    if (\$48 [1]) begin
+    if (\$132 [1]) begin
       readout_c1_lz = 6'h28;
     end
-    if (\$48 [2]) begin
+    if (\$132 [2]) begin
       readout_c1_lz = 6'h27;
     end
-    if (\$48 [3]) begin
+    if (\$132 [3]) begin
       readout_c1_lz = 6'h26;
     end
-    if (\$48 [4]) begin
+    if (\$132 [4]) begin
       readout_c1_lz = 6'h25;
     end
-    if (\$48 [5]) begin
+    if (\$132 [5]) begin
       readout_c1_lz = 6'h24;
     end
-    if (\$48 [6]) begin
+    if (\$132 [6]) begin
       readout_c1_lz = 6'h23;
     end
-    if (\$48 [7]) begin
+    if (\$132 [7]) begin
       readout_c1_lz = 6'h22;
     end
-    if (\$48 [8]) begin
+    if (\$132 [8]) begin
       readout_c1_lz = 6'h21;
     end
-    if (\$48 [9]) begin
+    if (\$132 [9]) begin
       readout_c1_lz = 6'h20;
     end
-    if (\$48 [10]) begin
+    if (\$132 [10]) begin
       readout_c1_lz = 6'h1f;
     end
-    if (\$48 [11]) begin
+    if (\$132 [11]) begin
       readout_c1_lz = 6'h1e;
     end
-    if (\$48 [12]) begin
+    if (\$132 [12]) begin
       readout_c1_lz = 6'h1d;
     end
-    if (\$48 [13]) begin
+    if (\$132 [13]) begin
       readout_c1_lz = 6'h1c;
     end
-    if (\$48 [14]) begin
+    if (\$132 [14]) begin
       readout_c1_lz = 6'h1b;
     end
-    if (\$48 [15]) begin
+    if (\$132 [15]) begin
       readout_c1_lz = 6'h1a;
     end
-    if (\$48 [16]) begin
+    if (\$132 [16]) begin
       readout_c1_lz = 6'h19;
     end
-    if (\$48 [17]) begin
+    if (\$132 [17]) begin
       readout_c1_lz = 6'h18;
     end
-    if (\$48 [18]) begin
+    if (\$132 [18]) begin
       readout_c1_lz = 6'h17;
     end
-    if (\$48 [19]) begin
+    if (\$132 [19]) begin
       readout_c1_lz = 6'h16;
     end
-    if (\$48 [20]) begin
+    if (\$132 [20]) begin
       readout_c1_lz = 6'h15;
     end
-    if (\$48 [21]) begin
+    if (\$132 [21]) begin
       readout_c1_lz = 6'h14;
     end
-    if (\$48 [22]) begin
+    if (\$132 [22]) begin
       readout_c1_lz = 6'h13;
     end
-    if (\$48 [23]) begin
+    if (\$132 [23]) begin
       readout_c1_lz = 6'h12;
     end
-    if (\$48 [24]) begin
+    if (\$132 [24]) begin
       readout_c1_lz = 6'h11;
     end
-    if (\$48 [25]) begin
+    if (\$132 [25]) begin
       readout_c1_lz = 6'h10;
     end
-    if (\$48 [26]) begin
+    if (\$132 [26]) begin
       readout_c1_lz = 6'h0f;
     end
-    if (\$48 [27]) begin
+    if (\$132 [27]) begin
       readout_c1_lz = 6'h0e;
     end
-    if (\$48 [28]) begin
+    if (\$132 [28]) begin
       readout_c1_lz = 6'h0d;
     end
-    if (\$48 [29]) begin
+    if (\$132 [29]) begin
       readout_c1_lz = 6'h0c;
     end
-    if (\$48 [30]) begin
+    if (\$132 [30]) begin
       readout_c1_lz = 6'h0b;
     end
-    if (\$48 [31]) begin
+    if (\$132 [31]) begin
       readout_c1_lz = 6'h0a;
     end
-    if (\$48 [32]) begin
+    if (\$132 [32]) begin
       readout_c1_lz = 6'h09;
     end
-    if (\$48 [33]) begin
+    if (\$132 [33]) begin
       readout_c1_lz = 6'h08;
     end
-    if (\$48 [34]) begin
+    if (\$132 [34]) begin
       readout_c1_lz = 6'h07;
     end
-    if (\$48 [35]) begin
+    if (\$132 [35]) begin
       readout_c1_lz = 6'h06;
     end
-    if (\$48 [36]) begin
+    if (\$132 [36]) begin
       readout_c1_lz = 6'h05;
     end
-    if (\$48 [37]) begin
+    if (\$132 [37]) begin
       readout_c1_lz = 6'h04;
     end
-    if (\$48 [38]) begin
+    if (\$132 [38]) begin
       readout_c1_lz = 6'h03;
     end
-    if (\$48 [39]) begin
+    if (\$132 [39]) begin
       readout_c1_lz = 6'h02;
     end
-    if (\$48 [40]) begin
+    if (\$132 [40]) begin
       readout_c1_lz = 6'h01;
     end
-    if (\$48 [41]) begin
+    if (\$132 [41]) begin
       readout_c1_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$70 ) begin
+    if (\$154 ) begin
       readout_c1_fp32 = 32'd2143289344;
-    end else if (\$71 ) begin
+    end else if (\$155 ) begin
       readout_c1_fp32 = { drain_c1_r0[44], 31'h7f800000 };
-    end else if (\$75 ) begin
+    end else if (\$159 ) begin
       readout_c1_fp32 = 32'd0;
-    end else if (\$82 ) begin
-      readout_c1_fp32 = { \$83 , 31'h7f800000 };
+    end else if (\$166 ) begin
+      readout_c1_fp32 = { \$167 , 31'h7f800000 };
     end else begin
-      readout_c1_fp32 = { \$84 , \$68 [30:0] };
+      readout_c1_fp32 = { \$168 , \$152 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c2_lz = 6'h2a;
-    if (\$87 [0]) begin
+    if (\$213 [0]) begin
       readout_c2_lz = 6'h29;
     end
-    if (\$87 [1]) begin
+    if (\$213 [1]) begin
       readout_c2_lz = 6'h28;
     end
-    if (\$87 [2]) begin
+    if (\$213 [2]) begin
       readout_c2_lz = 6'h27;
     end
-    if (\$87 [3]) begin
+    if (\$213 [3]) begin
       readout_c2_lz = 6'h26;
     end
-    if (\$87 [4]) begin
+    if (\$213 [4]) begin
       readout_c2_lz = 6'h25;
     end
-    if (\$87 [5]) begin
+    if (\$213 [5]) begin
       readout_c2_lz = 6'h24;
     end
-    if (\$87 [6]) begin
+    if (\$213 [6]) begin
       readout_c2_lz = 6'h23;
     end
-    if (\$87 [7]) begin
+    if (\$213 [7]) begin
       readout_c2_lz = 6'h22;
     end
-    if (\$87 [8]) begin
+    if (\$213 [8]) begin
       readout_c2_lz = 6'h21;
     end
-    if (\$87 [9]) begin
+    if (\$213 [9]) begin
       readout_c2_lz = 6'h20;
     end
-    if (\$87 [10]) begin
+    if (\$213 [10]) begin
       readout_c2_lz = 6'h1f;
     end
-    if (\$87 [11]) begin
+    if (\$213 [11]) begin
       readout_c2_lz = 6'h1e;
     end
-    if (\$87 [12]) begin
+    if (\$213 [12]) begin
       readout_c2_lz = 6'h1d;
     end
-    if (\$87 [13]) begin
+    if (\$213 [13]) begin
       readout_c2_lz = 6'h1c;
     end
-    if (\$87 [14]) begin
+    if (\$213 [14]) begin
       readout_c2_lz = 6'h1b;
     end
-    if (\$87 [15]) begin
+    if (\$213 [15]) begin
       readout_c2_lz = 6'h1a;
     end
-    if (\$87 [16]) begin
+    if (\$213 [16]) begin
       readout_c2_lz = 6'h19;
     end
-    if (\$87 [17]) begin
+    if (\$213 [17]) begin
       readout_c2_lz = 6'h18;
     end
-    if (\$87 [18]) begin
+    if (\$213 [18]) begin
       readout_c2_lz = 6'h17;
     end
-    if (\$87 [19]) begin
+    if (\$213 [19]) begin
       readout_c2_lz = 6'h16;
     end
-    if (\$87 [20]) begin
+    if (\$213 [20]) begin
       readout_c2_lz = 6'h15;
     end
-    if (\$87 [21]) begin
+    if (\$213 [21]) begin
       readout_c2_lz = 6'h14;
     end
-    if (\$87 [22]) begin
+    if (\$213 [22]) begin
       readout_c2_lz = 6'h13;
     end
-    if (\$87 [23]) begin
+    if (\$213 [23]) begin
       readout_c2_lz = 6'h12;
     end
-    if (\$87 [24]) begin
+    if (\$213 [24]) begin
       readout_c2_lz = 6'h11;
     end
-    if (\$87 [25]) begin
+    if (\$213 [25]) begin
       readout_c2_lz = 6'h10;
     end
-    if (\$87 [26]) begin
+    if (\$213 [26]) begin
       readout_c2_lz = 6'h0f;
     end
-    if (\$87 [27]) begin
+    if (\$213 [27]) begin
       readout_c2_lz = 6'h0e;
     end
-    if (\$87 [28]) begin
+    if (\$213 [28]) begin
       readout_c2_lz = 6'h0d;
     end
-    if (\$87 [29]) begin
+    if (\$213 [29]) begin
       readout_c2_lz = 6'h0c;
     end
-    if (\$87 [30]) begin
+    if (\$213 [30]) begin
       readout_c2_lz = 6'h0b;
     end
-    if (\$87 [31]) begin
+    if (\$213 [31]) begin
       readout_c2_lz = 6'h0a;
     end
-    if (\$87 [32]) begin
+    if (\$213 [32]) begin
       readout_c2_lz = 6'h09;
     end
-    if (\$87 [33]) begin
+    if (\$213 [33]) begin
       readout_c2_lz = 6'h08;
     end
-    if (\$87 [34]) begin
+    if (\$213 [34]) begin
       readout_c2_lz = 6'h07;
     end
-    if (\$87 [35]) begin
+    if (\$213 [35]) begin
       readout_c2_lz = 6'h06;
     end
-    if (\$87 [36]) begin
+    if (\$213 [36]) begin
       readout_c2_lz = 6'h05;
     end
-    if (\$87 [37]) begin
+    if (\$213 [37]) begin
       readout_c2_lz = 6'h04;
     end
-    if (\$87 [38]) begin
+    if (\$213 [38]) begin
       readout_c2_lz = 6'h03;
     end
-    if (\$87 [39]) begin
+    if (\$213 [39]) begin
       readout_c2_lz = 6'h02;
     end
-    if (\$87 [40]) begin
+    if (\$213 [40]) begin
       readout_c2_lz = 6'h01;
     end
-    if (\$87 [41]) begin
+    if (\$213 [41]) begin
       readout_c2_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$109 ) begin
+    if (\$235 ) begin
       readout_c2_fp32 = 32'd2143289344;
-    end else if (\$110 ) begin
+    end else if (\$236 ) begin
       readout_c2_fp32 = { drain_c2_r0[44], 31'h7f800000 };
-    end else if (\$114 ) begin
+    end else if (\$240 ) begin
       readout_c2_fp32 = 32'd0;
-    end else if (\$121 ) begin
-      readout_c2_fp32 = { \$122 , 31'h7f800000 };
+    end else if (\$247 ) begin
+      readout_c2_fp32 = { \$248 , 31'h7f800000 };
     end else begin
-      readout_c2_fp32 = { \$123 , \$107 [30:0] };
+      readout_c2_fp32 = { \$249 , \$233 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c3_lz = 6'h2a;
-    if (\$126 [0]) begin
+    if (\$294 [0]) begin
       readout_c3_lz = 6'h29;
     end
-    if (\$126 [1]) begin
+    if (\$294 [1]) begin
       readout_c3_lz = 6'h28;
     end
-    if (\$126 [2]) begin
+    if (\$294 [2]) begin
       readout_c3_lz = 6'h27;
     end
-    if (\$126 [3]) begin
+    if (\$294 [3]) begin
       readout_c3_lz = 6'h26;
     end
-    if (\$126 [4]) begin
+    if (\$294 [4]) begin
       readout_c3_lz = 6'h25;
     end
-    if (\$126 [5]) begin
+    if (\$294 [5]) begin
       readout_c3_lz = 6'h24;
     end
-    if (\$126 [6]) begin
+    if (\$294 [6]) begin
       readout_c3_lz = 6'h23;
     end
-    if (\$126 [7]) begin
+    if (\$294 [7]) begin
       readout_c3_lz = 6'h22;
     end
-    if (\$126 [8]) begin
+    if (\$294 [8]) begin
       readout_c3_lz = 6'h21;
     end
-    if (\$126 [9]) begin
+    if (\$294 [9]) begin
       readout_c3_lz = 6'h20;
     end
-    if (\$126 [10]) begin
+    if (\$294 [10]) begin
       readout_c3_lz = 6'h1f;
     end
-    if (\$126 [11]) begin
+    if (\$294 [11]) begin
       readout_c3_lz = 6'h1e;
     end
-    if (\$126 [12]) begin
+    if (\$294 [12]) begin
       readout_c3_lz = 6'h1d;
     end
-    if (\$126 [13]) begin
+    if (\$294 [13]) begin
       readout_c3_lz = 6'h1c;
     end
-    if (\$126 [14]) begin
+    if (\$294 [14]) begin
       readout_c3_lz = 6'h1b;
     end
-    if (\$126 [15]) begin
+    if (\$294 [15]) begin
       readout_c3_lz = 6'h1a;
     end
-    if (\$126 [16]) begin
+    if (\$294 [16]) begin
       readout_c3_lz = 6'h19;
     end
-    if (\$126 [17]) begin
+    if (\$294 [17]) begin
       readout_c3_lz = 6'h18;
     end
-    if (\$126 [18]) begin
+    if (\$294 [18]) begin
       readout_c3_lz = 6'h17;
     end
-    if (\$126 [19]) begin
+    if (\$294 [19]) begin
       readout_c3_lz = 6'h16;
     end
-    if (\$126 [20]) begin
+    if (\$294 [20]) begin
       readout_c3_lz = 6'h15;
     end
-    if (\$126 [21]) begin
+    if (\$294 [21]) begin
       readout_c3_lz = 6'h14;
     end
-    if (\$126 [22]) begin
+    if (\$294 [22]) begin
       readout_c3_lz = 6'h13;
     end
-    if (\$126 [23]) begin
+    if (\$294 [23]) begin
       readout_c3_lz = 6'h12;
     end
-    if (\$126 [24]) begin
+    if (\$294 [24]) begin
       readout_c3_lz = 6'h11;
     end
-    if (\$126 [25]) begin
+    if (\$294 [25]) begin
       readout_c3_lz = 6'h10;
     end
-    if (\$126 [26]) begin
+    if (\$294 [26]) begin
       readout_c3_lz = 6'h0f;
     end
-    if (\$126 [27]) begin
+    if (\$294 [27]) begin
       readout_c3_lz = 6'h0e;
     end
-    if (\$126 [28]) begin
+    if (\$294 [28]) begin
       readout_c3_lz = 6'h0d;
     end
-    if (\$126 [29]) begin
+    if (\$294 [29]) begin
       readout_c3_lz = 6'h0c;
     end
-    if (\$126 [30]) begin
+    if (\$294 [30]) begin
       readout_c3_lz = 6'h0b;
     end
-    if (\$126 [31]) begin
+    if (\$294 [31]) begin
       readout_c3_lz = 6'h0a;
     end
-    if (\$126 [32]) begin
+    if (\$294 [32]) begin
       readout_c3_lz = 6'h09;
     end
-    if (\$126 [33]) begin
+    if (\$294 [33]) begin
       readout_c3_lz = 6'h08;
     end
-    if (\$126 [34]) begin
+    if (\$294 [34]) begin
       readout_c3_lz = 6'h07;
     end
-    if (\$126 [35]) begin
+    if (\$294 [35]) begin
       readout_c3_lz = 6'h06;
     end
-    if (\$126 [36]) begin
+    if (\$294 [36]) begin
       readout_c3_lz = 6'h05;
     end
-    if (\$126 [37]) begin
+    if (\$294 [37]) begin
       readout_c3_lz = 6'h04;
     end
-    if (\$126 [38]) begin
+    if (\$294 [38]) begin
       readout_c3_lz = 6'h03;
     end
-    if (\$126 [39]) begin
+    if (\$294 [39]) begin
       readout_c3_lz = 6'h02;
     end
-    if (\$126 [40]) begin
+    if (\$294 [40]) begin
       readout_c3_lz = 6'h01;
     end
-    if (\$126 [41]) begin
+    if (\$294 [41]) begin
       readout_c3_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$148 ) begin
+    if (\$316 ) begin
       readout_c3_fp32 = 32'd2143289344;
-    end else if (\$149 ) begin
+    end else if (\$317 ) begin
       readout_c3_fp32 = { drain_c3_r0[44], 31'h7f800000 };
-    end else if (\$153 ) begin
+    end else if (\$321 ) begin
       readout_c3_fp32 = 32'd0;
-    end else if (\$160 ) begin
-      readout_c3_fp32 = { \$161 , 31'h7f800000 };
+    end else if (\$328 ) begin
+      readout_c3_fp32 = { \$329 , 31'h7f800000 };
     end else begin
-      readout_c3_fp32 = { \$162 , \$146 [30:0] };
+      readout_c3_fp32 = { \$330 , \$314 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = in_beat;
-    if (\$163 ) begin
-      \$180  = i__payload;
+    \$348  = in_beat;
+    if (\$331 ) begin
+      \$348  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = in_valid;
-    if (\$163 ) begin
-      \$181  = 1'h1;
+    \$349  = in_valid;
+    if (\$331 ) begin
+      \$349  = 1'h1;
     end else if (issue) begin
-      \$181  = 1'h0;
+      \$349  = 1'h0;
     end
     if (rst) begin
-      \$181  = 1'h0;
+      \$349  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = starts_tile;
+    \$350  = starts_tile;
     if (issue) begin
-      \$182  = in_beat[64];
+      \$350  = in_beat[64];
     end
     if (rst) begin
-      \$182  = 1'h1;
+      \$350  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = since_last;
-    if (\$164 ) begin
-      \$183  = 2'h0;
-    end else if (\$165 ) begin
-      \$183  = \$166 [1:0];
+    \$351  = since_last;
+    if (\$332 ) begin
+      \$351  = 2'h0;
+    end else if (\$333 ) begin
+      \$351  = \$334 [1:0];
     end
     if (rst) begin
-      \$183  = 2'h3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = \$171 [4:0];
-    if (rst) begin
-      \$184  = 5'h00;
+      \$351  = 2'h3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = issued;
+    \$352  = \$339 [4:0];
     if (rst) begin
-      \$185  = 3'h0;
+      \$352  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = issued;
+    \$353  = issued;
     if (rst) begin
-      \$186  = 3'h0;
+      \$353  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = skew_ctl2_0;
+    \$354  = issued;
     if (rst) begin
-      \$187  = 3'h0;
+      \$354  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = issued;
+    \$355  = skew_ctl2_0;
     if (rst) begin
-      \$188  = 3'h0;
+      \$355  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$189  = skew_ctl3_0;
+    \$356  = issued;
     if (rst) begin
-      \$189  = 3'h0;
+      \$356  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$190  = skew_ctl3_1;
+    \$357  = skew_ctl3_0;
     if (rst) begin
-      \$190  = 3'h0;
+      \$357  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$358  = skew_ctl3_1;
+    if (rst) begin
+      \$358  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$191  = result;
+      \$359  = result;
     end else begin
-      \$191  = drain_c0_r1;
+      \$359  = drain_c0_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$192  = 1'h1;
+      \$360  = 1'h1;
     end else begin
-      \$192  = drain_c0_r1_valid;
+      \$360  = drain_c0_r1_valid;
     end
     if (rst) begin
-      \$192  = 1'h0;
+      \$360  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$193  = \result$164 ;
+      \$361  = \result$164 ;
     end else begin
-      \$193  = drain_c0_r2;
+      \$361  = drain_c0_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$194  = 1'h1;
+      \$362  = 1'h1;
     end else begin
-      \$194  = drain_c0_r2_valid;
+      \$362  = drain_c0_r2_valid;
     end
     if (rst) begin
-      \$194  = 1'h0;
+      \$362  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$195  = \result$167 ;
+      \$363  = \result$167 ;
     end else begin
-      \$195  = drain_c0_r3;
+      \$363  = drain_c0_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$196  = 1'h1;
+      \$364  = 1'h1;
     end else begin
-      \$196  = drain_c0_r3_valid;
+      \$364  = drain_c0_r3_valid;
     end
     if (rst) begin
-      \$196  = 1'h0;
+      \$364  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$197  = drain_c0_r3;
+    \$365  = drain_c0_r3;
     if (done) begin
-      \$197  = \result$170 ;
+      \$365  = \result$170 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$198  = 1'h1;
+      \$366  = 1'h1;
     end else begin
-      \$198  = 1'h0;
+      \$366  = 1'h0;
     end
     if (rst) begin
-      \$198  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$199  = drain_c0_r0_valid;
-    if (rst) begin
-      \$199  = 1'h0;
+      \$366  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$200  = \$173 ;
+    \$367  = drain_c0_r0_valid;
     if (rst) begin
-      \$200  = 1'h0;
+      \$367  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$201  = readout_c0_valid;
+    \$368  = \$341 ;
     if (rst) begin
-      \$201  = 1'h0;
+      \$368  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = deskew_v0_0;
+    \$369  = readout_c0_valid;
     if (rst) begin
-      \$202  = 1'h0;
+      \$369  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = deskew_v0_1;
+    \$370  = deskew_v0_0;
     if (rst) begin
-      \$203  = 1'h0;
+      \$370  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = readout_c0_last;
+    \$371  = deskew_v0_1;
     if (rst) begin
-      \$204  = 1'h0;
+      \$371  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = deskew_l0_0;
+    \$372  = readout_c0_last;
     if (rst) begin
-      \$205  = 1'h0;
+      \$372  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = deskew_l0_1;
+    \$373  = deskew_l0_0;
     if (rst) begin
-      \$206  = 1'h0;
+      \$373  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$374  = deskew_l0_1;
+    if (rst) begin
+      \$374  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$181 ) begin
-      \$207  = \result$182 ;
+      \$375  = \result$182 ;
     end else begin
-      \$207  = drain_c1_r1;
+      \$375  = drain_c1_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$181 ) begin
-      \$208  = 1'h1;
+      \$376  = 1'h1;
     end else begin
-      \$208  = drain_c1_r1_valid;
+      \$376  = drain_c1_r1_valid;
     end
     if (rst) begin
-      \$208  = 1'h0;
+      \$376  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$181 ) begin
-      \$209  = \result$185 ;
+      \$377  = \result$185 ;
     end else begin
-      \$209  = drain_c1_r2;
+      \$377  = drain_c1_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$181 ) begin
-      \$210  = 1'h1;
+      \$378  = 1'h1;
     end else begin
-      \$210  = drain_c1_r2_valid;
+      \$378  = drain_c1_r2_valid;
     end
     if (rst) begin
-      \$210  = 1'h0;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$181 ) begin
-      \$211  = \result$188 ;
+      \$379  = \result$188 ;
     end else begin
-      \$211  = drain_c1_r3;
+      \$379  = drain_c1_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$181 ) begin
-      \$212  = 1'h1;
+      \$380  = 1'h1;
     end else begin
-      \$212  = drain_c1_r3_valid;
+      \$380  = drain_c1_r3_valid;
     end
     if (rst) begin
-      \$212  = 1'h0;
+      \$380  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = drain_c1_r3;
+    \$381  = drain_c1_r3;
     if (\done$181 ) begin
-      \$213  = \result$191 ;
+      \$381  = \result$191 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$181 ) begin
-      \$214  = 1'h1;
+      \$382  = 1'h1;
     end else begin
-      \$214  = 1'h0;
+      \$382  = 1'h0;
     end
     if (rst) begin
-      \$214  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = drain_c1_r0_valid;
-    if (rst) begin
-      \$215  = 1'h0;
+      \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = \$175 ;
+    \$383  = drain_c1_r0_valid;
     if (rst) begin
-      \$216  = 1'h0;
+      \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = readout_c1_valid;
+    \$384  = \$343 ;
     if (rst) begin
-      \$217  = 1'h0;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = deskew_v1_0;
+    \$385  = readout_c1_valid;
     if (rst) begin
-      \$218  = 1'h0;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = readout_c1_last;
+    \$386  = deskew_v1_0;
     if (rst) begin
-      \$219  = 1'h0;
+      \$386  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = deskew_l1_0;
+    \$387  = readout_c1_last;
     if (rst) begin
-      \$220  = 1'h0;
+      \$387  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$388  = deskew_l1_0;
+    if (rst) begin
+      \$388  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$201 ) begin
-      \$221  = \result$202 ;
+      \$389  = \result$202 ;
     end else begin
-      \$221  = drain_c2_r1;
+      \$389  = drain_c2_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$201 ) begin
-      \$222  = 1'h1;
+      \$390  = 1'h1;
     end else begin
-      \$222  = drain_c2_r1_valid;
+      \$390  = drain_c2_r1_valid;
     end
     if (rst) begin
-      \$222  = 1'h0;
+      \$390  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$201 ) begin
-      \$223  = \result$205 ;
+      \$391  = \result$205 ;
     end else begin
-      \$223  = drain_c2_r2;
+      \$391  = drain_c2_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$201 ) begin
-      \$224  = 1'h1;
+      \$392  = 1'h1;
     end else begin
-      \$224  = drain_c2_r2_valid;
+      \$392  = drain_c2_r2_valid;
     end
     if (rst) begin
-      \$224  = 1'h0;
+      \$392  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$201 ) begin
-      \$225  = \result$208 ;
+      \$393  = \result$208 ;
     end else begin
-      \$225  = drain_c2_r3;
+      \$393  = drain_c2_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$201 ) begin
-      \$226  = 1'h1;
+      \$394  = 1'h1;
     end else begin
-      \$226  = drain_c2_r3_valid;
+      \$394  = drain_c2_r3_valid;
     end
     if (rst) begin
-      \$226  = 1'h0;
+      \$394  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = drain_c2_r3;
+    \$395  = drain_c2_r3;
     if (\done$201 ) begin
-      \$227  = \result$211 ;
+      \$395  = \result$211 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$201 ) begin
-      \$228  = 1'h1;
+      \$396  = 1'h1;
     end else begin
-      \$228  = 1'h0;
+      \$396  = 1'h0;
     end
     if (rst) begin
-      \$228  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = drain_c2_r0_valid;
-    if (rst) begin
-      \$229  = 1'h0;
+      \$396  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = \$177 ;
+    \$397  = drain_c2_r0_valid;
     if (rst) begin
-      \$230  = 1'h0;
+      \$397  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = readout_c2_valid;
+    \$398  = \$345 ;
     if (rst) begin
-      \$231  = 1'h0;
+      \$398  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = readout_c2_last;
+    \$399  = readout_c2_valid;
     if (rst) begin
-      \$232  = 1'h0;
+      \$399  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$400  = readout_c2_last;
+    if (rst) begin
+      \$400  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$218 ) begin
-      \$233  = \result$219 ;
+      \$401  = \result$219 ;
     end else begin
-      \$233  = drain_c3_r1;
+      \$401  = drain_c3_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$218 ) begin
-      \$234  = 1'h1;
+      \$402  = 1'h1;
     end else begin
-      \$234  = drain_c3_r1_valid;
+      \$402  = drain_c3_r1_valid;
     end
     if (rst) begin
-      \$234  = 1'h0;
+      \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$218 ) begin
-      \$235  = \result$222 ;
+      \$403  = \result$222 ;
     end else begin
-      \$235  = drain_c3_r2;
+      \$403  = drain_c3_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$218 ) begin
-      \$236  = 1'h1;
+      \$404  = 1'h1;
     end else begin
-      \$236  = drain_c3_r2_valid;
+      \$404  = drain_c3_r2_valid;
     end
     if (rst) begin
-      \$236  = 1'h0;
+      \$404  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$218 ) begin
-      \$237  = \result$225 ;
+      \$405  = \result$225 ;
     end else begin
-      \$237  = drain_c3_r3;
+      \$405  = drain_c3_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$218 ) begin
-      \$238  = 1'h1;
+      \$406  = 1'h1;
     end else begin
-      \$238  = drain_c3_r3_valid;
+      \$406  = drain_c3_r3_valid;
     end
     if (rst) begin
-      \$238  = 1'h0;
+      \$406  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = drain_c3_r3;
+    \$407  = drain_c3_r3;
     if (\done$218 ) begin
-      \$239  = \result$228 ;
+      \$407  = \result$228 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (\done$218 ) begin
-      \$240  = 1'h1;
+      \$408  = 1'h1;
     end else begin
-      \$240  = 1'h0;
+      \$408  = 1'h0;
     end
     if (rst) begin
-      \$240  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = drain_c3_r0_valid;
-    if (rst) begin
-      \$241  = 1'h0;
+      \$408  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = \$179 ;
+    \$409  = drain_c3_r0_valid;
     if (rst) begin
-      \$242  = 1'h0;
+      \$409  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$410  = \$347 ;
+    if (rst) begin
+      \$410  = 1'h0;
     end
   end
   assign r_rdy = o__valid;
@@ -2302,26 +2638,26 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \a_out$106  = \a_in$105 ;
   assign \ctl_out$108  = \ctl_in$107 ;
   assign \b_out$110  = \b_in$109 ;
-  assign readout_c0_mag = \$9 [41:0];
-  assign readout_c0_e_lead = { \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11 [9], \$11  };
-  assign readout_c0_shift = \$20 [6:0];
-  assign readout_c0_aligned = \$21 [133:0];
-  assign \readout_c0_mag$117  = \$29 [40:0];
-  assign readout_c1_mag = \$48 [41:0];
-  assign readout_c1_e_lead = { \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50 [9], \$50  };
-  assign readout_c1_shift = \$59 [6:0];
-  assign readout_c1_aligned = \$60 [133:0];
-  assign \readout_c1_mag$125  = \$68 [40:0];
-  assign readout_c2_mag = \$87 [41:0];
-  assign readout_c2_e_lead = { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89  };
-  assign readout_c2_shift = \$98 [6:0];
-  assign readout_c2_aligned = \$99 [133:0];
-  assign \readout_c2_mag$133  = \$107 [40:0];
-  assign readout_c3_mag = \$126 [41:0];
-  assign readout_c3_e_lead = { \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128 [9], \$128  };
-  assign readout_c3_shift = \$137 [6:0];
-  assign readout_c3_aligned = \$138 [133:0];
-  assign \readout_c3_mag$141  = \$146 [40:0];
+  assign readout_c0_mag = \$51 [41:0];
+  assign readout_c0_e_lead = { \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53  };
+  assign readout_c0_shift = \$62 [6:0];
+  assign readout_c0_aligned = \$63 [133:0];
+  assign \readout_c0_mag$117  = \$71 [40:0];
+  assign readout_c1_mag = \$132 [41:0];
+  assign readout_c1_e_lead = { \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134  };
+  assign readout_c1_shift = \$143 [6:0];
+  assign readout_c1_aligned = \$144 [133:0];
+  assign \readout_c1_mag$125  = \$152 [40:0];
+  assign readout_c2_mag = \$213 [41:0];
+  assign readout_c2_e_lead = { \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215  };
+  assign readout_c2_shift = \$224 [6:0];
+  assign readout_c2_aligned = \$225 [133:0];
+  assign \readout_c2_mag$133  = \$233 [40:0];
+  assign readout_c3_mag = \$294 [41:0];
+  assign readout_c3_e_lead = { \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296  };
+  assign readout_c3_shift = \$305 [6:0];
+  assign readout_c3_aligned = \$306 [133:0];
+  assign \readout_c3_mag$141  = \$314 [40:0];
   assign deskew_v0_2 = w_en;
   assign w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
   assign \i__payload.a  = i__payload[31:0];
@@ -2422,22 +2758,22 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign issued[2] = in_beat[64];
   assign issued[1] = starts_tile;
   assign issued[0] = issue;
-  assign \$13  = 9'h098;
-  assign \$17  = 9'h098;
-  assign \$24  = { \$23 [16], \$23 [16], \$23 [16], \$23 [16], \$23 [16], \$23 [16], \$23 [16], \$23 [16], \$23 , 23'h000000 };
-  assign \$52  = 9'h098;
-  assign \$56  = 9'h098;
-  assign \$63  = { \$62 [16], \$62 [16], \$62 [16], \$62 [16], \$62 [16], \$62 [16], \$62 [16], \$62 [16], \$62 , 23'h000000 };
-  assign \$91  = 9'h098;
-  assign \$95  = 9'h098;
-  assign \$102  = { \$101 [16], \$101 [16], \$101 [16], \$101 [16], \$101 [16], \$101 [16], \$101 [16], \$101 [16], \$101 , 23'h000000 };
-  assign \$130  = 9'h098;
-  assign \$134  = 9'h098;
-  assign \$141  = { \$140 [16], \$140 [16], \$140 [16], \$140 [16], \$140 [16], \$140 [16], \$140 [16], \$140 [16], \$140 , 23'h000000 };
+  assign \$55  = 9'h098;
+  assign \$59  = 9'h098;
+  assign \$66  = { \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 , 23'h000000 };
+  assign \$136  = 9'h098;
+  assign \$140  = 9'h098;
+  assign \$147  = { \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 , 23'h000000 };
+  assign \$217  = 9'h098;
+  assign \$221  = 9'h098;
+  assign \$228  = { \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 , 23'h000000 };
+  assign \$298  = 9'h098;
+  assign \$302  = 9'h098;
+  assign \$309  = { \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 , 23'h000000 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$1902$0 , w_en, \port$1914$0 , \port$1937$0 , \port$1967$0 , \port$1988$0 , r_rdy, r_en);
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0 , w_en, \port$2018$0 , \port$2041$0 , \port$2071$0 , \port$2092$0 , r_rdy, r_en);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -2480,16 +2816,16 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$1902$0
   reg [4:0] inner_level = 5'h00;
   wire inner_r_rdy;
   wire [4:0] level;
-  input [31:0] \port$1902$0 ;
-  wire [31:0] \port$1902$0 ;
-  input \port$1914$0 ;
-  wire \port$1914$0 ;
-  input [31:0] \port$1937$0 ;
-  wire [31:0] \port$1937$0 ;
-  input [31:0] \port$1967$0 ;
-  wire [31:0] \port$1967$0 ;
-  input [31:0] \port$1988$0 ;
-  wire [31:0] \port$1988$0 ;
+  input [31:0] \port$2006$0 ;
+  wire [31:0] \port$2006$0 ;
+  input \port$2018$0 ;
+  wire \port$2018$0 ;
+  input [31:0] \port$2041$0 ;
+  wire [31:0] \port$2041$0 ;
+  input [31:0] \port$2071$0 ;
+  wire [31:0] \port$2071$0 ;
+  input [31:0] \port$2092$0 ;
+  wire [31:0] \port$2092$0 ;
   (* init = 5'h00 *)
   wire [4:0] produce;
   output [128:0] r_data;
@@ -2536,7 +2872,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$1902$0
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$1914$0 , \port$1988$0 , \port$1967$0 , \port$1937$0 , \port$1902$0  };
+      storage[w_port__addr] <= { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };
   end
   reg [128:0] _0_;
   always @(posedge clk) begin
@@ -2636,8 +2972,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$1902$0
   assign level = \$3 [4:0];
   assign r_level = \$3 [4:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$1914$0 , \port$1988$0 , \port$1967$0 , \port$1937$0 , \port$1902$0  };
-  assign w_data = { \port$1914$0 , \port$1988$0 , \port$1967$0 , \port$1937$0 , \port$1902$0  };
+  assign w_port__data = { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };
+  assign w_data = { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule
@@ -2646,14 +2982,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -2661,17 +2997,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -2680,28 +3016,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -2742,29 +3073,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -2772,112 +3094,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$677$0 (\$56 ),
-    .\port$678$0 (\$57 )
+    .\port$841$0 (\$51 ),
+    .\port$842$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -2890,7 +3216,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$678$0 , a, b, \port$677$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$842$0 , a, b, \port$841$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2924,10 +3250,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$678$0 , a, b, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$677$0 ;
-  wire [8:0] \port$677$0 ;
-  output \port$678$0 ;
-  wire \port$678$0 ;
+  output [8:0] \port$841$0 ;
+  wire [8:0] \port$841$0 ;
+  output \port$842$0 ;
+  wire \port$842$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -2956,8 +3282,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$678$0 , a, b, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$677$0  = \$18 ;
-  assign \port$678$0  = \$19 ;
+  assign \port$841$0  = \$18 ;
+  assign \port$842$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -2969,14 +3295,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -2984,17 +3310,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -3003,28 +3329,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -3065,29 +3386,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -3095,112 +3407,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$754$0 (\$56 ),
-    .\port$755$0 (\$57 )
+    .\port$914$0 (\$51 ),
+    .\port$915$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -3213,7 +3529,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$755$0 , b, a, \port$754$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$915$0 , b, a, \port$914$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3247,10 +3563,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$755$0 , b, a, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$754$0 ;
-  wire [8:0] \port$754$0 ;
-  output \port$755$0 ;
-  wire \port$755$0 ;
+  output [8:0] \port$914$0 ;
+  wire [8:0] \port$914$0 ;
+  output \port$915$0 ;
+  wire \port$915$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3279,8 +3595,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$755$0 , b, a, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$754$0  = \$18 ;
-  assign \port$755$0  = \$19 ;
+  assign \port$914$0  = \$18 ;
+  assign \port$915$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -3292,14 +3608,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -3307,17 +3623,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -3326,28 +3642,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -3388,29 +3699,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -3418,112 +3720,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$831$0 (\$56 ),
-    .\port$832$0 (\$57 )
+    .\port$987$0 (\$51 ),
+    .\port$988$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -3536,7 +3842,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$832$0 , b, a, \port$831$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$988$0 , b, a, \port$987$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3570,10 +3876,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$832$0 , b, a, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$831$0 ;
-  wire [8:0] \port$831$0 ;
-  output \port$832$0 ;
-  wire \port$832$0 ;
+  output [8:0] \port$987$0 ;
+  wire [8:0] \port$987$0 ;
+  output \port$988$0 ;
+  wire \port$988$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3602,8 +3908,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$832$0 , b, a, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$831$0  = \$18 ;
-  assign \port$832$0  = \$19 ;
+  assign \port$987$0  = \$18 ;
+  assign \port$988$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -3615,14 +3921,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -3630,17 +3936,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -3649,28 +3955,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -3709,29 +4010,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -3739,112 +4031,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$908$0 (\$56 ),
-    .\port$909$0 (\$57 )
+    .\port$1060$0 (\$51 ),
+    .\port$1061$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -3857,7 +4153,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$909$0 , b, a, \port$908$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1061$0 , b, a, \port$1060$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3891,10 +4187,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$909$0 , b, a, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$908$0 ;
-  wire [8:0] \port$908$0 ;
-  output \port$909$0 ;
-  wire \port$909$0 ;
+  output [8:0] \port$1060$0 ;
+  wire [8:0] \port$1060$0 ;
+  output \port$1061$0 ;
+  wire \port$1061$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3923,8 +4219,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$909$0 , b, a, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$908$0  = \$18 ;
-  assign \port$909$0  = \$19 ;
+  assign \port$1060$0  = \$18 ;
+  assign \port$1061$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -3936,14 +4232,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -3951,17 +4247,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -3970,28 +4266,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -4032,29 +4323,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -4062,112 +4344,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$985$0 (\$56 ),
-    .\port$986$0 (\$57 )
+    .\port$1133$0 (\$51 ),
+    .\port$1134$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -4180,7 +4466,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$986$0 , a, b, \port$985$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1134$0 , a, b, \port$1133$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4214,10 +4500,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$986$0 , a, b, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$985$0 ;
-  wire [8:0] \port$985$0 ;
-  output \port$986$0 ;
-  wire \port$986$0 ;
+  output [8:0] \port$1133$0 ;
+  wire [8:0] \port$1133$0 ;
+  output \port$1134$0 ;
+  wire \port$1134$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4246,8 +4532,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$986$0 , a, b, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$985$0  = \$18 ;
-  assign \port$986$0  = \$19 ;
+  assign \port$1133$0  = \$18 ;
+  assign \port$1134$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -4259,14 +4545,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -4274,17 +4560,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -4293,28 +4579,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -4355,29 +4636,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -4385,112 +4657,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1062$0 (\$56 ),
-    .\port$1063$0 (\$57 )
+    .\port$1206$0 (\$51 ),
+    .\port$1207$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -4503,7 +4779,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1063$0 , b, a, \port$1062$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1207$0 , b, a, \port$1206$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4537,10 +4813,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1063$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1062$0 ;
-  wire [8:0] \port$1062$0 ;
-  output \port$1063$0 ;
-  wire \port$1063$0 ;
+  output [8:0] \port$1206$0 ;
+  wire [8:0] \port$1206$0 ;
+  output \port$1207$0 ;
+  wire \port$1207$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4569,8 +4845,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1063$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1062$0  = \$18 ;
-  assign \port$1063$0  = \$19 ;
+  assign \port$1206$0  = \$18 ;
+  assign \port$1207$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -4582,14 +4858,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -4597,17 +4873,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -4616,28 +4892,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -4678,29 +4949,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -4708,112 +4970,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1139$0 (\$56 ),
-    .\port$1140$0 (\$57 )
+    .\port$1279$0 (\$51 ),
+    .\port$1280$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -4826,7 +5092,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1140$0 , b, a, \port$1139$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1280$0 , b, a, \port$1279$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4860,10 +5126,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1140$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1139$0 ;
-  wire [8:0] \port$1139$0 ;
-  output \port$1140$0 ;
-  wire \port$1140$0 ;
+  output [8:0] \port$1279$0 ;
+  wire [8:0] \port$1279$0 ;
+  output \port$1280$0 ;
+  wire \port$1280$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4892,8 +5158,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1140$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1139$0  = \$18 ;
-  assign \port$1140$0  = \$19 ;
+  assign \port$1279$0  = \$18 ;
+  assign \port$1280$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -4905,14 +5171,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -4920,17 +5186,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -4939,28 +5205,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -4999,29 +5260,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -5029,112 +5281,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1216$0 (\$56 ),
-    .\port$1217$0 (\$57 )
+    .\port$1352$0 (\$51 ),
+    .\port$1353$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -5147,7 +5403,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1217$0 , b, a, \port$1216$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1353$0 , b, a, \port$1352$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5181,10 +5437,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1217$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1216$0 ;
-  wire [8:0] \port$1216$0 ;
-  output \port$1217$0 ;
-  wire \port$1217$0 ;
+  output [8:0] \port$1352$0 ;
+  wire [8:0] \port$1352$0 ;
+  output \port$1353$0 ;
+  wire \port$1353$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5213,8 +5469,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1217$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1216$0  = \$18 ;
-  assign \port$1217$0  = \$19 ;
+  assign \port$1352$0  = \$18 ;
+  assign \port$1353$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -5226,14 +5482,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -5241,17 +5497,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -5260,28 +5516,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5322,29 +5573,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -5352,112 +5594,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1293$0 (\$56 ),
-    .\port$1294$0 (\$57 )
+    .\port$1425$0 (\$51 ),
+    .\port$1426$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -5470,7 +5716,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1294$0 , a, b, \port$1293$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1426$0 , a, b, \port$1425$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5504,10 +5750,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1294$0 , a, b, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1293$0 ;
-  wire [8:0] \port$1293$0 ;
-  output \port$1294$0 ;
-  wire \port$1294$0 ;
+  output [8:0] \port$1425$0 ;
+  wire [8:0] \port$1425$0 ;
+  output \port$1426$0 ;
+  wire \port$1426$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5536,8 +5782,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1294$0 , a, b, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1293$0  = \$18 ;
-  assign \port$1294$0  = \$19 ;
+  assign \port$1425$0  = \$18 ;
+  assign \port$1426$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -5549,14 +5795,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -5564,17 +5810,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -5583,28 +5829,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5645,29 +5886,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -5675,112 +5907,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1370$0 (\$56 ),
-    .\port$1371$0 (\$57 )
+    .\port$1498$0 (\$51 ),
+    .\port$1499$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -5793,7 +6029,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1371$0 , b, a, \port$1370$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1499$0 , b, a, \port$1498$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5827,10 +6063,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1371$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1370$0 ;
-  wire [8:0] \port$1370$0 ;
-  output \port$1371$0 ;
-  wire \port$1371$0 ;
+  output [8:0] \port$1498$0 ;
+  wire [8:0] \port$1498$0 ;
+  output \port$1499$0 ;
+  wire \port$1499$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5859,8 +6095,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1371$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1370$0  = \$18 ;
-  assign \port$1371$0  = \$19 ;
+  assign \port$1498$0  = \$18 ;
+  assign \port$1499$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -5872,14 +6108,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -5887,17 +6123,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -5906,28 +6142,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5968,29 +6199,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -5998,112 +6220,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1447$0 (\$56 ),
-    .\port$1448$0 (\$57 )
+    .\port$1571$0 (\$51 ),
+    .\port$1572$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -6116,7 +6342,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1448$0 , b, a, \port$1447$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1572$0 , b, a, \port$1571$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6150,10 +6376,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1448$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1447$0 ;
-  wire [8:0] \port$1447$0 ;
-  output \port$1448$0 ;
-  wire \port$1448$0 ;
+  output [8:0] \port$1571$0 ;
+  wire [8:0] \port$1571$0 ;
+  output \port$1572$0 ;
+  wire \port$1572$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6182,8 +6408,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1448$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1447$0  = \$18 ;
-  assign \port$1448$0  = \$19 ;
+  assign \port$1571$0  = \$18 ;
+  assign \port$1572$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -6195,14 +6421,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -6210,17 +6436,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -6229,28 +6455,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -6289,29 +6510,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -6319,112 +6531,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1524$0 (\$56 ),
-    .\port$1525$0 (\$57 )
+    .\port$1644$0 (\$51 ),
+    .\port$1645$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -6437,7 +6653,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1525$0 , b, a, \port$1524$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1645$0 , b, a, \port$1644$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6471,10 +6687,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1525$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1524$0 ;
-  wire [8:0] \port$1524$0 ;
-  output \port$1525$0 ;
-  wire \port$1525$0 ;
+  output [8:0] \port$1644$0 ;
+  wire [8:0] \port$1644$0 ;
+  output \port$1645$0 ;
+  wire \port$1645$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6503,8 +6719,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1525$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1524$0  = \$18 ;
-  assign \port$1525$0  = \$19 ;
+  assign \port$1644$0  = \$18 ;
+  assign \port$1645$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -6516,14 +6732,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -6531,17 +6747,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -6550,28 +6766,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -6612,29 +6823,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -6642,112 +6844,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1601$0 (\$56 ),
-    .\port$1602$0 (\$57 )
+    .\port$1717$0 (\$51 ),
+    .\port$1718$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -6760,7 +6966,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1602$0 , a, b, \port$1601$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1718$0 , a, b, \port$1717$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6794,10 +7000,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1602$0 , a, b, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1601$0 ;
-  wire [8:0] \port$1601$0 ;
-  output \port$1602$0 ;
-  wire \port$1602$0 ;
+  output [8:0] \port$1717$0 ;
+  wire [8:0] \port$1717$0 ;
+  output \port$1718$0 ;
+  wire \port$1718$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6826,8 +7032,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1602$0 , a, b, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1601$0  = \$18 ;
-  assign \port$1602$0  = \$19 ;
+  assign \port$1717$0  = \$18 ;
+  assign \port$1718$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -6839,14 +7045,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -6854,17 +7060,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -6873,28 +7079,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -6935,29 +7136,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -6965,112 +7157,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1678$0 (\$56 ),
-    .\port$1679$0 (\$57 )
+    .\port$1790$0 (\$51 ),
+    .\port$1791$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -7083,7 +7279,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1679$0 , b, a, \port$1678$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1791$0 , b, a, \port$1790$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7117,10 +7313,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1679$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1678$0 ;
-  wire [8:0] \port$1678$0 ;
-  output \port$1679$0 ;
-  wire \port$1679$0 ;
+  output [8:0] \port$1790$0 ;
+  wire [8:0] \port$1790$0 ;
+  output \port$1791$0 ;
+  wire \port$1791$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7149,8 +7345,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1679$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1678$0  = \$18 ;
-  assign \port$1679$0  = \$19 ;
+  assign \port$1790$0  = \$18 ;
+  assign \port$1791$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -7162,14 +7358,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -7177,17 +7373,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -7196,28 +7392,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -7258,29 +7449,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -7288,112 +7470,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1755$0 (\$56 ),
-    .\port$1756$0 (\$57 )
+    .\port$1863$0 (\$51 ),
+    .\port$1864$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -7406,7 +7592,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1756$0 , b, a, \port$1755$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1864$0 , b, a, \port$1863$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7440,10 +7626,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1756$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1755$0 ;
-  wire [8:0] \port$1755$0 ;
-  output \port$1756$0 ;
-  wire \port$1756$0 ;
+  output [8:0] \port$1863$0 ;
+  wire [8:0] \port$1863$0 ;
+  output \port$1864$0 ;
+  wire \port$1864$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7472,8 +7658,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1756$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1755$0  = \$18 ;
-  assign \port$1756$0  = \$19 ;
+  assign \port$1863$0  = \$18 ;
+  assign \port$1864$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -7485,14 +7671,14 @@ endmodule
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [6:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
+  wire [44:0] \$10 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
-  wire [41:0] \$13 ;
-  wire [42:0] \$14 ;
-  wire [41:0] \$15 ;
-  wire [42:0] \$16 ;
-  wire [2:0] \$17 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire [66:0] \$2 ;
@@ -7500,17 +7686,17 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
+  wire [2:0] \$24 ;
+  wire [41:0] \$25 ;
+  wire [43:0] \$26 ;
+  wire [44:0] \$27 ;
+  wire [2:0] \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [2:0] \$30 ;
-  wire [41:0] \$31 ;
-  wire [42:0] \$32 ;
-  wire [2:0] \$33 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
@@ -7519,28 +7705,23 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [2:0] \$41 ;
   wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [2:0] \$46 ;
-  wire \$47 ;
-  reg [7:0] \$48 ;
-  reg [7:0] \$49 ;
+  reg [7:0] \$43 ;
+  reg [7:0] \$44 ;
+  reg [2:0] \$45 ;
+  reg [2:0] \$46 ;
+  reg [41:0] \$47 ;
+  reg [2:0] \$48 ;
+  reg [44:0] \$49 ;
   wire \$5 ;
-  reg [2:0] \$50 ;
-  reg [2:0] \$51 ;
-  reg [41:0] \$52 ;
-  reg [2:0] \$53 ;
-  reg [44:0] \$54 ;
-  reg \$55 ;
-  wire [8:0] \$56 ;
-  wire \$57 ;
+  reg \$50 ;
+  wire [8:0] \$51 ;
+  wire \$52 ;
   wire \$6 ;
   wire [41:0] \$7 ;
-  wire [42:0] \$8 ;
-  wire \$9 ;
+  wire [41:0] \$8 ;
+  wire [43:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -7579,29 +7760,20 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   input rst;
   wire rst;
   wire [41:0] term;
-  assign \$43  = ! product_q[2:0];
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & product_q[9];
-  assign \$46  = \$33  | { \$45 , \$41 , \$36  };
-  assign \$47  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    a_out <= \$48 ;
+    ctl_out <= \$45 ;
   always @(posedge clk)
-    b_out <= \$49 ;
+    product_q <= { \$52 , \$51  };
   always @(posedge clk)
-    ctl_out <= \$50 ;
+    ctl_q <= \$46 ;
   always @(posedge clk)
-    product_q <= { \$57 , \$56  };
+    acc <= \$47 ;
   always @(posedge clk)
-    ctl_q <= \$51 ;
+    acc_flags <= \$48 ;
   always @(posedge clk)
-    acc <= \$52 ;
+    result <= \$49 ;
   always @(posedge clk)
-    acc_flags <= \$53 ;
-  always @(posedge clk)
-    result <= \$54 ;
-  always @(posedge clk)
-    done <= \$55 ;
+    done <= \$50 ;
   assign \$1  = product_q[8:3] - 5'h13;
   assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
   assign \$3  = | product_q[8:3];
@@ -7609,112 +7781,116 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   assign \$5  = ~ \$4 ;
   assign \$6  = \$3  & \$5 ;
   assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign \$8  = - \$7 ;
-  assign \$9  = | product_q[8:3];
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = ~ \$10 ;
-  assign \$12  = \$9  & \$11 ;
-  assign \$13  = \$12  ? \$2 [41:0] : 42'h00000000000;
-  assign \$14  = product_q[9] ? \$8  : { 1'h0, \$13  };
-  assign \$15  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$16  = $signed(\$15 ) + $signed(\$14 [41:0]);
-  assign \$17  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$18  = product_q[8:3] == 6'h3f;
-  assign \$19  = | product_q[2:0];
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = product_q[8:3] == 6'h3f;
-  assign \$22  = ! product_q[2:0];
-  assign \$23  = \$21  & \$22 ;
-  assign \$24  = ~ product_q[9];
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = product_q[8:3] == 6'h3f;
-  assign \$27  = ! product_q[2:0];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = \$28  & product_q[9];
-  assign \$30  = \$17  | { \$29 , \$25 , \$20  };
-  assign \$31  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$32  = $signed(\$31 ) + $signed(\$14 [41:0]);
-  assign \$33  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$34  = product_q[8:3] == 6'h3f;
-  assign \$35  = | product_q[2:0];
+  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
+  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
+  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$12  = product_q[8:3] == 6'h3f;
+  assign \$13  = | product_q[2:0];
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = product_q[8:3] == 6'h3f;
+  assign \$16  = ! product_q[2:0];
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = ~ product_q[9];
+  assign \$19  = \$17  & \$18 ;
+  assign \$20  = product_q[8:3] == 6'h3f;
+  assign \$21  = ! product_q[2:0];
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = \$22  & product_q[9];
+  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
+  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
+  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$29  = product_q[8:3] == 6'h3f;
+  assign \$30  = | product_q[2:0];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = product_q[8:3] == 6'h3f;
+  assign \$33  = ! product_q[2:0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = ~ product_q[9];
   assign \$36  = \$34  & \$35 ;
   assign \$37  = product_q[8:3] == 6'h3f;
   assign \$38  = ! product_q[2:0];
   assign \$39  = \$37  & \$38 ;
-  assign \$40  = ~ product_q[9];
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = product_q[8:3] == 6'h3f;
+  assign \$40  = \$39  & product_q[9];
+  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
+  assign \$42  = ctl_q[0] & ctl_q[2];
+  always @(posedge clk)
+    a_out <= \$43 ;
+  always @(posedge clk)
+    b_out <= \$44 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1832$0 (\$56 ),
-    .\port$1833$0 (\$57 )
+    .\port$1936$0 (\$51 ),
+    .\port$1937$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$48  = a;
+    \$45  = ctl_in;
     if (rst) begin
-      \$48  = 8'h00;
+      \$45  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$49  = b;
+    \$46  = ctl_in;
     if (rst) begin
-      \$49  = 8'h00;
+      \$46  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$50  = ctl_in;
-    if (rst) begin
-      \$50  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$51  = ctl_in;
-    if (rst) begin
-      \$51  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$52  = acc;
+    \$47  = acc;
     if (ctl_q[0]) begin
-      \$52  = \$16 [41:0];
+      \$47  = \$10 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$53  = acc_flags;
+    \$48  = acc_flags;
     if (ctl_q[0]) begin
-      \$53  = \$30 ;
+      \$48  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$54  = result;
+    \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$54  = { \$46 , \$32 [41:0] };
+        \$49  = { \$41 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$55  = \$47 ;
+    \$50  = \$42 ;
     if (rst) begin
-      \$55  = 1'h0;
+      \$50  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$43  = a;
+    if (rst) begin
+      \$43  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$44  = b;
+    if (rst) begin
+      \$44  = 8'h00;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign align = \$1 [5:0];
   assign aligned = \$2 [41:0];
-  assign term = \$14 [41:0];
   assign result_q = result;
-  assign p = { \$57 , \$56  };
+  assign p = { \$52 , \$51  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -7727,7 +7903,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1833$0 , b, a, \port$1832$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1937$0 , b, a, \port$1936$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7761,10 +7937,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1833$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1832$0 ;
-  wire [8:0] \port$1832$0 ;
-  output \port$1833$0 ;
-  wire \port$1833$0 ;
+  output [8:0] \port$1936$0 ;
+  wire [8:0] \port$1936$0 ;
+  output \port$1937$0 ;
+  wire \port$1937$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7793,8 +7969,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1833$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1832$0  = \$18 ;
-  assign \port$1833$0  = \$19 ;
+  assign \port$1936$0  = \$18 ;
+  assign \port$1937$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;

@@ -88,9 +88,9 @@ def _kulisch_step(m: Module, cfg: CoreConfig, product, first):
     m.d.comb += amount.eq(exp - (e_zero - pad))
     aligned = Signal(width + pad, name="aligned")
     m.d.comb += aligned.eq(Cat(man, Const(1, 1)) << amount)
-    term = Signal(signed(width), name="term")
-    magnitude = Mux(nonzero, aligned[pad:], 0)
-    m.d.comb += term.eq(Mux(sign, -magnitude, magnitude))
+    # +-magnitude as (magnitude XOR sign) + sign: the negation rides on the accumulator adder's carry-in
+    term = Signal(width, name="term")
+    m.d.comb += term.eq(Mux(nonzero, aligned[pad:], 0) ^ sign.replicate(width))
 
     total = Signal(signed(width), name="acc", reset_less=True)
     flags = Signal(len(SPECIAL_FLAGS), name="acc_flags", reset_less=True)
@@ -98,7 +98,7 @@ def _kulisch_step(m: Module, cfg: CoreConfig, product, first):
     inf = is_special & (man == 0)
     seen = Mux(first, 0, flags) | Cat(nan, inf & ~sign, inf & sign)
     state = Cat(total, flags)
-    new_state = Cat((Mux(first, 0, total) + term)[:width], seen)
+    new_state = Cat((Mux(first, 0, total) + term + sign)[:width], seen)
     return state, new_state
 
 
@@ -145,7 +145,7 @@ def kulisch_to_fp32(m: Module, cfg: CoreConfig, state, name: str = "readout"):
     nan, pos_inf, neg_inf = state[width], state[width + 1], state[width + 2]
     negative = total < 0
     magnitude = Signal(width, name=f"{name}_mag")
-    m.d.comb += magnitude.eq(Mux(negative, -total, total))
+    m.d.comb += magnitude.eq((total.as_unsigned() ^ negative.replicate(width)) + negative)
     exp_top = Const(width - 1 + lsb, signed(max(8, (abs(width + lsb) + 1).bit_length() + 2)))
     value, overflow, zero = normalise_round(m, magnitude, exp_top, get_format("fp32"), subnormals="full",
                                             name=name)

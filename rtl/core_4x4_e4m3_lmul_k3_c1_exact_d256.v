@@ -763,7 +763,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg w_en = 1'h0;
   assign \$1  = ~ in_beat[64];
   assign \$2  = since_last == 2'h3;
-  assign \$3  = rows_reserved <= 5'h10;
+  assign \$3  = rows_reserved <= 4'hc;
   assign \$4  = \$2  & \$3 ;
   assign \$5  = \$1  | \$4 ;
   assign issue = in_valid & \$5 ;
@@ -2777,43 +2777,42 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$11 ;
-  wire [5:0] \$12 ;
-  wire [5:0] \$13 ;
+  wire [4:0] \$11 ;
+  wire [4:0] \$12 ;
+  wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire \$19 ;
+  wire [4:0] \$19 ;
   wire \$2 ;
-  wire [5:0] \$20 ;
+  wire \$20 ;
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire \$26 ;
-  wire [5:0] \$27 ;
+  wire [4:0] \$26 ;
+  wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire [5:0] \$3 ;
-  wire \$30 ;
-  reg [4:0] \$31 ;
-  reg [4:0] \$32 ;
-  reg [4:0] \$33 ;
-  reg \$34 ;
+  wire \$3 ;
+  reg [3:0] \$30 ;
+  reg [3:0] \$31 ;
+  reg [3:0] \$32 ;
+  reg \$33 ;
   wire \$4 ;
-  wire \$5 ;
-  wire [5:0] \$6 ;
-  wire [5:0] \$7 ;
+  wire [4:0] \$5 ;
+  wire [4:0] \$6 ;
+  wire \$7 ;
   wire \$8 ;
   wire \$9 ;
   input clk;
   wire clk;
-  (* init = 5'h00 *)
-  wire [4:0] consume;
-  reg [4:0] inner_level = 5'h00;
+  (* init = 4'h0 *)
+  wire [3:0] consume;
+  reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [4:0] level;
   input [31:0] \port$2006$0 ;
@@ -2826,14 +2825,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
   wire [31:0] \port$2071$0 ;
   input [31:0] \port$2092$0 ;
   wire [31:0] \port$2092$0 ;
-  (* init = 5'h00 *)
-  wire [4:0] produce;
+  (* init = 4'h0 *)
+  wire [3:0] produce;
   output [128:0] r_data;
   wire [128:0] r_data;
   input r_en;
   wire r_en;
   wire [4:0] r_level;
-  reg [4:0] r_port__addr = 5'h00;
+  reg [3:0] r_port__addr = 4'h0;
   wire [128:0] r_port__data;
   wire r_port__en;
   output r_rdy;
@@ -2844,11 +2843,11 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
   input w_en;
   wire w_en;
   wire [4:0] w_level;
-  reg [4:0] w_port__addr = 5'h00;
+  reg [3:0] w_port__addr = 4'h0;
   wire [128:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [128:0] storage [18:0];
+  reg [128:0] storage [14:0];
   initial begin
     storage[0] = 129'h000000000000000000000000000000000;
     storage[1] = 129'h000000000000000000000000000000000;
@@ -2865,10 +2864,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
     storage[12] = 129'h000000000000000000000000000000000;
     storage[13] = 129'h000000000000000000000000000000000;
     storage[14] = 129'h000000000000000000000000000000000;
-    storage[15] = 129'h000000000000000000000000000000000;
-    storage[16] = 129'h000000000000000000000000000000000;
-    storage[17] = 129'h000000000000000000000000000000000;
-    storage[18] = 129'h000000000000000000000000000000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
@@ -2881,96 +2876,95 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
     end
   end
   assign r_data = _0_;
-  assign w_rdy = inner_level != 5'h13;
+  assign w_rdy = inner_level != 4'hf;
   assign inner_r_rdy = | inner_level;
   assign w_port__en = w_rdy & w_en;
   assign \$1  = ~ r_rdy;
   assign \$2  = \$1  | r_en;
   assign r_port__en = inner_r_rdy & \$2 ;
-  assign \$3  = inner_level + r_rdy;
-  assign \$4  = w_rdy & w_en;
-  assign \$5  = w_port__addr == 5'h12;
-  assign \$6  = w_port__addr + 1'h1;
-  assign \$7  = \$5  ? 6'h00 : \$6 ;
-  assign \$8  = ~ r_rdy;
-  assign \$9  = \$8  | r_en;
-  assign \$10  = inner_r_rdy & \$9 ;
-  assign \$11  = r_port__addr == 5'h12;
-  assign \$12  = r_port__addr + 1'h1;
-  assign \$13  = \$11  ? 6'h00 : \$12 ;
-  assign \$14  = w_rdy & w_en;
-  assign \$15  = ~ r_rdy;
-  assign \$16  = \$15  | r_en;
-  assign \$17  = inner_r_rdy & \$16 ;
-  assign \$18  = ~ \$17 ;
-  assign \$19  = \$14  & \$18 ;
-  assign \$20  = inner_level + 1'h1;
-  assign \$21  = ~ r_rdy;
-  assign \$22  = \$21  | r_en;
-  assign \$23  = inner_r_rdy & \$22 ;
-  assign \$24  = w_rdy & w_en;
-  assign \$25  = ~ \$24 ;
-  assign \$26  = \$23  & \$25 ;
-  assign \$27  = inner_level - 1'h1;
-  assign \$28  = ~ r_rdy;
-  assign \$29  = \$28  | r_en;
-  assign \$30  = inner_r_rdy & \$29 ;
+  assign w_level = inner_level + r_rdy;
+  assign \$3  = w_rdy & w_en;
+  assign \$4  = w_port__addr == 4'he;
+  assign \$5  = w_port__addr + 1'h1;
+  assign \$6  = \$4  ? 5'h00 : \$5 ;
+  assign \$7  = ~ r_rdy;
+  assign \$8  = \$7  | r_en;
+  assign \$9  = inner_r_rdy & \$8 ;
+  assign \$10  = r_port__addr == 4'he;
+  assign \$11  = r_port__addr + 1'h1;
+  assign \$12  = \$10  ? 5'h00 : \$11 ;
+  assign \$13  = w_rdy & w_en;
+  assign \$14  = ~ r_rdy;
+  assign \$15  = \$14  | r_en;
+  assign \$16  = inner_r_rdy & \$15 ;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$13  & \$17 ;
+  assign \$19  = inner_level + 1'h1;
+  assign \$20  = ~ r_rdy;
+  assign \$21  = \$20  | r_en;
+  assign \$22  = inner_r_rdy & \$21 ;
+  assign \$23  = w_rdy & w_en;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = inner_level - 1'h1;
+  assign \$27  = ~ r_rdy;
+  assign \$28  = \$27  | r_en;
+  assign \$29  = inner_r_rdy & \$28 ;
   always @(posedge clk)
-    w_port__addr <= \$31 ;
+    w_port__addr <= \$30 ;
   always @(posedge clk)
-    r_port__addr <= \$32 ;
+    r_port__addr <= \$31 ;
   always @(posedge clk)
-    inner_level <= \$33 ;
+    inner_level <= \$32 ;
   always @(posedge clk)
-    r_rdy <= \$34 ;
+    r_rdy <= \$33 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$31  = w_port__addr;
-    if (\$4 ) begin
-      \$31  = \$7 [4:0];
+    \$30  = w_port__addr;
+    if (\$3 ) begin
+      \$30  = \$6 [3:0];
     end
     if (rst) begin
-      \$31  = 5'h00;
+      \$30  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$32  = r_port__addr;
-    if (\$10 ) begin
-      \$32  = \$13 [4:0];
+    \$31  = r_port__addr;
+    if (\$9 ) begin
+      \$31  = \$12 [3:0];
     end
     if (rst) begin
-      \$32  = 5'h00;
+      \$31  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$33  = inner_level;
-    if (\$19 ) begin
-      \$33  = \$20 [4:0];
+    \$32  = inner_level;
+    if (\$18 ) begin
+      \$32  = \$19 [3:0];
     end
-    if (\$26 ) begin
-      \$33  = \$27 [4:0];
+    if (\$25 ) begin
+      \$32  = \$26 [3:0];
     end
     if (rst) begin
-      \$33  = 5'h00;
+      \$32  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$34  = r_rdy;
-    if (\$30 ) begin
-      \$34  = 1'h1;
+    \$33  = r_rdy;
+    if (\$29 ) begin
+      \$33  = 1'h1;
     end else if (r_en) begin
-      \$34  = 1'h0;
+      \$33  = 1'h0;
     end
     if (rst) begin
-      \$34  = 1'h0;
+      \$33  = 1'h0;
     end
   end
-  assign w_level = \$3 [4:0];
-  assign level = \$3 [4:0];
-  assign r_level = \$3 [4:0];
+  assign level = w_level;
+  assign r_level = w_level;
   assign produce = w_port__addr;
   assign w_port__data = { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };
   assign w_data = { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };

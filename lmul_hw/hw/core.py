@@ -40,7 +40,7 @@ def fifo_depth(cfg: CoreConfig) -> int:
     """Output rows the core can hold: enough that tiles of K >= R beats never wait for credits
     while ``o`` is always ready (a tile's rows are reserved from its last beat until they leave,
     about 2R + C cycles)."""
-    return 2 * cfg.rows + cfg.cols + 8
+    return 2 * cfg.rows + cfg.cols + 4         # the least that keeps K = R tiles bubble-free
 
 
 def latency(cfg: CoreConfig, depth: int) -> int:

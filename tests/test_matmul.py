@@ -367,3 +367,9 @@ def test_bf16_exact_is_rejected_with_the_width(mul, K):
         matmul(A, B, mul=mul, fmt="bf16", acc="exact")
     if K <= 16:
         assert matmul(A, B, mul=mul, fmt="bf16", acc="fp32").shape == (2, 2)     # fp32 is fine
+
+
+def test_unknown_unit_option_is_a_value_error():
+    A = np.zeros((2, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match="unknown unit option"):
+        matmul(A, A, mul="lmul", fmt="e4m3", acc="exact", overflow="ieee")

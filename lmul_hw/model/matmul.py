@@ -28,12 +28,17 @@ __all__ = ["matmul", "products", "FP32_NAN"]
 
 FP32_NAN = np.uint32(0x7FC00000)
 _BLAS_BITS = 53
+_MAX_SPLIT_K = 5        # L-Mul with up to 2^5 mantissa classes uses the blocked BLAS path
 
 
 def matmul(A, B, *, mul="lmul", fmt, acc="exact", **unit_options):
     """C = A @ B on bit patterns: A (MxK), B (KxN) in ``fmt``; returns MxN fp32 bit patterns (uint32)."""
     if acc not in ("exact", "fp32"):
         raise ValueError(f"acc must be 'exact' or 'fp32', not {acc!r}")
+    unknown = set(unit_options) - {"k", "offset_exp", "offset", "subnormals"}
+    if unknown:
+        raise ValueError(f"unknown unit option(s) {', '.join(sorted(unknown))}: "
+                         "use k, offset_exp or offset (lmul) or subnormals (fpmul)")
     unit = core_unit(mul, fmt, **unit_options)
     A, B = np.asarray(A), np.asarray(B)
     if A.ndim != 2 or B.ndim != 2:
@@ -91,7 +96,10 @@ def _matmul_exact(A, B, unit):
         zx, zy = x.is_zero, y.is_zero
     finite_x = ~(zx | x.inf | x.nan)
     finite_y = ~(zy | y.inf | y.nan)
-    hi, lo = _exact_finite_sum(A, B, x, y, finite_x, finite_y, unit)
+    if isinstance(unit, LMulConfig) and unit.k > _MAX_SPLIT_K:
+        hi, lo = _exact_sum_by_k(A, B, finite_x, finite_y, unit)
+    else:
+        hi, lo = _exact_finite_sum(A, B, x, y, finite_x, finite_y, unit)
     out = _round_double_double_to_fp32(hi, lo)
     if (x.inf | x.nan).any() or (y.inf | y.nan).any():
         out = _apply_special_products(out, x, y, zx, zy, finite_x, finite_y)
@@ -136,6 +144,19 @@ def _exact_finite_sum(A, B, x, y, finite_x, finite_y, unit):
         for lo_b, hi_b in bands_b:
             wb = np.where((ex_b >= lo_b) & (ex_b <= hi_b), W, 0.0)
             hi, lo = _two_sum_accumulate(hi, lo, ua @ wb)
+    return hi, lo
+
+
+def _exact_sum_by_k(A, B, finite_x, finite_y, unit):
+    """The same sum one k at a time (for L-Mul with many mantissa classes, where the split into
+    2^k blocks would cost more than it saves): each product is exact in float64 and each
+    double-double addition is exact."""
+    hi = np.zeros((A.shape[0], B.shape[1]))
+    lo = np.zeros_like(hi)
+    for k in range(A.shape[1]):
+        p = products(A[:, k, None], B[None, k, :], unit)
+        p = np.where(finite_x[:, k, None] & finite_y[None, k, :], p, 0.0)
+        hi, lo = _two_sum_accumulate(hi, lo, p)
     return hi, lo
 
 

@@ -20,6 +20,12 @@ def _target(path) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and a rename; ValueError if it cannot."""
     p = _target(path)
@@ -28,6 +34,7 @@ def atomic_write(path, data: str | bytes) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
         with os.fdopen(fd, mode) as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, p)
     except OSError as exc:
         if "tmp" in locals() and os.path.exists(tmp):

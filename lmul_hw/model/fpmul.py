@@ -7,6 +7,7 @@ import numpy as np
 
 from ..config import FPMulConfig
 from ._bits import Operand, finish
+from ._table import lookup
 
 __all__ = ["fpmul", "fpmul_bits", "round_to_format"]
 
@@ -14,7 +15,8 @@ __all__ = ["fpmul", "fpmul_bits", "round_to_format"]
 def fpmul(a, b, *, fmt, out_fmt=None, subnormals="full", overflow="ieee"):
     """Exact product of bit-pattern arrays ``a`` and ``b`` (broadcast), rounded RNE to the product format."""
     cfg = FPMulConfig(fmt, out_fmt=out_fmt, subnormals=subnormals, overflow=overflow)
-    return fpmul_bits(a, b, cfg)
+    fast = lookup(a, b, cfg, fpmul_bits)
+    return fpmul_bits(a, b, cfg) if fast is None else fast
 
 
 def _bit_length(n):

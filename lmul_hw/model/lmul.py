@@ -6,6 +6,7 @@ import numpy as np
 
 from ..config import LMulConfig
 from ._bits import Operand, finish
+from ._table import lookup
 
 __all__ = ["lmul", "lmul_bits"]
 
@@ -13,7 +14,8 @@ __all__ = ["lmul", "lmul_bits"]
 def lmul(a, b, *, fmt, k=None, offset_exp=None, offset=None, out_fmt=None, overflow="ieee"):
     """L-Mul of bit-pattern arrays ``a`` and ``b`` (broadcast), returned in the product format's dtype."""
     cfg = LMulConfig(fmt, k=k, offset_exp=offset_exp, offset=offset, out_fmt=out_fmt, overflow=overflow)
-    return lmul_bits(a, b, cfg)
+    fast = lookup(a, b, cfg, lmul_bits)
+    return lmul_bits(a, b, cfg) if fast is None else fast
 
 
 def lmul_bits(a, b, cfg: LMulConfig):

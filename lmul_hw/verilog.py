@@ -26,6 +26,20 @@ def verilog_text(cfg) -> str:
     return HEADER.format(version=__version__, config=cfg.to_json()) + text
 
 
+def pe_name(cfg) -> str:
+    """Module name of one processing element of a core configuration."""
+    mul = f"lmul_k{cfg.k}_c{cfg.offset}" if cfg.mul == "lmul" else f"fpmul_{cfg.subnormals}"
+    return f"pe_{cfg.fmt.name}_{mul}_{cfg.acc}_d{cfg.depth}"
+
+
+def pe_verilog_text(cfg) -> str:
+    """Reproducible Verilog of one processing element of a core configuration (for synthesis)."""
+    from . import __version__
+    from .hw.pe import ProcessingElement
+    text = amaranth_verilog.convert(ProcessingElement(cfg), name=pe_name(cfg), emit_src=False)
+    return HEADER.format(version=__version__, config=cfg.to_json()) + text
+
+
 def write_verilog(cfg, path):
     """Generate and write atomically (ValueError on an unwritable path)."""
     return atomic_write(path, verilog_text(cfg))

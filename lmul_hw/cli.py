@@ -107,9 +107,42 @@ def _run_generate(args) -> int:
     return EXIT_OK
 
 
+# -- estimate ----------------------------------------------------------------------------------
+
+def _add_estimate(sub) -> None:
+    p = sub.add_parser(
+        "estimate", help="energy per operation of any Verilog module from switching activity (45 nm)",
+        description="Synthesize a Verilog module with the generic CMOS flow, simulate its gate netlist on "
+                    "random inputs (clk as the clock, rst high for the first cycles, every other input "
+                    "uniform random each cycle) and report energy per operation (one cycle or one input "
+                    "vector), calibrated to 45 nm (docs/energy.md).")
+    p.add_argument("--verilog", required=True, help="Verilog source file")
+    p.add_argument("--top", required=True, help="top module name")
+    p.add_argument("--vectors", type=int, default=4096, help="operations to measure (default 4096)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--glitches", action="store_true",
+                   help="unit-delay simulation that counts glitches (default: zero-delay)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _run_estimate(args) -> int:
+    from .energy import estimate_file
+    res = estimate_file(args.verilog, args.top, vectors=args.vectors, seed=args.seed, glitches=args.glitches)
+    if args.json:
+        print(res.to_json())
+    else:
+        per = "cycle" if res.flip_flops else "input vector"
+        print(f"{res.top}: {res.pj_per_op:.4g} pJ per operation (one {per}), {res.transistors} transistors, "
+              f"{res.cells} cells ({res.flip_flops} flip-flops), toggle rate {res.toggle_rate:.3f} per cell "
+              f"output per operation, over {res.operations} operations on uniform random inputs"
+              f"{' (unit delay, glitches counted)' if res.glitches else ''}; 45 nm scale, docs/energy.md")
+    return EXIT_OK
+
+
 COMMANDS = {
     "accuracy": (_add_accuracy, _run_accuracy),
     "generate": (_add_generate, _run_generate),
+    "estimate": (_add_estimate, _run_estimate),
 }
 
 

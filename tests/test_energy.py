@@ -78,6 +78,15 @@ def test_core_energy_per_mac_streams_without_bubbles():
     assert res.flip_flops > 0 and res.transistors > res.flip_flops * 24
 
 
+def test_pe_energy_per_mac_lmul_below_exact():
+    res = {mul: energy.pe_energy(CoreConfig(rows=4, cols=4, mul=mul, fmt="e4m3", acc="exact", depth=16),
+                                 vectors=2048) for mul in ("lmul", "fpmul")}
+    for r in res.values():
+        assert r.operation == "MAC" and r.operations == 2048 and r.flip_flops > 0
+        assert 0 < r.clock_pj_per_op < r.pj_per_op
+    assert res["lmul"].pj_per_op < res["fpmul"].pj_per_op
+
+
 # -- lmul-hw estimate -------------------------------------------------------------------------------
 
 DESIGNS = """

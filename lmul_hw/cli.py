@@ -107,6 +107,71 @@ def _run_generate(args) -> int:
     return EXIT_OK
 
 
+# -- verify, vectors ---------------------------------------------------------------------------
+
+_UNIT_HELP = (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)"))
+
+
+def _add_verify(sub) -> None:
+    p = sub.add_parser(
+        "verify", help="simulate a unit's generated Verilog against the bit-exact model (cocotb)",
+        description="Generate the unit's Verilog, build it in a lane harness and check it under cocotb against "
+                    "the model: every pair for 8-bit formats, otherwise special values, edges and seeded random "
+                    "pairs. Exit status 1 when any product differs (the first few are printed).")
+    units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul}", parser_class=_Parser)
+    for kind, text in _UNIT_HELP:
+        q = units.add_parser(kind, help=text)
+        _unit_options(q, kind)
+        q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
+        q.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator (default verilator)")
+        q.add_argument("--seed", type=int, default=0, help="seed of the random pairs (default 0)")
+        q.add_argument("--vectors", type=int, default=100_000, metavar="N",
+                       help="random pairs for formats wider than 8 bits (default 100000); 8-bit formats are "
+                            "checked on all 65,536 pairs")
+
+
+def _run_verify(args) -> int:
+    from .simulate import verify
+    cfg = unit_config(args.unit, args, latency=args.latency)
+    if args.vectors < 0:
+        raise ValueError(f"--vectors must be at least 0, not {args.vectors}")
+    res = verify(cfg, args.sim, count=args.vectors, seed=args.seed, progress=lambda m: print(m, flush=True))
+    print(res.report())
+    if not res.ok:
+        raise VerificationFailed(f"{res.mismatch_count} of {res.checked} vectors of {cfg.name} differ from "
+                                 f"the model on {args.sim}")
+    print(f"ok: {cfg.name} matches the model on all {res.checked} vectors ({args.sim})")
+    return EXIT_OK
+
+
+def _add_vectors(sub) -> None:
+    p = sub.add_parser(
+        "vectors", help="golden test vectors of a unit: hex 'a b p' lines from the bit-exact model",
+        description="Write the operand pairs lmul-hw verify checks and the model's products, one 'a b p' line "
+                    "of hex bit patterns each: every pair for 8-bit formats, otherwise special values, edges and "
+                    "seeded random pairs.")
+    units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul}", parser_class=_Parser)
+    for kind, text in _UNIT_HELP:
+        q = units.add_parser(kind, help=text)
+        _unit_options(q, kind)
+        q.add_argument("--count", type=int, default=100_000, metavar="N",
+                       help="random pairs for formats wider than 8 bits (default 100000)")
+        q.add_argument("--seed", type=int, default=0, help="seed of the random pairs (default 0)")
+        q.add_argument("-o", "--output", required=True, help="text file to write")
+
+
+def _run_vectors(args) -> int:
+    from .files import atomic_write
+    from .vectors import golden_text
+    cfg = unit_config(args.unit, args)
+    if args.count < 0:
+        raise ValueError(f"--count must be at least 0, not {args.count}")
+    text, n = golden_text(cfg, count=args.count, seed=args.seed)
+    path = atomic_write(args.output, text)
+    print(f"wrote {path}: {n} vectors of {cfg.name}")
+    return EXIT_OK
+
+
 # -- estimate ----------------------------------------------------------------------------------
 
 def _add_estimate(sub) -> None:
@@ -142,6 +207,8 @@ def _run_estimate(args) -> int:
 COMMANDS = {
     "accuracy": (_add_accuracy, _run_accuracy),
     "generate": (_add_generate, _run_generate),
+    "verify": (_add_verify, _run_verify),
+    "vectors": (_add_vectors, _run_vectors),
     "estimate": (_add_estimate, _run_estimate),
 }
 

@@ -348,6 +348,7 @@ def build(configs, simulator: str = "verilator", *, lanes: int | None = None, ca
     with open(root / f"{simulator}-{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)          # another process may be building the same design
         if done.exists():
+            progress(f"using the cached {simulator} build {build_dir}")
             return Design(simulator, units, build_dir, 0.0, True)
         if build_dir.exists():
             shutil.rmtree(build_dir)

@@ -30,6 +30,9 @@ def atomic_write(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and a rename; ValueError if it cannot."""
     p = _target(path)
     mode = "wb" if isinstance(data, bytes) else "w"
+    if p.exists() and not p.is_file():           # follows links: a device or pipe (e.g. /dev/stdout)
+        return _write_special(p, data, mode)      # is written in place, never replaced
+    p = p.resolve() if p.is_symlink() else p      # replace the file a link points to, not the link
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
         with os.fdopen(fd, mode) as fh:
@@ -39,6 +42,17 @@ def atomic_write(path, data: str | bytes) -> Path:
     except OSError as exc:
         if "tmp" in locals() and os.path.exists(tmp):
             os.unlink(tmp)
+        raise ValueError(f"cannot write {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def _write_special(p: Path, data, mode: str) -> Path:
+    try:
+        with open(p, mode) as fh:
+            fh.write(data)
+    except BrokenPipeError:
+        raise                                     # the reader left: the command line ends quietly
+    except OSError as exc:
         raise ValueError(f"cannot write {p}: {exc.strerror or exc}") from None
     return p
 

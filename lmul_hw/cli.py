@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import ToolError, VerificationFailed
@@ -204,6 +205,56 @@ def _run_estimate(args) -> int:
     return EXIT_OK
 
 
+# -- compare and flow ---------------------------------------------------------------------------
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="side-by-side table: L-Mul vs exact multipliers (area, LUTs, Fmax, energy, error)")
+    p.add_argument("--formats", default="e4m3,e5m2,bf16", help="comma-separated unit formats (default e4m3,e5m2,bf16)")
+    p.add_argument("--out", default="lmul-hw-out/compare", help="output directory (default lmul-hw-out/compare)")
+    p.add_argument("--full", action="store_true", help="also the 8x8 core and the DSP-mapped FPGA runs")
+
+
+def _run_compare(args) -> int:
+    from .compare import array_designs, dot_product_claim, measure, paper_claims, unit_designs
+    from .report import tool_versions, write_report
+    designs = unit_designs(_formats(args.formats)) + array_designs((4, 8) if args.full else (4,))
+    rows = measure(designs, dsp=args.full, progress=_progress_line)
+    claims = paper_claims(progress=_progress_line)
+    dots = dot_product_claim(rows)
+    claims += [dots] if dots else []
+    paths = write_report(args.out, rows, claims, tool_versions(), stem="compare")
+    print("\n".join(str(p) for p in paths))
+    return EXIT_OK
+
+
+def _add_flow(sub) -> None:
+    p = sub.add_parser("flow", help="the main job: generate, verify, synthesise, estimate energy, report")
+    p.add_argument("--out", default="lmul-hw-out", help="output directory (default lmul-hw-out)")
+    p.add_argument("--full", action="store_true", help="also the 8x8 core and the DSP-mapped FPGA runs")
+    p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator for the checks")
+    p.add_argument("--formats", default="e4m3,e5m2,bf16", help="unit formats (default e4m3,e5m2,bf16)")
+    p.add_argument("--no-cores", action="store_true", help="leave the tensor cores out (a reduced flow)")
+
+
+def _run_flow(args) -> int:
+    from .flow import run_flow
+    run_flow(args.out, full=args.full, formats=_formats(args.formats), core_sizes=() if args.no_cores else None,
+             simulator=args.sim, progress=_progress_line)
+    return EXIT_OK
+
+
+def _formats(text: str) -> list[str]:
+    from .formats import get_format
+    formats = [get_format(f).name for f in text.split(",") if f.strip()]
+    if not formats:
+        raise ValueError("--formats names no format")
+    return formats
+
+
+def _progress_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 # -- synth -------------------------------------------------------------------------------------
 
 def _add_synth(sub) -> None:
@@ -282,6 +333,8 @@ def _run_synth(args) -> int:
 
 
 COMMANDS = {
+    "flow": (_add_flow, _run_flow),
+    "compare": (_add_compare, _run_compare),
     "accuracy": (_add_accuracy, _run_accuracy),
     "generate": (_add_generate, _run_generate),
     "synth": (_add_synth, _run_synth),
@@ -314,6 +367,9 @@ def main(argv=None) -> int:
     except ToolError as exc:
         print(f"lmul-hw: {exc}", file=sys.stderr)
         return EXIT_TOOL
+    except BrokenPipeError:     # e.g. `lmul-hw ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("lmul-hw: interrupted", file=sys.stderr)
         return 130

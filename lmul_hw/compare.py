@@ -208,11 +208,14 @@ def paper_claims(progress=None) -> list[Claim]:
 
 def dot_product_claim(rows: list[Row]) -> Claim | None:
     """§1: 80% of the energy of dot products saved: per MAC of our PEs (exact accumulation)."""
-    pes = {r.design.variant: r.get("energy_pj") for r in rows if r.design.kind == "pe"}
-    if pes.get("L-Mul") is None or pes.get("exact ftz") is None:
+    pes = {r.design.variant: r for r in rows if r.design.kind == "pe" and r.get("energy_pj") is not None}
+    if "L-Mul" not in pes or "exact ftz" not in pes:
         return None
-    saving = 1 - pes["L-Mul"] / pes["exact ftz"]
+    lm, ex = pes["L-Mul"], pes["exact ftz"]
+    saving = 1 - lm.get("energy_pj") / ex.get("energy_pj")
+    logic = 1 - (lm.get("energy_pj") - lm.get("clock_pj")) / (ex.get("energy_pj") - ex.get("clock_pj"))
     return Claim("§1", "L-Mul saves 80% of the energy of dot products", "80%",
                  f"{saving:.0%} per MAC of an e4m3 PE with exact accumulation "
-                 f"({pes['L-Mul']:.3f} vs {pes['exact ftz']:.3f} pJ)",
+                 f"({lm.get('energy_pj'):.3f} vs {ex.get('energy_pj'):.3f} pJ); {logic:.0%} of the logic "
+                 "energy without the registers' clock load",
                  "holds" if saving >= 0.7 else "does not hold")

@@ -38,14 +38,18 @@ def _step(progress, start, message):
         progress(f"[{time.monotonic() - start:6.1f}s] {message}")
 
 
-def run_flow(out_dir, *, full: bool = False, formats=DEFAULT_FORMATS, simulator: str = "verilator",
-             progress=print) -> list[Path]:
-    """Generate, verify, synthesise, estimate and report; returns the files written."""
+def run_flow(out_dir, *, full: bool = False, formats=DEFAULT_FORMATS, core_sizes=None,
+             simulator: str = "verilator", progress=print) -> list[Path]:
+    """Generate, verify, synthesise, estimate and report; returns the files written.  The default is
+    the reference units of ``formats``, a PE and a 4x4 core (``full``: also 8x8 and the DSP-mapped
+    runs); ``core_sizes=()`` leaves the cores out (a reduced flow)."""
     from .verilog import write_verilog
     start = time.monotonic()
     out = output_dir(out_dir)
     rtl = output_dir(Path(out) / "rtl")
-    designs = unit_designs(formats) + array_designs((4, 8) if full else (4,))
+    if core_sizes is None:
+        core_sizes = (4, 8) if full else (4,)
+    designs = unit_designs(formats) + array_designs(tuple(core_sizes))
 
     _step(progress, start, f"generating Verilog of {len(designs)} designs into {rtl}")
     for d in designs:

@@ -27,7 +27,8 @@ UNIT_COLUMNS = [
 ]
 ARRAY_COLUMNS = [
     ("transistors", "transistors", "{:,.0f}"), ("per_pe", "transistors/PE", "{:,.0f}"),
-    ("flip_flops", "flip-flops", "{:,.0f}"), ("depth", "depth", "{:.0f}"), ("ecp5_luts", "ECP5 LUTs", "{:,.0f}"),
+    ("flip_flops", "flip-flops", "{:,.0f}"), ("depth", "depth", "{:.0f}"), ("ice40_luts", "iCE40 LUTs", "{:,.0f}"),
+    ("ecp5_luts", "ECP5 LUTs", "{:,.0f}"),
     ("xilinx_luts", "Xilinx LUTs", "{:,.0f}"), ("ice40_fmax", "Fmax iCE40 MHz", "{:.1f}"),
     ("ecp5_fmax", "Fmax ECP5 MHz", "{:.1f}"), ("energy_pj", "energy pJ/MAC", "{:.4f}"),
     ("clock_pj", "of it clock", "{:.4f}"),
@@ -85,10 +86,11 @@ def _charts(rows) -> dict[str, bytes]:
     groups = list(dict.fromkeys(r.design.group for r in units))
     variants = list(dict.fromkeys(r.design.variant.split(" k=")[0] for r in units))
     charts = {}
-    for key, title, log in (("transistors", "Transistors (generic CMOS, pinned yosys flow)", True),
-                            ("energy_pj", "Energy per multiplication, pJ (45 nm scale, Gaussian operands)", True),
-                            ("xilinx_luts", "Xilinx 7-series LUTs (LUT-only)", False)):
-        if not any(r.get(key) is not None for r in units):
+    for key, title, fmt in (("transistors", "Transistors (generic CMOS, pinned yosys flow)", "{:,.0f}"),
+                            ("energy_pj", "Energy per multiplication, pJ (45 nm scale, Gaussian operands)", "{:.3f}"),
+                            ("xilinx_luts", "Xilinx 7-series LUTs (LUT-only)", "{:.0f}")):
+        values = [r.get(key) for r in units if r.get(key)]
+        if not values:
             continue
         fig, ax = plt.subplots(figsize=(7, 3.6))
         width = 0.8 / max(len(variants), 1)
@@ -96,11 +98,13 @@ def _charts(rows) -> dict[str, bytes]:
             vals = [next((r.get(key) for r in units if r.design.group == g
                           and r.design.variant.split(" k=")[0] == var), None) for g in groups]
             xs = [j + i * width for j in range(len(groups))]
-            ax.bar(xs, [v or 0 for v in vals], width, label=var)
+            bars = ax.bar(xs, [v or 0 for v in vals], width, label=var)
+            ax.bar_label(bars, labels=[fmt.format(v) if v else "" for v in vals], fontsize=7)
         ax.set_xticks([j + width * (len(variants) - 1) / 2 for j in range(len(groups))], groups)
         ax.set_title(title, fontsize=10)
-        if log:
+        if max(values) > 20 * min(values):      # formats of very different sizes: a log axis
             ax.set_yscale("log")
+            ax.set_ylim(bottom=min(values) / 2)
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         charts[f"{key}.png"] = _png(fig)

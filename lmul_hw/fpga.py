@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import ToolError
-from .synthesis import _tool, cache_dir, data_dir, run_yosys, yosys_version
+from .synthesis import _tool, cache_dir, data_dir, publish, run_yosys, scratch_dir, yosys_version
 
 __all__ = ["FAMILIES", "FpgaResult", "FmaxResult", "synthesize_fpga", "fmax", "harness_verilog",
            "harness_cost", "nextpnr_version", "design_ports"]
@@ -142,12 +142,14 @@ def synthesize_fpga(verilog: str, top: str, family: str, dsp: bool = False, *, _
     work = cache_dir(f"fpga-{family}", verilog, top, template, options)
     result = work / "result.json"
     if not result.exists():
-        (work / "design.v").write_text(verilog)
+        run = scratch_dir(work)
+        (run / "design.v").write_text(verilog)
         run_yosys(template.format(verilog="design.v", top=top, options=options, stat_json="stat.json",
-                                  netlist="netlist.json"), work)
-        stat = json.loads((work / "stat.json").read_text())
+                                  netlist="netlist.json"), run)
+        stat = json.loads((run / "stat.json").read_text())
         module = stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
-        result.write_text(json.dumps({"cells": dict(module.get("num_cells_by_type", {}))}))
+        publish(run, work, "design.v", "netlist.json", "stat.json", "yosys.log",
+                payload={"cells": dict(module.get("num_cells_by_type", {}))})
     cells = json.loads(result.read_text())["cells"]
     _exclude = tuple(_exclude) + tuple("\\" + c for c in _exclude)
     kept = {c: n for c, n in cells.items() if c not in _exclude and c not in NOT_HARDWARE}
@@ -251,31 +253,32 @@ def fmax(verilog: str, top: str, family: str, dsp: bool = False, *, seed: int = 
     work = cache_dir(f"pnr-{family}", version, netlist_text, " ".join(fam.device), str(seed), repr(target))
     result = work / "fmax.json"
     if not result.exists():
-        (work / "design.json").write_text(netlist_text)
+        run = scratch_dir(work)
+        (run / "design.json").write_text(netlist_text)
         cmd = [tool, *fam.device, "--json", "design.json", "--freq", f"{target:g}", "--seed", str(seed),
                "--timing-allow-fail", "--report", "report.json", "--log", "nextpnr.log", "-q"]
         try:
-            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            raise ToolError("nextpnr", f"{fam.nextpnr} took more than {timeout:g} s in {work}",
-                            _read(work / "nextpnr.log")) from exc
-        log = _read(work / "nextpnr.log") + proc.stdout + proc.stderr
+            raise ToolError("nextpnr", f"{fam.nextpnr} took more than {timeout:g} s in {run}",
+                            _read(run / "nextpnr.log")) from exc
+        log = _read(run / "nextpnr.log") + proc.stdout + proc.stderr
         if proc.returncode != 0:
             if _DOES_NOT_FIT.search(log):
                 lines = [ln for ln in log.splitlines() if "ERROR" in ln]
                 payload = {"fmax_mhz": None, "clock": "", "utilisation": {},
                            "detail": f"does not fit on {fam.device_name}: " + (lines[-1] if lines else "")}
-                result.write_text(json.dumps(payload))
+                publish(run, work, "nextpnr.log", result="fmax.json", payload=payload)
             else:
-                raise ToolError("nextpnr", f"{fam.nextpnr} exit status {proc.returncode} in {work}", log)
+                raise ToolError("nextpnr", f"{fam.nextpnr} exit status {proc.returncode} in {run}", log)
         else:
-            report = json.loads((work / "report.json").read_text())
+            report = json.loads((run / "report.json").read_text())
             clocks = report.get("fmax", {})
             clock = next((c for c in clocks if "clk" in c), next(iter(clocks), ""))
             achieved = clocks[clock]["achieved"] if clock else None
             payload = {"fmax_mhz": achieved, "clock": clock, "utilisation": report.get("utilization", {}),
                        "detail": "" if clock else "no clocked path"}
-            result.write_text(json.dumps(payload))
+            publish(run, work, "nextpnr.log", "report.json", result="fmax.json", payload=payload)
     payload = json.loads(result.read_text())
     return FmaxResult(top=top, family=family, device=fam.device_name, dsp=dsp, target_mhz=target, seed=seed,
                       harness=harness, nextpnr=version, **payload)

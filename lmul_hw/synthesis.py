@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -67,6 +68,23 @@ class ToolTimeout(ToolError):
     """An outside tool did not finish within its time limit."""
 
 
+def scratch_dir(work: Path) -> Path:
+    """A private run directory inside a cache entry, so that concurrent runs of the same flow (pytest -n,
+    two shells) never write the same files; ``publish`` moves its results into the entry."""
+    return Path(tempfile.mkdtemp(prefix="run-", dir=work))
+
+
+def publish(run: Path, work: Path, *names: str, result: str = "result.json", payload=None) -> None:
+    """Move a finished run's files into its cache entry, the result file last (each move is atomic, so a
+    reader that finds the result finds the files complete), and drop the run directory."""
+    if payload is not None:
+        (run / result).write_text(json.dumps(payload))
+    for name in (*names, result):
+        if (run / name).exists():
+            os.replace(run / name, work / name)
+    shutil.rmtree(run, ignore_errors=True)
+
+
 def run_yosys(script: str, workdir: Path, log_name: str = "yosys.log", timeout: float | None = None) -> Path:
     """Run a yosys script in ``workdir``; ToolError with the log's tail if it fails (ToolTimeout, a
     ToolError, if it runs longer than ``timeout`` seconds: it is killed)."""
@@ -114,10 +132,11 @@ def synthesize_cmos(verilog: str, top: str) -> CmosResult:
     work = cache_dir("cmos", verilog, top, template)
     result = work / "result.json"
     if not result.exists():
-        (work / "design.v").write_text(verilog)
+        run = scratch_dir(work)
+        (run / "design.v").write_text(verilog)
         run_yosys(template.format(verilog="design.v", top=top, stat_json="stat.json", ltp="ltp.txt",
-                                  netlist="netlist.json"), work)
-        stat = json.loads((work / "stat.json").read_text())
+                                  netlist="netlist.json"), run)
+        stat = json.loads((run / "stat.json").read_text())
         module = next(iter(stat["modules"].values()))
         cells = dict(module.get("num_cells_by_type", {}))
         unknown = set(cells) - set(FLIP_FLOPS) - {"$_NOT_", "$_NAND_", "$_NOR_", "$_AND_", "$_OR_",
@@ -125,12 +144,12 @@ def synthesize_cmos(verilog: str, top: str) -> CmosResult:
                                                    "$_NMUX_", "$_AOI3_", "$_OAI3_", "$_AOI4_", "$_OAI4_"}
         if unknown:
             raise ToolError("yosys", f"the CMOS flow left cells it cannot cost: {sorted(unknown)}",
-                            (work / "yosys.log").read_text())
-        depth = re.search(r"Longest topological path .*?\(length=(\d+)\)", (work / "ltp.txt").read_text())
+                            (run / "yosys.log").read_text())
+        depth = re.search(r"Longest topological path .*?\(length=(\d+)\)", (run / "ltp.txt").read_text())
         payload = {"cells": cells, "logic_transistors": int(module.get("estimated_num_transistors", 0)),
                    "flip_flops": sum(cells.get(ff, 0) for ff in FLIP_FLOPS),
                    "depth": int(depth.group(1)) if depth else 0}
-        result.write_text(json.dumps(payload))
+        publish(run, work, "design.v", "netlist.json", "stat.json", "ltp.txt", "yosys.log", payload=payload)
     payload = json.loads(result.read_text())
     return CmosResult(top=top, netlist=work / "netlist.json", yosys=yosys_version(), **payload)
 
@@ -177,19 +196,20 @@ def prove_equivalence(verilog: str, top: str, netlist: Path, timeout: float = PR
     work = cache_dir("equiv", verilog, top, gate, template, repr(float(timeout)))
     result = work / "result.json"
     if not result.exists():
-        (work / "gold.v").write_text(verilog)
-        (work / "gate.json").write_text(gate)
+        run = scratch_dir(work)
+        (run / "gold.v").write_text(verilog)
+        (run / "gate.json").write_text(gate)
         script = template.format(gold="gold.v", gate="gate.json", top=top, result="sat.txt")
         try:
-            run_yosys(script, work, timeout=timeout)
-            log = (work / "sat.txt").read_text(errors="replace")
-            ok = "SAT proof finished - no model found: SUCCESS" in log
-            payload = {"proven": ok, "mismatches": 0 if ok else 1,
-                       "detail": "proved: miter trigger = 0 for all inputs" if ok else "unexpected sat output"}
+            run_yosys(script, run, timeout=timeout)
+            log = (run / "sat.txt").read_text(errors="replace")
+            if "SAT proof finished - no model found: SUCCESS" not in log:
+                raise ToolError("yosys", f"sat gave no verdict in {run}", log)
+            payload = {"proven": True, "mismatches": 0, "detail": "proved: miter trigger = 0 for all inputs"}
         except ToolTimeout:
             payload = {"proven": False, "mismatches": 0, "detail": f"not proven within {timeout:g} s"}
-        except ToolError as exc:
-            log = "".join(path.read_text(errors="replace") for path in (work / "yosys.log", work / "sat.txt")
+        except ToolError:
+            log = "".join(path.read_text(errors="replace") for path in (run / "yosys.log", run / "sat.txt")
                           if path.exists())
             if "model found: FAIL" not in log:
                 raise
@@ -197,7 +217,7 @@ def prove_equivalence(verilog: str, top: str, netlist: Path, timeout: float = PR
                      if re.match(r"\s*\\(in_|gold_|gate_|trigger)", ln)]
             payload = {"proven": False, "mismatches": 1,
                        "detail": "counterexample: " + "; ".join(" ".join(ln.split()) for ln in table[:8])}
-        result.write_text(json.dumps(payload))
+        publish(run, work, "yosys.log", "sat.txt", payload=payload)
     payload = json.loads(result.read_text())
     return EquivalenceResult(method="sat", **payload)
 
@@ -270,10 +290,13 @@ def _simulate_iverilog(netlist: Path, top: str, a, b, width: int, out_width: int
     work = cache_dir("gatesim", Path(netlist).read_text(), top)
     gate_v = work / "gate.v"
     if not gate_v.exists():
-        (work / "netlist.json").write_text(Path(netlist).read_text())
+        run = scratch_dir(work)
+        (run / "netlist.json").write_text(Path(netlist).read_text())
         template = (data_dir("synth") / "gate_verilog.ys").read_text()
-        run_yosys(template.format(netlist="netlist.json", top=top, output="gate.v.tmp"), work)
-        (work / "gate.v.tmp").rename(gate_v)
+        run_yosys(template.format(netlist="netlist.json", top=top, output="gate.v"), run)
+        publish(run, work, result="gate.v")
+    work = scratch_dir(work)
+    shutil.copy(gate_v, work / "gate.v")
     digits = (2 * width + 3) // 4
     words = (a.astype(np.uint64) << np.uint64(width)) | b.astype(np.uint64)
     (work / "in.hex").write_text("\n".join(f"{int(w):0{digits}x}" for w in words) + "\n")
@@ -286,6 +309,7 @@ def _simulate_iverilog(netlist: Path, top: str, a, b, width: int, out_width: int
     text = (work / "out.hex").read_text().split()
     if any("x" in t or "z" in t for t in text):
         raise ToolError("vvp", "the gate netlist produced x or z outputs", "\n".join(text[:5]))
+    shutil.rmtree(work, ignore_errors=True)
     return np.array([int(t, 16) for t in text], dtype=np.uint64)
 
 

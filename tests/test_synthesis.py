@@ -68,6 +68,16 @@ def test_cmos_numbers_of_a_tiny_adder_are_stable_and_cached(fresh_cache, monkeyp
     assert again == r
 
 
+def test_cmos_transistors_count_each_flip_flop_once_at_24():
+    from lmul_hw.netlist import CMOS_TRANSISTORS
+    cfg = LMulConfig("e4m3", k=3, latency=2)
+    r = synthesis.synthesize_cmos(verilog_text(cfg), cfg.name)
+    assert r.flip_flops == 24
+    by_gate = sum(CMOS_TRANSISTORS[cell] * n for cell, n in r.cells.items())
+    assert r.transistors == by_gate, "flip-flops at 24 transistors each, not yosys's 16 on top"
+    assert r.logic_transistors == by_gate - 24 * r.flip_flops
+
+
 def test_broken_verilog_is_a_tool_error_with_the_log_tail(fresh_cache):
     with pytest.raises(ToolError) as info:
         synthesis.synthesize_cmos("module broken(input a, output p);\n  assign p = a +;\nendmodule\n", "broken")

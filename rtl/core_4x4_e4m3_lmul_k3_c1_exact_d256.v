@@ -7,7 +7,7 @@
 module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [8:0] \$10 ;
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
@@ -17,55 +17,55 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$106 ;
   wire \$107 ;
   wire \$108 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
+  wire [8:0] \$109 ;
+  wire [8:0] \$11 ;
+  wire [9:0] \$110 ;
   wire \$111 ;
-  wire \$112 ;
-  wire \$113 ;
+  wire [8:0] \$112 ;
+  wire [8:0] \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire \$116 ;
-  wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
+  wire [8:0] \$116 ;
+  wire [8:0] \$117 ;
+  wire [9:0] \$118 ;
+  wire [9:0] \$119 ;
   wire \$12 ;
-  wire \$120 ;
+  wire [193:0] \$120 ;
   wire \$121 ;
-  wire \$122 ;
-  wire \$123 ;
-  wire \$124 ;
+  wire [16:0] \$122 ;
+  wire [47:0] \$123 ;
+  wire [48:0] \$124 ;
   wire \$125 ;
   wire \$126 ;
   wire \$127 ;
-  wire \$128 ;
+  wire [49:0] \$128 ;
   wire \$129 ;
   wire \$13 ;
-  wire [41:0] \$130 ;
+  wire \$130 ;
   wire \$131 ;
-  wire [42:0] \$132 ;
-  wire [8:0] \$133 ;
-  wire [9:0] \$134 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
   wire \$135 ;
-  wire [8:0] \$136 ;
-  wire [8:0] \$137 ;
+  wire \$136 ;
+  wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire \$14 ;
-  wire [8:0] \$140 ;
-  wire [8:0] \$141 ;
-  wire [9:0] \$142 ;
-  wire [9:0] \$143 ;
-  wire [193:0] \$144 ;
+  wire [8:0] \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
   wire \$145 ;
-  wire [16:0] \$146 ;
-  wire [47:0] \$147 ;
-  wire [48:0] \$148 ;
-  wire \$149 ;
-  wire \$15 ;
+  wire [2:0] \$146 ;
+  wire \$147 ;
+  wire [2:0] \$148 ;
+  wire [5:0] \$149 ;
+  wire [8:0] \$15 ;
   wire \$150 ;
-  wire \$151 ;
-  wire [49:0] \$152 ;
+  wire [6:0] \$151 ;
+  wire \$152 ;
   wire \$153 ;
   wire \$154 ;
   wire \$155 ;
@@ -73,7 +73,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  wire \$16 ;
+  wire [9:0] \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
@@ -84,7 +84,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire \$17 ;
+  wire [9:0] \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
@@ -95,7 +95,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$177 ;
   wire \$178 ;
   wire \$179 ;
-  wire \$18 ;
+  wire [193:0] \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
@@ -111,14 +111,14 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$191 ;
   wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
+  wire [41:0] \$194 ;
   wire \$195 ;
-  wire \$196 ;
+  wire [42:0] \$196 ;
   wire \$197 ;
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [16:0] \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -129,33 +129,33 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [47:0] \$21 ;
   wire \$210 ;
-  wire [41:0] \$211 ;
+  wire \$211 ;
   wire \$212 ;
-  wire [42:0] \$213 ;
-  wire [8:0] \$214 ;
-  wire [9:0] \$215 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
   wire \$216 ;
-  wire [8:0] \$217 ;
-  wire [8:0] \$218 ;
+  wire \$217 ;
+  wire \$218 ;
   wire \$219 ;
-  wire \$22 ;
+  wire [48:0] \$22 ;
   wire \$220 ;
-  wire [8:0] \$221 ;
-  wire [8:0] \$222 ;
-  wire [9:0] \$223 ;
-  wire [9:0] \$224 ;
-  wire [193:0] \$225 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
   wire \$226 ;
-  wire [16:0] \$227 ;
-  wire [47:0] \$228 ;
-  wire [48:0] \$229 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire \$23 ;
   wire \$230 ;
   wire \$231 ;
   wire \$232 ;
-  wire [49:0] \$233 ;
+  wire \$233 ;
   wire \$234 ;
   wire \$235 ;
   wire \$236 ;
@@ -165,9 +165,9 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$24 ;
   wire \$240 ;
   wire \$241 ;
-  wire \$242 ;
+  wire [41:0] \$242 ;
   wire \$243 ;
-  wire \$244 ;
+  wire [42:0] \$244 ;
   wire \$245 ;
   wire \$246 ;
   wire \$247 ;
@@ -184,7 +184,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire \$26 ;
+  wire [49:0] \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -218,34 +218,34 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$288 ;
   wire \$289 ;
   wire \$29 ;
-  wire \$290 ;
+  wire [41:0] \$290 ;
   wire \$291 ;
-  wire [41:0] \$292 ;
+  wire [42:0] \$292 ;
   wire \$293 ;
-  wire [42:0] \$294 ;
-  wire [8:0] \$295 ;
-  wire [9:0] \$296 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
   wire \$297 ;
-  wire [8:0] \$298 ;
-  wire [8:0] \$299 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
   wire \$300 ;
   wire \$301 ;
-  wire [8:0] \$302 ;
-  wire [8:0] \$303 ;
-  wire [9:0] \$304 ;
-  wire [9:0] \$305 ;
-  wire [193:0] \$306 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
   wire \$307 ;
-  wire [16:0] \$308 ;
-  wire [47:0] \$309 ;
+  wire \$308 ;
+  wire \$309 ;
   wire \$31 ;
-  wire [48:0] \$310 ;
+  wire \$310 ;
   wire \$311 ;
   wire \$312 ;
   wire \$313 ;
-  wire [49:0] \$314 ;
+  wire \$314 ;
   wire \$315 ;
   wire \$316 ;
   wire \$317 ;
@@ -267,41 +267,41 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire [2:0] \$334 ;
+  wire \$334 ;
   wire \$335 ;
-  wire [2:0] \$336 ;
-  wire [5:0] \$337 ;
-  wire \$338 ;
-  wire [6:0] \$339 ;
+  wire \$336 ;
+  wire \$337 ;
+  wire [41:0] \$338 ;
+  wire \$339 ;
   wire \$34 ;
-  wire \$340 ;
+  wire [42:0] \$340 ;
   wire \$341 ;
   wire \$342 ;
   wire \$343 ;
-  wire \$344 ;
-  wire \$345 ;
-  wire \$346 ;
-  wire \$347 ;
-  reg [64:0] \$348 ;
-  reg \$349 ;
+  reg [64:0] \$344 ;
+  reg \$345 ;
+  reg \$346 ;
+  reg [1:0] \$347 ;
+  reg [4:0] \$348 ;
+  reg [2:0] \$349 ;
   wire \$35 ;
-  reg \$350 ;
-  reg [1:0] \$351 ;
-  reg [4:0] \$352 ;
+  reg [2:0] \$350 ;
+  reg [2:0] \$351 ;
+  reg [2:0] \$352 ;
   reg [2:0] \$353 ;
   reg [2:0] \$354 ;
-  reg [2:0] \$355 ;
-  reg [2:0] \$356 ;
-  reg [2:0] \$357 ;
-  reg [2:0] \$358 ;
+  reg [44:0] \$355 ;
+  reg \$356 ;
+  reg [44:0] \$357 ;
+  reg \$358 ;
   reg [44:0] \$359 ;
   wire \$36 ;
   reg \$360 ;
   reg [44:0] \$361 ;
   reg \$362 ;
-  reg [44:0] \$363 ;
+  reg \$363 ;
   reg \$364 ;
-  reg [44:0] \$365 ;
+  reg \$365 ;
   reg \$366 ;
   reg \$367 ;
   reg \$368 ;
@@ -310,7 +310,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg \$370 ;
   reg \$371 ;
   reg \$372 ;
-  reg \$373 ;
+  reg [44:0] \$373 ;
   reg \$374 ;
   reg [44:0] \$375 ;
   reg \$376 ;
@@ -319,7 +319,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [44:0] \$379 ;
   wire \$38 ;
   reg \$380 ;
-  reg [44:0] \$381 ;
+  reg \$381 ;
   reg \$382 ;
   reg \$383 ;
   reg \$384 ;
@@ -342,7 +342,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$4 ;
   wire \$40 ;
   reg \$400 ;
-  reg [44:0] \$401 ;
+  reg \$401 ;
   reg \$402 ;
   reg [44:0] \$403 ;
   reg \$404 ;
@@ -350,67 +350,71 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg \$406 ;
   reg [44:0] \$407 ;
   reg \$408 ;
-  reg \$409 ;
-  wire \$41 ;
+  reg [44:0] \$409 ;
+  wire [8:0] \$41 ;
   reg \$410 ;
-  wire \$42 ;
+  reg \$411 ;
+  reg \$412 ;
+  reg \$413 ;
+  reg \$414 ;
+  wire [9:0] \$42 ;
   wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
+  wire [8:0] \$44 ;
+  wire [8:0] \$45 ;
   wire \$46 ;
   wire \$47 ;
-  wire \$48 ;
-  wire [41:0] \$49 ;
+  wire [8:0] \$48 ;
+  wire [8:0] \$49 ;
   wire \$5 ;
-  wire \$50 ;
-  wire [42:0] \$51 ;
-  wire [8:0] \$52 ;
-  wire [9:0] \$53 ;
-  wire \$54 ;
-  wire [8:0] \$55 ;
-  wire [8:0] \$56 ;
+  wire [9:0] \$50 ;
+  wire [9:0] \$51 ;
+  wire [193:0] \$52 ;
+  wire \$53 ;
+  wire [16:0] \$54 ;
+  wire [47:0] \$55 ;
+  wire [48:0] \$56 ;
   wire \$57 ;
   wire \$58 ;
-  wire [8:0] \$59 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [8:0] \$60 ;
-  wire [9:0] \$61 ;
-  wire [9:0] \$62 ;
-  wire [193:0] \$63 ;
+  wire [49:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
   wire \$64 ;
-  wire [16:0] \$65 ;
-  wire [47:0] \$66 ;
-  wire [48:0] \$67 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire \$7 ;
+  wire [8:0] \$7 ;
   wire \$70 ;
-  wire [49:0] \$71 ;
+  wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
+  wire [8:0] \$75 ;
+  wire [9:0] \$76 ;
   wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire \$8 ;
+  wire [8:0] \$78 ;
+  wire [8:0] \$79 ;
+  wire [9:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
+  wire [8:0] \$82 ;
+  wire [8:0] \$83 ;
+  wire [9:0] \$84 ;
+  wire [9:0] \$85 ;
+  wire [193:0] \$86 ;
   wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  wire [16:0] \$88 ;
+  wire [47:0] \$89 ;
   wire \$9 ;
-  wire \$90 ;
+  wire [48:0] \$90 ;
   wire \$91 ;
   wire \$92 ;
   wire \$93 ;
-  wire \$94 ;
+  wire [49:0] \$94 ;
   wire \$95 ;
   wire \$96 ;
   wire \$97 ;
@@ -606,9 +610,9 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg deskew_v1_1 = 1'h0;
   reg deskew_v2_0 = 1'h0;
   wire done;
-  wire \done$181 ;
-  wire \done$201 ;
-  wire \done$218 ;
+  wire \done$188 ;
+  wire \done$211 ;
+  wire \done$231 ;
   reg [44:0] drain_c0_r0 = 45'h000000000000;
   reg drain_c0_r0_valid = 1'h0;
   reg [44:0] drain_c0_r1 = 45'h000000000000;
@@ -673,60 +677,76 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire r_rdy;
   wire [133:0] readout_c0_aligned;
   wire [16:0] readout_c0_e_lead;
+  reg [2:0] readout_c0_flags = 3'h0;
   reg [31:0] readout_c0_fp32;
+  reg readout_c0_l_0 = 1'h0;
   reg readout_c0_last = 1'h0;
   reg [5:0] readout_c0_lz;
-  wire [41:0] readout_c0_mag;
-  wire [40:0] \readout_c0_mag$117 ;
+  reg [41:0] readout_c0_mag = 42'h00000000000;
+  wire [40:0] \readout_c0_mag$116 ;
+  reg readout_c0_negative = 1'h0;
   reg [31:0] readout_c0_q = 32'd0;
   wire [6:0] readout_c0_shift;
+  reg readout_c0_v_0 = 1'h0;
   reg readout_c0_valid = 1'h0;
   wire [133:0] readout_c1_aligned;
   wire [16:0] readout_c1_e_lead;
+  reg [2:0] readout_c1_flags = 3'h0;
   reg [31:0] readout_c1_fp32;
+  reg readout_c1_l_0 = 1'h0;
   reg readout_c1_last = 1'h0;
   reg [5:0] readout_c1_lz;
-  wire [41:0] readout_c1_mag;
+  reg [41:0] readout_c1_mag = 42'h00000000000;
   wire [40:0] \readout_c1_mag$125 ;
+  reg readout_c1_negative = 1'h0;
   reg [31:0] readout_c1_q = 32'd0;
   wire [6:0] readout_c1_shift;
+  reg readout_c1_v_0 = 1'h0;
   reg readout_c1_valid = 1'h0;
   wire [133:0] readout_c2_aligned;
   wire [16:0] readout_c2_e_lead;
+  reg [2:0] readout_c2_flags = 3'h0;
   reg [31:0] readout_c2_fp32;
+  reg readout_c2_l_0 = 1'h0;
   reg readout_c2_last = 1'h0;
   reg [5:0] readout_c2_lz;
-  wire [41:0] readout_c2_mag;
-  wire [40:0] \readout_c2_mag$133 ;
+  reg [41:0] readout_c2_mag = 42'h00000000000;
+  wire [40:0] \readout_c2_mag$134 ;
+  reg readout_c2_negative = 1'h0;
   reg [31:0] readout_c2_q = 32'd0;
   wire [6:0] readout_c2_shift;
+  reg readout_c2_v_0 = 1'h0;
   reg readout_c2_valid = 1'h0;
   wire [133:0] readout_c3_aligned;
   wire [16:0] readout_c3_e_lead;
+  reg [2:0] readout_c3_flags = 3'h0;
   reg [31:0] readout_c3_fp32;
+  reg readout_c3_l_0 = 1'h0;
   reg readout_c3_last = 1'h0;
   reg [5:0] readout_c3_lz;
-  wire [41:0] readout_c3_mag;
-  wire [40:0] \readout_c3_mag$141 ;
+  reg [41:0] readout_c3_mag = 42'h00000000000;
+  wire [40:0] \readout_c3_mag$143 ;
+  reg readout_c3_negative = 1'h0;
   reg [31:0] readout_c3_q = 32'd0;
   wire [6:0] readout_c3_shift;
+  reg readout_c3_v_0 = 1'h0;
   reg readout_c3_valid = 1'h0;
   wire [44:0] result;
-  wire [44:0] \result$164 ;
-  wire [44:0] \result$167 ;
-  wire [44:0] \result$170 ;
-  wire [44:0] \result$182 ;
-  wire [44:0] \result$185 ;
-  wire [44:0] \result$188 ;
-  wire [44:0] \result$191 ;
-  wire [44:0] \result$202 ;
-  wire [44:0] \result$205 ;
-  wire [44:0] \result$208 ;
-  wire [44:0] \result$211 ;
+  wire [44:0] \result$169 ;
+  wire [44:0] \result$172 ;
+  wire [44:0] \result$175 ;
+  wire [44:0] \result$190 ;
+  wire [44:0] \result$193 ;
+  wire [44:0] \result$196 ;
+  wire [44:0] \result$199 ;
+  wire [44:0] \result$213 ;
+  wire [44:0] \result$216 ;
   wire [44:0] \result$219 ;
   wire [44:0] \result$222 ;
-  wire [44:0] \result$225 ;
-  wire [44:0] \result$228 ;
+  wire [44:0] \result$233 ;
+  wire [44:0] \result$236 ;
+  wire [44:0] \result$239 ;
+  wire [44:0] \result$242 ;
   reg [4:0] rows_reserved = 5'h00;
   input rst;
   wire rst;
@@ -763,351 +783,347 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg w_en = 1'h0;
   assign \$1  = ~ in_beat[64];
   assign \$2  = since_last == 2'h3;
-  assign \$3  = rows_reserved <= 4'hc;
+  assign \$3  = rows_reserved <= 4'hd;
   assign \$4  = \$2  & \$3 ;
   assign \$5  = \$1  | \$4 ;
   assign issue = in_valid & \$5 ;
   assign \$6  = ~ in_valid;
   assign i__ready = \$6  | issue;
-  assign \$7  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$8  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$9  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$10  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$11  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$12  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$13  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$14  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$15  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$16  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$17  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$18  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$19  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$20  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$21  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$22  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$23  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$24  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$25  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$26  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$27  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$28  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$29  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$30  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$31  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$32  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$33  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$34  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$35  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$36  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$37  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$38  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$39  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$40  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$41  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$42  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$43  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$44  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$45  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$46  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$47  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$48  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$49  = drain_c0_r0[41:0] ^ { \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37 , \$36 , \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$28 , \$27 , \$26 , \$25 , \$24 , \$23 , \$22 , \$21 , \$20 , \$19 , \$18 , \$17 , \$16 , \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7  };
-  assign \$50  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$51  = \$49  + \$50 ;
-  assign \$52  = 5'h1a - readout_c0_lz;
-  assign \$53  = $signed(\$52 ) + $signed(8'h7f);
-  assign \$54  = $signed(\$53 ) < $signed(2'h1);
-  assign \$56  = \$54  ? 9'h098 : { 3'h0, readout_c0_lz };
-  assign \$57  = $signed(\$56 ) < $signed(6'h27);
-  assign \$58  = $signed(\$53 ) < $signed(2'h1);
-  assign \$60  = \$58  ? 9'h098 : { 3'h0, readout_c0_lz };
-  assign \$61  = $signed(\$60 ) + $signed(6'h19);
-  assign \$62  = \$57  ? 10'h000 : \$61 ;
-  assign \$63  = { \$51 [41:0], 25'h0000000 } << \$62 [6:0];
-  assign \$64  = $signed(\$53 ) < $signed(2'h1);
-  assign \$65  = \$64  ? 17'h00000 : { \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53  };
-  assign \$67  = $signed(\$66 ) + $signed({ 1'h0, \$63 [90:68] });
-  assign \$68  = | \$63 [66:0];
-  assign \$69  = \$68  | \$63 [68];
-  assign \$70  = \$63 [67] & \$69 ;
-  assign \$71  = $signed(\$67 ) + $signed({ 1'h0, \$70  });
-  assign \$72  = drain_c0_r0[43] & drain_c0_r0[44];
-  assign \$73  = drain_c0_r0[42] | \$72 ;
-  assign \$74  = drain_c0_r0[43] | drain_c0_r0[44];
-  assign \$75  = | \$51 [41:0];
-  assign \$76  = ~ \$75 ;
-  assign \$77  = ! \$71 [40:0];
-  assign \$78  = \$76  | \$77 ;
-  assign \$79  = $signed(\$71 [40:0]) >= $signed(32'd2139095040);
-  assign \$80  = | \$51 [41:0];
-  assign \$81  = ~ \$80 ;
-  assign \$82  = ! \$71 [40:0];
-  assign \$83  = \$81  | \$82 ;
-  assign \$84  = ~ \$83 ;
-  assign \$85  = \$79  & \$84 ;
-  assign \$86  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$87  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$88  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$89  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$90  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$91  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$92  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$93  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$94  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$95  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$96  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$97  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$98  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$99  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$100  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$101  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$102  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$103  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$104  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$105  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$106  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$107  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$108  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$109  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$110  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$111  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$112  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$113  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$114  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$115  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$116  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$117  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$118  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$119  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$120  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$121  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$122  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$123  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$124  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$125  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$126  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$127  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$128  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$129  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$130  = drain_c1_r0[41:0] ^ { \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88  };
-  assign \$131  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$132  = \$130  + \$131 ;
-  assign \$133  = 5'h1a - readout_c1_lz;
-  assign \$134  = $signed(\$133 ) + $signed(8'h7f);
-  assign \$135  = $signed(\$134 ) < $signed(2'h1);
-  assign \$137  = \$135  ? 9'h098 : { 3'h0, readout_c1_lz };
-  assign \$138  = $signed(\$137 ) < $signed(6'h27);
-  assign \$139  = $signed(\$134 ) < $signed(2'h1);
-  assign \$141  = \$139  ? 9'h098 : { 3'h0, readout_c1_lz };
-  assign \$142  = $signed(\$141 ) + $signed(6'h19);
-  assign \$143  = \$138  ? 10'h000 : \$142 ;
-  assign \$144  = { \$132 [41:0], 25'h0000000 } << \$143 [6:0];
-  assign \$145  = $signed(\$134 ) < $signed(2'h1);
-  assign \$146  = \$145  ? 17'h00000 : { \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134  };
-  assign \$148  = $signed(\$147 ) + $signed({ 1'h0, \$144 [90:68] });
-  assign \$149  = | \$144 [66:0];
-  assign \$150  = \$149  | \$144 [68];
-  assign \$151  = \$144 [67] & \$150 ;
-  assign \$152  = $signed(\$148 ) + $signed({ 1'h0, \$151  });
-  assign \$153  = drain_c1_r0[43] & drain_c1_r0[44];
-  assign \$154  = drain_c1_r0[42] | \$153 ;
-  assign \$155  = drain_c1_r0[43] | drain_c1_r0[44];
-  assign \$156  = | \$132 [41:0];
-  assign \$157  = ~ \$156 ;
-  assign \$158  = ! \$152 [40:0];
-  assign \$159  = \$157  | \$158 ;
-  assign \$160  = $signed(\$152 [40:0]) >= $signed(32'd2139095040);
-  assign \$161  = | \$132 [41:0];
-  assign \$162  = ~ \$161 ;
-  assign \$163  = ! \$152 [40:0];
-  assign \$164  = \$162  | \$163 ;
-  assign \$165  = ~ \$164 ;
-  assign \$166  = \$160  & \$165 ;
-  assign \$167  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$168  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$169  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$170  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$171  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$172  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$173  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$174  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$175  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$176  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$177  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$178  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$179  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$180  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$181  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$182  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$183  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$184  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$185  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$186  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$187  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$188  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$189  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$190  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$191  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$192  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$193  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$194  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$195  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$196  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$197  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$198  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$199  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$200  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$201  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$202  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$203  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$204  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$205  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$206  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$207  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$208  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$209  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$210  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$211  = drain_c2_r0[41:0] ^ { \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169  };
-  assign \$212  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$213  = \$211  + \$212 ;
-  assign \$214  = 5'h1a - readout_c2_lz;
-  assign \$215  = $signed(\$214 ) + $signed(8'h7f);
-  assign \$216  = $signed(\$215 ) < $signed(2'h1);
-  assign \$218  = \$216  ? 9'h098 : { 3'h0, readout_c2_lz };
-  assign \$219  = $signed(\$218 ) < $signed(6'h27);
-  assign \$220  = $signed(\$215 ) < $signed(2'h1);
-  assign \$222  = \$220  ? 9'h098 : { 3'h0, readout_c2_lz };
-  assign \$223  = $signed(\$222 ) + $signed(6'h19);
-  assign \$224  = \$219  ? 10'h000 : \$223 ;
-  assign \$225  = { \$213 [41:0], 25'h0000000 } << \$224 [6:0];
-  assign \$226  = $signed(\$215 ) < $signed(2'h1);
-  assign \$227  = \$226  ? 17'h00000 : { \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215  };
-  assign \$229  = $signed(\$228 ) + $signed({ 1'h0, \$225 [90:68] });
-  assign \$230  = | \$225 [66:0];
-  assign \$231  = \$230  | \$225 [68];
-  assign \$232  = \$225 [67] & \$231 ;
-  assign \$233  = $signed(\$229 ) + $signed({ 1'h0, \$232  });
-  assign \$234  = drain_c2_r0[43] & drain_c2_r0[44];
-  assign \$235  = drain_c2_r0[42] | \$234 ;
-  assign \$236  = drain_c2_r0[43] | drain_c2_r0[44];
-  assign \$237  = | \$213 [41:0];
-  assign \$238  = ~ \$237 ;
-  assign \$239  = ! \$233 [40:0];
-  assign \$240  = \$238  | \$239 ;
-  assign \$241  = $signed(\$233 [40:0]) >= $signed(32'd2139095040);
-  assign \$242  = | \$213 [41:0];
-  assign \$243  = ~ \$242 ;
-  assign \$244  = ! \$233 [40:0];
-  assign \$245  = \$243  | \$244 ;
-  assign \$246  = ~ \$245 ;
-  assign \$247  = \$241  & \$246 ;
+  assign \$7  = 5'h1a - readout_c0_lz;
+  assign \$8  = $signed(\$7 ) + $signed(8'h7f);
+  assign \$9  = $signed(\$8 ) < $signed(2'h1);
+  assign \$11  = \$9  ? 9'h098 : { 3'h0, readout_c0_lz };
+  assign \$12  = $signed(\$11 ) < $signed(6'h27);
+  assign \$13  = $signed(\$8 ) < $signed(2'h1);
+  assign \$15  = \$13  ? 9'h098 : { 3'h0, readout_c0_lz };
+  assign \$16  = $signed(\$15 ) + $signed(6'h19);
+  assign \$17  = \$12  ? 10'h000 : \$16 ;
+  assign \$18  = { readout_c0_mag, 25'h0000000 } << \$17 [6:0];
+  assign \$19  = $signed(\$8 ) < $signed(2'h1);
+  assign \$20  = \$19  ? 17'h00000 : { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8  };
+  assign \$22  = $signed(\$21 ) + $signed({ 1'h0, \$18 [90:68] });
+  assign \$23  = | \$18 [66:0];
+  assign \$24  = \$23  | \$18 [68];
+  assign \$25  = \$18 [67] & \$24 ;
+  assign \$26  = $signed(\$22 ) + $signed({ 1'h0, \$25  });
+  assign \$27  = readout_c0_flags[1] & readout_c0_flags[2];
+  assign \$28  = readout_c0_flags[0] | \$27 ;
+  assign \$29  = readout_c0_flags[1] | readout_c0_flags[2];
+  assign \$30  = | readout_c0_mag;
+  assign \$31  = ~ \$30 ;
+  assign \$32  = ! \$26 [40:0];
+  assign \$33  = \$31  | \$32 ;
+  assign \$34  = $signed(\$26 [40:0]) >= $signed(32'd2139095040);
+  assign \$35  = | readout_c0_mag;
+  assign \$36  = ~ \$35 ;
+  assign \$37  = ! \$26 [40:0];
+  assign \$38  = \$36  | \$37 ;
+  assign \$39  = ~ \$38 ;
+  assign \$40  = \$34  & \$39 ;
+  assign \$41  = 5'h1a - readout_c1_lz;
+  assign \$42  = $signed(\$41 ) + $signed(8'h7f);
+  assign \$43  = $signed(\$42 ) < $signed(2'h1);
+  assign \$45  = \$43  ? 9'h098 : { 3'h0, readout_c1_lz };
+  assign \$46  = $signed(\$45 ) < $signed(6'h27);
+  assign \$47  = $signed(\$42 ) < $signed(2'h1);
+  assign \$49  = \$47  ? 9'h098 : { 3'h0, readout_c1_lz };
+  assign \$50  = $signed(\$49 ) + $signed(6'h19);
+  assign \$51  = \$46  ? 10'h000 : \$50 ;
+  assign \$52  = { readout_c1_mag, 25'h0000000 } << \$51 [6:0];
+  assign \$53  = $signed(\$42 ) < $signed(2'h1);
+  assign \$54  = \$53  ? 17'h00000 : { \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42  };
+  assign \$56  = $signed(\$55 ) + $signed({ 1'h0, \$52 [90:68] });
+  assign \$57  = | \$52 [66:0];
+  assign \$58  = \$57  | \$52 [68];
+  assign \$59  = \$52 [67] & \$58 ;
+  assign \$60  = $signed(\$56 ) + $signed({ 1'h0, \$59  });
+  assign \$61  = readout_c1_flags[1] & readout_c1_flags[2];
+  assign \$62  = readout_c1_flags[0] | \$61 ;
+  assign \$63  = readout_c1_flags[1] | readout_c1_flags[2];
+  assign \$64  = | readout_c1_mag;
+  assign \$65  = ~ \$64 ;
+  assign \$66  = ! \$60 [40:0];
+  assign \$67  = \$65  | \$66 ;
+  assign \$68  = $signed(\$60 [40:0]) >= $signed(32'd2139095040);
+  assign \$69  = | readout_c1_mag;
+  assign \$70  = ~ \$69 ;
+  assign \$71  = ! \$60 [40:0];
+  assign \$72  = \$70  | \$71 ;
+  assign \$73  = ~ \$72 ;
+  assign \$74  = \$68  & \$73 ;
+  assign \$75  = 5'h1a - readout_c2_lz;
+  assign \$76  = $signed(\$75 ) + $signed(8'h7f);
+  assign \$77  = $signed(\$76 ) < $signed(2'h1);
+  assign \$79  = \$77  ? 9'h098 : { 3'h0, readout_c2_lz };
+  assign \$80  = $signed(\$79 ) < $signed(6'h27);
+  assign \$81  = $signed(\$76 ) < $signed(2'h1);
+  assign \$83  = \$81  ? 9'h098 : { 3'h0, readout_c2_lz };
+  assign \$84  = $signed(\$83 ) + $signed(6'h19);
+  assign \$85  = \$80  ? 10'h000 : \$84 ;
+  assign \$86  = { readout_c2_mag, 25'h0000000 } << \$85 [6:0];
+  assign \$87  = $signed(\$76 ) < $signed(2'h1);
+  assign \$88  = \$87  ? 17'h00000 : { \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76  };
+  assign \$90  = $signed(\$89 ) + $signed({ 1'h0, \$86 [90:68] });
+  assign \$91  = | \$86 [66:0];
+  assign \$92  = \$91  | \$86 [68];
+  assign \$93  = \$86 [67] & \$92 ;
+  assign \$94  = $signed(\$90 ) + $signed({ 1'h0, \$93  });
+  assign \$95  = readout_c2_flags[1] & readout_c2_flags[2];
+  assign \$96  = readout_c2_flags[0] | \$95 ;
+  assign \$97  = readout_c2_flags[1] | readout_c2_flags[2];
+  assign \$98  = | readout_c2_mag;
+  assign \$99  = ~ \$98 ;
+  assign \$100  = ! \$94 [40:0];
+  assign \$101  = \$99  | \$100 ;
+  assign \$102  = $signed(\$94 [40:0]) >= $signed(32'd2139095040);
+  assign \$103  = | readout_c2_mag;
+  assign \$104  = ~ \$103 ;
+  assign \$105  = ! \$94 [40:0];
+  assign \$106  = \$104  | \$105 ;
+  assign \$107  = ~ \$106 ;
+  assign \$108  = \$102  & \$107 ;
+  assign \$109  = 5'h1a - readout_c3_lz;
+  assign \$110  = $signed(\$109 ) + $signed(8'h7f);
+  assign \$111  = $signed(\$110 ) < $signed(2'h1);
+  assign \$113  = \$111  ? 9'h098 : { 3'h0, readout_c3_lz };
+  assign \$114  = $signed(\$113 ) < $signed(6'h27);
+  assign \$115  = $signed(\$110 ) < $signed(2'h1);
+  assign \$117  = \$115  ? 9'h098 : { 3'h0, readout_c3_lz };
+  assign \$118  = $signed(\$117 ) + $signed(6'h19);
+  assign \$119  = \$114  ? 10'h000 : \$118 ;
+  assign \$120  = { readout_c3_mag, 25'h0000000 } << \$119 [6:0];
+  assign \$121  = $signed(\$110 ) < $signed(2'h1);
+  assign \$122  = \$121  ? 17'h00000 : { \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110  };
+  assign \$124  = $signed(\$123 ) + $signed({ 1'h0, \$120 [90:68] });
+  assign \$125  = | \$120 [66:0];
+  assign \$126  = \$125  | \$120 [68];
+  assign \$127  = \$120 [67] & \$126 ;
+  assign \$128  = $signed(\$124 ) + $signed({ 1'h0, \$127  });
+  assign \$129  = readout_c3_flags[1] & readout_c3_flags[2];
+  assign \$130  = readout_c3_flags[0] | \$129 ;
+  assign \$131  = readout_c3_flags[1] | readout_c3_flags[2];
+  assign \$132  = | readout_c3_mag;
+  assign \$133  = ~ \$132 ;
+  assign \$134  = ! \$128 [40:0];
+  assign \$135  = \$133  | \$134 ;
+  assign \$136  = $signed(\$128 [40:0]) >= $signed(32'd2139095040);
+  assign \$137  = | readout_c3_mag;
+  assign \$138  = ~ \$137 ;
+  assign \$139  = ! \$128 [40:0];
+  assign \$140  = \$138  | \$139 ;
+  assign \$141  = ~ \$140 ;
+  assign \$142  = \$136  & \$141 ;
+  assign \$143  = i__valid & i__ready;
+  assign \$144  = issue & in_beat[64];
+  assign \$145  = since_last != 2'h3;
+  assign \$146  = since_last + 1'h1;
+  assign \$147  = issue & in_beat[64];
+  assign \$148  = \$147  ? 3'h4 : 3'h0;
+  assign \$149  = rows_reserved + \$148 ;
+  assign \$150  = o__valid & o__ready;
+  assign \$151  = \$149  - \$150 ;
+  assign \$152  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$153  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$154  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$155  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$156  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$157  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$158  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$159  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$160  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$161  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$162  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$163  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$164  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$165  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$166  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$167  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$168  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$169  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$170  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$171  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$172  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$173  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$174  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$175  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$176  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$177  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$178  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$179  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$180  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$181  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$182  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$183  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$184  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$185  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$186  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$187  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$188  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$189  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$190  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$191  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$192  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$193  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$194  = drain_c0_r0[41:0] ^ { \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152  };
+  assign \$195  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$196  = \$194  + \$195 ;
+  assign \$197  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$198  = ~ drain_c0_r1_valid;
+  assign \$199  = drain_c0_r0_valid & \$198 ;
+  assign \$200  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$201  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$202  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$203  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$204  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$205  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$206  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$207  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$208  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$209  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$210  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$211  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$212  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$213  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$214  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$215  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$216  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$217  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$218  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$219  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$220  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$221  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$222  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$223  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$224  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$225  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$226  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$227  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$228  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$229  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$230  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$231  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$232  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$233  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$234  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$235  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$236  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$237  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$238  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$239  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$240  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$241  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$242  = drain_c1_r0[41:0] ^ { \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200  };
+  assign \$243  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$244  = \$242  + \$243 ;
+  assign \$245  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$246  = ~ drain_c1_r1_valid;
+  assign \$247  = drain_c1_r0_valid & \$246 ;
   assign \$248  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
   assign \$249  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$250  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$251  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$252  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$253  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$254  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$255  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$256  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$257  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$258  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$259  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$260  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$261  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$262  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$263  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$264  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$265  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$266  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$267  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$268  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$269  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$270  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$271  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$272  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$273  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$274  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$275  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$276  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$277  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$278  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$279  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$280  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$281  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$282  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$283  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$284  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$285  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$286  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$287  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$288  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$289  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$290  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$291  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$292  = drain_c3_r0[41:0] ^ { \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250  };
-  assign \$293  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$294  = \$292  + \$293 ;
-  assign \$295  = 5'h1a - readout_c3_lz;
-  assign \$296  = $signed(\$295 ) + $signed(8'h7f);
-  assign \$297  = $signed(\$296 ) < $signed(2'h1);
-  assign \$299  = \$297  ? 9'h098 : { 3'h0, readout_c3_lz };
-  assign \$300  = $signed(\$299 ) < $signed(6'h27);
-  assign \$301  = $signed(\$296 ) < $signed(2'h1);
-  assign \$303  = \$301  ? 9'h098 : { 3'h0, readout_c3_lz };
-  assign \$304  = $signed(\$303 ) + $signed(6'h19);
-  assign \$305  = \$300  ? 10'h000 : \$304 ;
-  assign \$306  = { \$294 [41:0], 25'h0000000 } << \$305 [6:0];
-  assign \$307  = $signed(\$296 ) < $signed(2'h1);
-  assign \$308  = \$307  ? 17'h00000 : { \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296  };
-  assign \$310  = $signed(\$309 ) + $signed({ 1'h0, \$306 [90:68] });
-  assign \$311  = | \$306 [66:0];
-  assign \$312  = \$311  | \$306 [68];
-  assign \$313  = \$306 [67] & \$312 ;
-  assign \$314  = $signed(\$310 ) + $signed({ 1'h0, \$313  });
-  assign \$315  = drain_c3_r0[43] & drain_c3_r0[44];
-  assign \$316  = drain_c3_r0[42] | \$315 ;
-  assign \$317  = drain_c3_r0[43] | drain_c3_r0[44];
-  assign \$318  = | \$294 [41:0];
-  assign \$319  = ~ \$318 ;
-  assign \$320  = ! \$314 [40:0];
-  assign \$321  = \$319  | \$320 ;
-  assign \$322  = $signed(\$314 [40:0]) >= $signed(32'd2139095040);
-  assign \$323  = | \$294 [41:0];
-  assign \$324  = ~ \$323 ;
-  assign \$325  = ! \$314 [40:0];
-  assign \$326  = \$324  | \$325 ;
-  assign \$327  = ~ \$326 ;
-  assign \$328  = \$322  & \$327 ;
+  assign \$250  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$251  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$252  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$253  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$254  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$255  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$256  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$257  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$258  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$259  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$260  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$261  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$262  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$263  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$264  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$265  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$266  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$267  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$268  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$269  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$270  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$271  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$272  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$273  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$274  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$275  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$276  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$277  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$278  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$279  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$280  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$281  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$282  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$283  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$284  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$285  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$286  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$287  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$288  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$289  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$290  = drain_c2_r0[41:0] ^ { \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248  };
+  assign \$291  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$292  = \$290  + \$291 ;
+  assign \$293  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$294  = ~ drain_c2_r1_valid;
+  assign \$295  = drain_c2_r0_valid & \$294 ;
+  assign \$296  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$297  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$298  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$299  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$300  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$301  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$302  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$303  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$304  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$305  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$306  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$307  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$308  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$309  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$310  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$311  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$312  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$313  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$314  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$315  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$316  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$317  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$318  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$319  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$320  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$321  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$322  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$323  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$324  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$325  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$326  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$327  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$328  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
   assign \$329  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
   assign \$330  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$331  = i__valid & i__ready;
-  assign \$332  = issue & in_beat[64];
-  assign \$333  = since_last != 2'h3;
-  assign \$334  = since_last + 1'h1;
-  assign \$335  = issue & in_beat[64];
-  assign \$336  = \$335  ? 3'h4 : 3'h0;
-  assign \$337  = rows_reserved + \$336 ;
-  assign \$338  = o__valid & o__ready;
-  assign \$339  = \$337  - \$338 ;
-  assign \$340  = ~ drain_c0_r1_valid;
-  assign \$341  = drain_c0_r0_valid & \$340 ;
-  assign \$342  = ~ drain_c1_r1_valid;
-  assign \$343  = drain_c1_r0_valid & \$342 ;
-  assign \$344  = ~ drain_c2_r1_valid;
-  assign \$345  = drain_c2_r0_valid & \$344 ;
-  assign \$346  = ~ drain_c3_r1_valid;
-  assign \$347  = drain_c3_r0_valid & \$346 ;
+  assign \$331  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$332  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$333  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$334  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$335  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$336  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$337  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$338  = drain_c3_r0[41:0] ^ { \$337 , \$336 , \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296  };
+  assign \$339  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$340  = \$338  + \$339 ;
+  assign \$341  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$342  = ~ drain_c3_r1_valid;
+  assign \$343  = drain_c3_r0_valid & \$342 ;
   always @(posedge clk)
-    in_beat <= \$348 ;
+    in_beat <= \$344 ;
   always @(posedge clk)
-    in_valid <= \$349 ;
+    in_valid <= \$345 ;
   always @(posedge clk)
-    starts_tile <= \$350 ;
+    starts_tile <= \$346 ;
   always @(posedge clk)
-    since_last <= \$351 ;
+    since_last <= \$347 ;
   always @(posedge clk)
-    rows_reserved <= \$352 ;
+    rows_reserved <= \$348 ;
   always @(posedge clk)
     \b_in$25  <= in_beat[47:40];
   always @(posedge clk)
@@ -1123,15 +1139,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$39  <= in_beat[15:8];
   always @(posedge clk)
-    \ctl_in$41  <= \$353 ;
+    \ctl_in$41  <= \$349 ;
   always @(posedge clk)
     skew_a2_0 <= in_beat[23:16];
   always @(posedge clk)
     \a_in$63  <= skew_a2_0;
   always @(posedge clk)
-    skew_ctl2_0 <= \$354 ;
+    skew_ctl2_0 <= \$350 ;
   always @(posedge clk)
-    \ctl_in$65  <= \$355 ;
+    \ctl_in$65  <= \$351 ;
   always @(posedge clk)
     skew_a3_0 <= in_beat[31:24];
   always @(posedge clk)
@@ -1139,33 +1155,43 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$87  <= skew_a3_1;
   always @(posedge clk)
-    skew_ctl3_0 <= \$356 ;
+    skew_ctl3_0 <= \$352 ;
   always @(posedge clk)
-    skew_ctl3_1 <= \$357 ;
+    skew_ctl3_1 <= \$353 ;
   always @(posedge clk)
-    \ctl_in$89  <= \$358 ;
+    \ctl_in$89  <= \$354 ;
   always @(posedge clk)
-    drain_c0_r0 <= \$359 ;
+    drain_c0_r0 <= \$355 ;
   always @(posedge clk)
-    drain_c0_r0_valid <= \$360 ;
+    drain_c0_r0_valid <= \$356 ;
   always @(posedge clk)
-    drain_c0_r1 <= \$361 ;
+    drain_c0_r1 <= \$357 ;
   always @(posedge clk)
-    drain_c0_r1_valid <= \$362 ;
+    drain_c0_r1_valid <= \$358 ;
   always @(posedge clk)
-    drain_c0_r2 <= \$363 ;
+    drain_c0_r2 <= \$359 ;
   always @(posedge clk)
-    drain_c0_r2_valid <= \$364 ;
+    drain_c0_r2_valid <= \$360 ;
   always @(posedge clk)
-    drain_c0_r3 <= \$365 ;
+    drain_c0_r3 <= \$361 ;
   always @(posedge clk)
-    drain_c0_r3_valid <= \$366 ;
+    drain_c0_r3_valid <= \$362 ;
+  always @(posedge clk)
+    readout_c0_mag <= \$196 [41:0];
+  always @(posedge clk)
+    readout_c0_negative <= \$197 ;
+  always @(posedge clk)
+    readout_c0_flags <= drain_c0_r0[44:42];
+  always @(posedge clk)
+    readout_c0_v_0 <= \$363 ;
+  always @(posedge clk)
+    readout_c0_l_0 <= \$364 ;
   always @(posedge clk)
     readout_c0_q <= readout_c0_fp32;
   always @(posedge clk)
-    readout_c0_valid <= \$367 ;
+    readout_c0_valid <= \$365 ;
   always @(posedge clk)
-    readout_c0_last <= \$368 ;
+    readout_c0_last <= \$366 ;
   always @(posedge clk)
     deskew_c0_0 <= readout_c0_q;
   always @(posedge clk)
@@ -1173,33 +1199,43 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     deskew_c0_2 <= deskew_c0_1;
   always @(posedge clk)
-    deskew_v0_0 <= \$369 ;
+    deskew_v0_0 <= \$367 ;
   always @(posedge clk)
-    deskew_v0_1 <= \$370 ;
+    deskew_v0_1 <= \$368 ;
   always @(posedge clk)
-    w_en <= \$371 ;
+    w_en <= \$369 ;
   always @(posedge clk)
-    deskew_l0_0 <= \$372 ;
+    deskew_l0_0 <= \$370 ;
   always @(posedge clk)
-    deskew_l0_1 <= \$373 ;
+    deskew_l0_1 <= \$371 ;
   always @(posedge clk)
-    deskew_l0_2 <= \$374 ;
+    deskew_l0_2 <= \$372 ;
   always @(posedge clk)
-    drain_c1_r0 <= \$375 ;
+    drain_c1_r0 <= \$373 ;
   always @(posedge clk)
-    drain_c1_r0_valid <= \$376 ;
+    drain_c1_r0_valid <= \$374 ;
   always @(posedge clk)
-    drain_c1_r1 <= \$377 ;
+    drain_c1_r1 <= \$375 ;
   always @(posedge clk)
-    drain_c1_r1_valid <= \$378 ;
+    drain_c1_r1_valid <= \$376 ;
   always @(posedge clk)
-    drain_c1_r2 <= \$379 ;
+    drain_c1_r2 <= \$377 ;
   always @(posedge clk)
-    drain_c1_r2_valid <= \$380 ;
+    drain_c1_r2_valid <= \$378 ;
   always @(posedge clk)
-    drain_c1_r3 <= \$381 ;
+    drain_c1_r3 <= \$379 ;
   always @(posedge clk)
-    drain_c1_r3_valid <= \$382 ;
+    drain_c1_r3_valid <= \$380 ;
+  always @(posedge clk)
+    readout_c1_mag <= \$244 [41:0];
+  always @(posedge clk)
+    readout_c1_negative <= \$245 ;
+  always @(posedge clk)
+    readout_c1_flags <= drain_c1_r0[44:42];
+  always @(posedge clk)
+    readout_c1_v_0 <= \$381 ;
+  always @(posedge clk)
+    readout_c1_l_0 <= \$382 ;
   always @(posedge clk)
     readout_c1_q <= readout_c1_fp32;
   always @(posedge clk)
@@ -1235,46 +1271,66 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     drain_c2_r3_valid <= \$396 ;
   always @(posedge clk)
+    readout_c2_mag <= \$292 [41:0];
+  always @(posedge clk)
+    readout_c2_negative <= \$293 ;
+  always @(posedge clk)
+    readout_c2_flags <= drain_c2_r0[44:42];
+  always @(posedge clk)
+    readout_c2_v_0 <= \$397 ;
+  always @(posedge clk)
+    readout_c2_l_0 <= \$398 ;
+  always @(posedge clk)
     readout_c2_q <= readout_c2_fp32;
   always @(posedge clk)
-    readout_c2_valid <= \$397 ;
+    readout_c2_valid <= \$399 ;
   always @(posedge clk)
-    readout_c2_last <= \$398 ;
+    readout_c2_last <= \$400 ;
   always @(posedge clk)
     deskew_c2_0 <= readout_c2_q;
   always @(posedge clk)
-    deskew_v2_0 <= \$399 ;
+    deskew_v2_0 <= \$401 ;
   always @(posedge clk)
-    deskew_l2_0 <= \$400 ;
+    deskew_l2_0 <= \$402 ;
   always @(posedge clk)
-    drain_c3_r0 <= \$401 ;
+    drain_c3_r0 <= \$403 ;
   always @(posedge clk)
-    drain_c3_r0_valid <= \$402 ;
+    drain_c3_r0_valid <= \$404 ;
   always @(posedge clk)
-    drain_c3_r1 <= \$403 ;
+    drain_c3_r1 <= \$405 ;
   always @(posedge clk)
-    drain_c3_r1_valid <= \$404 ;
+    drain_c3_r1_valid <= \$406 ;
   always @(posedge clk)
-    drain_c3_r2 <= \$405 ;
+    drain_c3_r2 <= \$407 ;
   always @(posedge clk)
-    drain_c3_r2_valid <= \$406 ;
+    drain_c3_r2_valid <= \$408 ;
   always @(posedge clk)
-    drain_c3_r3 <= \$407 ;
+    drain_c3_r3 <= \$409 ;
   always @(posedge clk)
-    drain_c3_r3_valid <= \$408 ;
+    drain_c3_r3_valid <= \$410 ;
+  always @(posedge clk)
+    readout_c3_mag <= \$340 [41:0];
+  always @(posedge clk)
+    readout_c3_negative <= \$341 ;
+  always @(posedge clk)
+    readout_c3_flags <= drain_c3_r0[44:42];
+  always @(posedge clk)
+    readout_c3_v_0 <= \$411 ;
+  always @(posedge clk)
+    readout_c3_l_0 <= \$412 ;
   always @(posedge clk)
     readout_c3_q <= readout_c3_fp32;
   always @(posedge clk)
-    readout_c3_valid <= \$409 ;
+    readout_c3_valid <= \$413 ;
   always @(posedge clk)
-    readout_c3_last <= \$410 ;
+    readout_c3_last <= \$414 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo  fifo (
     .clk(clk),
-    .\port$2006$0 (deskew_c0_2),
-    .\port$2018$0 (deskew_l0_2),
-    .\port$2041$0 (deskew_c1_1),
-    .\port$2071$0 (deskew_c2_0),
-    .\port$2092$0 (readout_c3_q),
+    .\port$2005$0 (deskew_c0_2),
+    .\port$2017$0 (deskew_l0_2),
+    .\port$2047$0 (deskew_c1_1),
+    .\port$2084$0 (deskew_c2_0),
+    .\port$2112$0 (readout_c3_q),
     .r_data(o__payload),
     .r_en(o__ready),
     .r_rdy(o__valid),
@@ -1300,7 +1356,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$23 ),
     .ctl_out(\ctl_in$29 ),
-    .result(\result$182 ),
+    .result(\result$190 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2  pe_0_2 (
@@ -1311,7 +1367,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$29 ),
     .ctl_out(\ctl_in$35 ),
-    .result(\result$202 ),
+    .result(\result$213 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3  pe_0_3 (
@@ -1320,7 +1376,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$61 ),
     .clk(clk),
     .ctl_in(\ctl_in$35 ),
-    .result(\result$219 ),
+    .result(\result$233 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0  pe_1_0 (
@@ -1331,7 +1387,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$41 ),
     .ctl_out(\ctl_in$47 ),
-    .result(\result$164 ),
+    .result(\result$169 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1  pe_1_1 (
@@ -1342,7 +1398,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$47 ),
     .ctl_out(\ctl_in$53 ),
-    .result(\result$185 ),
+    .result(\result$193 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2  pe_1_2 (
@@ -1353,7 +1409,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$53 ),
     .ctl_out(\ctl_in$59 ),
-    .result(\result$205 ),
+    .result(\result$216 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3  pe_1_3 (
@@ -1362,7 +1418,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$85 ),
     .clk(clk),
     .ctl_in(\ctl_in$59 ),
-    .result(\result$222 ),
+    .result(\result$236 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0  pe_2_0 (
@@ -1373,7 +1429,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$65 ),
     .ctl_out(\ctl_in$71 ),
-    .result(\result$167 ),
+    .result(\result$172 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1  pe_2_1 (
@@ -1384,7 +1440,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$71 ),
     .ctl_out(\ctl_in$77 ),
-    .result(\result$188 ),
+    .result(\result$196 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2  pe_2_2 (
@@ -1395,7 +1451,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$77 ),
     .ctl_out(\ctl_in$83 ),
-    .result(\result$208 ),
+    .result(\result$219 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3  pe_2_3 (
@@ -1404,7 +1460,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$109 ),
     .clk(clk),
     .ctl_in(\ctl_in$83 ),
-    .result(\result$225 ),
+    .result(\result$239 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0  pe_3_0 (
@@ -1415,7 +1471,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .ctl_in(\ctl_in$89 ),
     .ctl_out(\ctl_in$95 ),
     .done(done),
-    .result(\result$170 ),
+    .result(\result$175 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1  pe_3_1 (
@@ -1425,8 +1481,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$95 ),
     .ctl_out(\ctl_in$101 ),
-    .done(\done$181 ),
-    .result(\result$191 ),
+    .done(\done$188 ),
+    .result(\result$199 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2  pe_3_2 (
@@ -1436,8 +1492,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$101 ),
     .ctl_out(\ctl_in$107 ),
-    .done(\done$201 ),
-    .result(\result$211 ),
+    .done(\done$211 ),
+    .result(\result$222 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3  pe_3_3 (
@@ -1445,687 +1501,729 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b(\b_in$109 ),
     .clk(clk),
     .ctl_in(\ctl_in$107 ),
-    .done(\done$218 ),
-    .result(\result$228 ),
+    .done(\done$231 ),
+    .result(\result$242 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c0_lz = 6'h2a;
-    if (\$51 [0]) begin
+    if (readout_c0_mag[0]) begin
       readout_c0_lz = 6'h29;
     end
-    if (\$51 [1]) begin
+    if (readout_c0_mag[1]) begin
       readout_c0_lz = 6'h28;
     end
-    if (\$51 [2]) begin
+    if (readout_c0_mag[2]) begin
       readout_c0_lz = 6'h27;
     end
-    if (\$51 [3]) begin
+    if (readout_c0_mag[3]) begin
       readout_c0_lz = 6'h26;
     end
-    if (\$51 [4]) begin
+    if (readout_c0_mag[4]) begin
       readout_c0_lz = 6'h25;
     end
-    if (\$51 [5]) begin
+    if (readout_c0_mag[5]) begin
       readout_c0_lz = 6'h24;
     end
-    if (\$51 [6]) begin
+    if (readout_c0_mag[6]) begin
       readout_c0_lz = 6'h23;
     end
-    if (\$51 [7]) begin
+    if (readout_c0_mag[7]) begin
       readout_c0_lz = 6'h22;
     end
-    if (\$51 [8]) begin
+    if (readout_c0_mag[8]) begin
       readout_c0_lz = 6'h21;
     end
-    if (\$51 [9]) begin
+    if (readout_c0_mag[9]) begin
       readout_c0_lz = 6'h20;
     end
-    if (\$51 [10]) begin
+    if (readout_c0_mag[10]) begin
       readout_c0_lz = 6'h1f;
     end
-    if (\$51 [11]) begin
+    if (readout_c0_mag[11]) begin
       readout_c0_lz = 6'h1e;
     end
-    if (\$51 [12]) begin
+    if (readout_c0_mag[12]) begin
       readout_c0_lz = 6'h1d;
     end
-    if (\$51 [13]) begin
+    if (readout_c0_mag[13]) begin
       readout_c0_lz = 6'h1c;
     end
-    if (\$51 [14]) begin
+    if (readout_c0_mag[14]) begin
       readout_c0_lz = 6'h1b;
     end
-    if (\$51 [15]) begin
+    if (readout_c0_mag[15]) begin
       readout_c0_lz = 6'h1a;
     end
-    if (\$51 [16]) begin
+    if (readout_c0_mag[16]) begin
       readout_c0_lz = 6'h19;
     end
-    if (\$51 [17]) begin
+    if (readout_c0_mag[17]) begin
       readout_c0_lz = 6'h18;
     end
-    if (\$51 [18]) begin
+    if (readout_c0_mag[18]) begin
       readout_c0_lz = 6'h17;
     end
-    if (\$51 [19]) begin
+    if (readout_c0_mag[19]) begin
       readout_c0_lz = 6'h16;
     end
-    if (\$51 [20]) begin
+    if (readout_c0_mag[20]) begin
       readout_c0_lz = 6'h15;
     end
-    if (\$51 [21]) begin
+    if (readout_c0_mag[21]) begin
       readout_c0_lz = 6'h14;
     end
-    if (\$51 [22]) begin
+    if (readout_c0_mag[22]) begin
       readout_c0_lz = 6'h13;
     end
-    if (\$51 [23]) begin
+    if (readout_c0_mag[23]) begin
       readout_c0_lz = 6'h12;
     end
-    if (\$51 [24]) begin
+    if (readout_c0_mag[24]) begin
       readout_c0_lz = 6'h11;
     end
-    if (\$51 [25]) begin
+    if (readout_c0_mag[25]) begin
       readout_c0_lz = 6'h10;
     end
-    if (\$51 [26]) begin
+    if (readout_c0_mag[26]) begin
       readout_c0_lz = 6'h0f;
     end
-    if (\$51 [27]) begin
+    if (readout_c0_mag[27]) begin
       readout_c0_lz = 6'h0e;
     end
-    if (\$51 [28]) begin
+    if (readout_c0_mag[28]) begin
       readout_c0_lz = 6'h0d;
     end
-    if (\$51 [29]) begin
+    if (readout_c0_mag[29]) begin
       readout_c0_lz = 6'h0c;
     end
-    if (\$51 [30]) begin
+    if (readout_c0_mag[30]) begin
       readout_c0_lz = 6'h0b;
     end
-    if (\$51 [31]) begin
+    if (readout_c0_mag[31]) begin
       readout_c0_lz = 6'h0a;
     end
-    if (\$51 [32]) begin
+    if (readout_c0_mag[32]) begin
       readout_c0_lz = 6'h09;
     end
-    if (\$51 [33]) begin
+    if (readout_c0_mag[33]) begin
       readout_c0_lz = 6'h08;
     end
-    if (\$51 [34]) begin
+    if (readout_c0_mag[34]) begin
       readout_c0_lz = 6'h07;
     end
-    if (\$51 [35]) begin
+    if (readout_c0_mag[35]) begin
       readout_c0_lz = 6'h06;
     end
-    if (\$51 [36]) begin
+    if (readout_c0_mag[36]) begin
       readout_c0_lz = 6'h05;
     end
-    if (\$51 [37]) begin
+    if (readout_c0_mag[37]) begin
       readout_c0_lz = 6'h04;
     end
-    if (\$51 [38]) begin
+    if (readout_c0_mag[38]) begin
       readout_c0_lz = 6'h03;
     end
-    if (\$51 [39]) begin
+    if (readout_c0_mag[39]) begin
       readout_c0_lz = 6'h02;
     end
-    if (\$51 [40]) begin
+    if (readout_c0_mag[40]) begin
       readout_c0_lz = 6'h01;
     end
-    if (\$51 [41]) begin
+    if (readout_c0_mag[41]) begin
       readout_c0_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$73 ) begin
+    if (\$28 ) begin
       readout_c0_fp32 = 32'd2143289344;
-    end else if (\$74 ) begin
-      readout_c0_fp32 = { drain_c0_r0[44], 31'h7f800000 };
-    end else if (\$78 ) begin
+    end else if (\$29 ) begin
+      readout_c0_fp32 = { readout_c0_flags[2], 31'h7f800000 };
+    end else if (\$33 ) begin
       readout_c0_fp32 = 32'd0;
-    end else if (\$85 ) begin
-      readout_c0_fp32 = { \$86 , 31'h7f800000 };
+    end else if (\$40 ) begin
+      readout_c0_fp32 = { readout_c0_negative, 31'h7f800000 };
     end else begin
-      readout_c0_fp32 = { \$87 , \$71 [30:0] };
+      readout_c0_fp32 = { readout_c0_negative, \$26 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c1_lz = 6'h2a;
-    if (\$132 [0]) begin
+    if (readout_c1_mag[0]) begin
       readout_c1_lz = 6'h29;
     end
-    if (\$132 [1]) begin
+    if (readout_c1_mag[1]) begin
       readout_c1_lz = 6'h28;
     end
-    if (\$132 [2]) begin
+    if (readout_c1_mag[2]) begin
       readout_c1_lz = 6'h27;
     end
-    if (\$132 [3]) begin
+    if (readout_c1_mag[3]) begin
       readout_c1_lz = 6'h26;
     end
-    if (\$132 [4]) begin
+    if (readout_c1_mag[4]) begin
       readout_c1_lz = 6'h25;
     end
-    if (\$132 [5]) begin
+    if (readout_c1_mag[5]) begin
       readout_c1_lz = 6'h24;
     end
-    if (\$132 [6]) begin
+    if (readout_c1_mag[6]) begin
       readout_c1_lz = 6'h23;
     end
-    if (\$132 [7]) begin
+    if (readout_c1_mag[7]) begin
       readout_c1_lz = 6'h22;
     end
-    if (\$132 [8]) begin
+    if (readout_c1_mag[8]) begin
       readout_c1_lz = 6'h21;
     end
-    if (\$132 [9]) begin
+    if (readout_c1_mag[9]) begin
       readout_c1_lz = 6'h20;
     end
-    if (\$132 [10]) begin
+    if (readout_c1_mag[10]) begin
       readout_c1_lz = 6'h1f;
     end
-    if (\$132 [11]) begin
+    if (readout_c1_mag[11]) begin
       readout_c1_lz = 6'h1e;
     end
-    if (\$132 [12]) begin
+    if (readout_c1_mag[12]) begin
       readout_c1_lz = 6'h1d;
     end
-    if (\$132 [13]) begin
+    if (readout_c1_mag[13]) begin
       readout_c1_lz = 6'h1c;
     end
-    if (\$132 [14]) begin
+    if (readout_c1_mag[14]) begin
       readout_c1_lz = 6'h1b;
     end
-    if (\$132 [15]) begin
+    if (readout_c1_mag[15]) begin
       readout_c1_lz = 6'h1a;
     end
-    if (\$132 [16]) begin
+    if (readout_c1_mag[16]) begin
       readout_c1_lz = 6'h19;
     end
-    if (\$132 [17]) begin
+    if (readout_c1_mag[17]) begin
       readout_c1_lz = 6'h18;
     end
-    if (\$132 [18]) begin
+    if (readout_c1_mag[18]) begin
       readout_c1_lz = 6'h17;
     end
-    if (\$132 [19]) begin
+    if (readout_c1_mag[19]) begin
       readout_c1_lz = 6'h16;
     end
-    if (\$132 [20]) begin
+    if (readout_c1_mag[20]) begin
       readout_c1_lz = 6'h15;
     end
-    if (\$132 [21]) begin
+    if (readout_c1_mag[21]) begin
       readout_c1_lz = 6'h14;
     end
-    if (\$132 [22]) begin
+    if (readout_c1_mag[22]) begin
       readout_c1_lz = 6'h13;
     end
-    if (\$132 [23]) begin
+    if (readout_c1_mag[23]) begin
       readout_c1_lz = 6'h12;
     end
-    if (\$132 [24]) begin
+    if (readout_c1_mag[24]) begin
       readout_c1_lz = 6'h11;
     end
-    if (\$132 [25]) begin
+    if (readout_c1_mag[25]) begin
       readout_c1_lz = 6'h10;
     end
-    if (\$132 [26]) begin
+    if (readout_c1_mag[26]) begin
       readout_c1_lz = 6'h0f;
     end
-    if (\$132 [27]) begin
+    if (readout_c1_mag[27]) begin
       readout_c1_lz = 6'h0e;
     end
-    if (\$132 [28]) begin
+    if (readout_c1_mag[28]) begin
       readout_c1_lz = 6'h0d;
     end
-    if (\$132 [29]) begin
+    if (readout_c1_mag[29]) begin
       readout_c1_lz = 6'h0c;
     end
-    if (\$132 [30]) begin
+    if (readout_c1_mag[30]) begin
       readout_c1_lz = 6'h0b;
     end
-    if (\$132 [31]) begin
+    if (readout_c1_mag[31]) begin
       readout_c1_lz = 6'h0a;
     end
-    if (\$132 [32]) begin
+    if (readout_c1_mag[32]) begin
       readout_c1_lz = 6'h09;
     end
-    if (\$132 [33]) begin
+    if (readout_c1_mag[33]) begin
       readout_c1_lz = 6'h08;
     end
-    if (\$132 [34]) begin
+    if (readout_c1_mag[34]) begin
       readout_c1_lz = 6'h07;
     end
-    if (\$132 [35]) begin
+    if (readout_c1_mag[35]) begin
       readout_c1_lz = 6'h06;
     end
-    if (\$132 [36]) begin
+    if (readout_c1_mag[36]) begin
       readout_c1_lz = 6'h05;
     end
-    if (\$132 [37]) begin
+    if (readout_c1_mag[37]) begin
       readout_c1_lz = 6'h04;
     end
-    if (\$132 [38]) begin
+    if (readout_c1_mag[38]) begin
       readout_c1_lz = 6'h03;
     end
-    if (\$132 [39]) begin
+    if (readout_c1_mag[39]) begin
       readout_c1_lz = 6'h02;
     end
-    if (\$132 [40]) begin
+    if (readout_c1_mag[40]) begin
       readout_c1_lz = 6'h01;
     end
-    if (\$132 [41]) begin
+    if (readout_c1_mag[41]) begin
       readout_c1_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$154 ) begin
+    if (\$62 ) begin
       readout_c1_fp32 = 32'd2143289344;
-    end else if (\$155 ) begin
-      readout_c1_fp32 = { drain_c1_r0[44], 31'h7f800000 };
-    end else if (\$159 ) begin
+    end else if (\$63 ) begin
+      readout_c1_fp32 = { readout_c1_flags[2], 31'h7f800000 };
+    end else if (\$67 ) begin
       readout_c1_fp32 = 32'd0;
-    end else if (\$166 ) begin
-      readout_c1_fp32 = { \$167 , 31'h7f800000 };
+    end else if (\$74 ) begin
+      readout_c1_fp32 = { readout_c1_negative, 31'h7f800000 };
     end else begin
-      readout_c1_fp32 = { \$168 , \$152 [30:0] };
+      readout_c1_fp32 = { readout_c1_negative, \$60 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c2_lz = 6'h2a;
-    if (\$213 [0]) begin
+    if (readout_c2_mag[0]) begin
       readout_c2_lz = 6'h29;
     end
-    if (\$213 [1]) begin
+    if (readout_c2_mag[1]) begin
       readout_c2_lz = 6'h28;
     end
-    if (\$213 [2]) begin
+    if (readout_c2_mag[2]) begin
       readout_c2_lz = 6'h27;
     end
-    if (\$213 [3]) begin
+    if (readout_c2_mag[3]) begin
       readout_c2_lz = 6'h26;
     end
-    if (\$213 [4]) begin
+    if (readout_c2_mag[4]) begin
       readout_c2_lz = 6'h25;
     end
-    if (\$213 [5]) begin
+    if (readout_c2_mag[5]) begin
       readout_c2_lz = 6'h24;
     end
-    if (\$213 [6]) begin
+    if (readout_c2_mag[6]) begin
       readout_c2_lz = 6'h23;
     end
-    if (\$213 [7]) begin
+    if (readout_c2_mag[7]) begin
       readout_c2_lz = 6'h22;
     end
-    if (\$213 [8]) begin
+    if (readout_c2_mag[8]) begin
       readout_c2_lz = 6'h21;
     end
-    if (\$213 [9]) begin
+    if (readout_c2_mag[9]) begin
       readout_c2_lz = 6'h20;
     end
-    if (\$213 [10]) begin
+    if (readout_c2_mag[10]) begin
       readout_c2_lz = 6'h1f;
     end
-    if (\$213 [11]) begin
+    if (readout_c2_mag[11]) begin
       readout_c2_lz = 6'h1e;
     end
-    if (\$213 [12]) begin
+    if (readout_c2_mag[12]) begin
       readout_c2_lz = 6'h1d;
     end
-    if (\$213 [13]) begin
+    if (readout_c2_mag[13]) begin
       readout_c2_lz = 6'h1c;
     end
-    if (\$213 [14]) begin
+    if (readout_c2_mag[14]) begin
       readout_c2_lz = 6'h1b;
     end
-    if (\$213 [15]) begin
+    if (readout_c2_mag[15]) begin
       readout_c2_lz = 6'h1a;
     end
-    if (\$213 [16]) begin
+    if (readout_c2_mag[16]) begin
       readout_c2_lz = 6'h19;
     end
-    if (\$213 [17]) begin
+    if (readout_c2_mag[17]) begin
       readout_c2_lz = 6'h18;
     end
-    if (\$213 [18]) begin
+    if (readout_c2_mag[18]) begin
       readout_c2_lz = 6'h17;
     end
-    if (\$213 [19]) begin
+    if (readout_c2_mag[19]) begin
       readout_c2_lz = 6'h16;
     end
-    if (\$213 [20]) begin
+    if (readout_c2_mag[20]) begin
       readout_c2_lz = 6'h15;
     end
-    if (\$213 [21]) begin
+    if (readout_c2_mag[21]) begin
       readout_c2_lz = 6'h14;
     end
-    if (\$213 [22]) begin
+    if (readout_c2_mag[22]) begin
       readout_c2_lz = 6'h13;
     end
-    if (\$213 [23]) begin
+    if (readout_c2_mag[23]) begin
       readout_c2_lz = 6'h12;
     end
-    if (\$213 [24]) begin
+    if (readout_c2_mag[24]) begin
       readout_c2_lz = 6'h11;
     end
-    if (\$213 [25]) begin
+    if (readout_c2_mag[25]) begin
       readout_c2_lz = 6'h10;
     end
-    if (\$213 [26]) begin
+    if (readout_c2_mag[26]) begin
       readout_c2_lz = 6'h0f;
     end
-    if (\$213 [27]) begin
+    if (readout_c2_mag[27]) begin
       readout_c2_lz = 6'h0e;
     end
-    if (\$213 [28]) begin
+    if (readout_c2_mag[28]) begin
       readout_c2_lz = 6'h0d;
     end
-    if (\$213 [29]) begin
+    if (readout_c2_mag[29]) begin
       readout_c2_lz = 6'h0c;
     end
-    if (\$213 [30]) begin
+    if (readout_c2_mag[30]) begin
       readout_c2_lz = 6'h0b;
     end
-    if (\$213 [31]) begin
+    if (readout_c2_mag[31]) begin
       readout_c2_lz = 6'h0a;
     end
-    if (\$213 [32]) begin
+    if (readout_c2_mag[32]) begin
       readout_c2_lz = 6'h09;
     end
-    if (\$213 [33]) begin
+    if (readout_c2_mag[33]) begin
       readout_c2_lz = 6'h08;
     end
-    if (\$213 [34]) begin
+    if (readout_c2_mag[34]) begin
       readout_c2_lz = 6'h07;
     end
-    if (\$213 [35]) begin
+    if (readout_c2_mag[35]) begin
       readout_c2_lz = 6'h06;
     end
-    if (\$213 [36]) begin
+    if (readout_c2_mag[36]) begin
       readout_c2_lz = 6'h05;
     end
-    if (\$213 [37]) begin
+    if (readout_c2_mag[37]) begin
       readout_c2_lz = 6'h04;
     end
-    if (\$213 [38]) begin
+    if (readout_c2_mag[38]) begin
       readout_c2_lz = 6'h03;
     end
-    if (\$213 [39]) begin
+    if (readout_c2_mag[39]) begin
       readout_c2_lz = 6'h02;
     end
-    if (\$213 [40]) begin
+    if (readout_c2_mag[40]) begin
       readout_c2_lz = 6'h01;
     end
-    if (\$213 [41]) begin
+    if (readout_c2_mag[41]) begin
       readout_c2_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$235 ) begin
+    if (\$96 ) begin
       readout_c2_fp32 = 32'd2143289344;
-    end else if (\$236 ) begin
-      readout_c2_fp32 = { drain_c2_r0[44], 31'h7f800000 };
-    end else if (\$240 ) begin
+    end else if (\$97 ) begin
+      readout_c2_fp32 = { readout_c2_flags[2], 31'h7f800000 };
+    end else if (\$101 ) begin
       readout_c2_fp32 = 32'd0;
-    end else if (\$247 ) begin
-      readout_c2_fp32 = { \$248 , 31'h7f800000 };
+    end else if (\$108 ) begin
+      readout_c2_fp32 = { readout_c2_negative, 31'h7f800000 };
     end else begin
-      readout_c2_fp32 = { \$249 , \$233 [30:0] };
+      readout_c2_fp32 = { readout_c2_negative, \$94 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     readout_c3_lz = 6'h2a;
-    if (\$294 [0]) begin
+    if (readout_c3_mag[0]) begin
       readout_c3_lz = 6'h29;
     end
-    if (\$294 [1]) begin
+    if (readout_c3_mag[1]) begin
       readout_c3_lz = 6'h28;
     end
-    if (\$294 [2]) begin
+    if (readout_c3_mag[2]) begin
       readout_c3_lz = 6'h27;
     end
-    if (\$294 [3]) begin
+    if (readout_c3_mag[3]) begin
       readout_c3_lz = 6'h26;
     end
-    if (\$294 [4]) begin
+    if (readout_c3_mag[4]) begin
       readout_c3_lz = 6'h25;
     end
-    if (\$294 [5]) begin
+    if (readout_c3_mag[5]) begin
       readout_c3_lz = 6'h24;
     end
-    if (\$294 [6]) begin
+    if (readout_c3_mag[6]) begin
       readout_c3_lz = 6'h23;
     end
-    if (\$294 [7]) begin
+    if (readout_c3_mag[7]) begin
       readout_c3_lz = 6'h22;
     end
-    if (\$294 [8]) begin
+    if (readout_c3_mag[8]) begin
       readout_c3_lz = 6'h21;
     end
-    if (\$294 [9]) begin
+    if (readout_c3_mag[9]) begin
       readout_c3_lz = 6'h20;
     end
-    if (\$294 [10]) begin
+    if (readout_c3_mag[10]) begin
       readout_c3_lz = 6'h1f;
     end
-    if (\$294 [11]) begin
+    if (readout_c3_mag[11]) begin
       readout_c3_lz = 6'h1e;
     end
-    if (\$294 [12]) begin
+    if (readout_c3_mag[12]) begin
       readout_c3_lz = 6'h1d;
     end
-    if (\$294 [13]) begin
+    if (readout_c3_mag[13]) begin
       readout_c3_lz = 6'h1c;
     end
-    if (\$294 [14]) begin
+    if (readout_c3_mag[14]) begin
       readout_c3_lz = 6'h1b;
     end
-    if (\$294 [15]) begin
+    if (readout_c3_mag[15]) begin
       readout_c3_lz = 6'h1a;
     end
-    if (\$294 [16]) begin
+    if (readout_c3_mag[16]) begin
       readout_c3_lz = 6'h19;
     end
-    if (\$294 [17]) begin
+    if (readout_c3_mag[17]) begin
       readout_c3_lz = 6'h18;
     end
-    if (\$294 [18]) begin
+    if (readout_c3_mag[18]) begin
       readout_c3_lz = 6'h17;
     end
-    if (\$294 [19]) begin
+    if (readout_c3_mag[19]) begin
       readout_c3_lz = 6'h16;
     end
-    if (\$294 [20]) begin
+    if (readout_c3_mag[20]) begin
       readout_c3_lz = 6'h15;
     end
-    if (\$294 [21]) begin
+    if (readout_c3_mag[21]) begin
       readout_c3_lz = 6'h14;
     end
-    if (\$294 [22]) begin
+    if (readout_c3_mag[22]) begin
       readout_c3_lz = 6'h13;
     end
-    if (\$294 [23]) begin
+    if (readout_c3_mag[23]) begin
       readout_c3_lz = 6'h12;
     end
-    if (\$294 [24]) begin
+    if (readout_c3_mag[24]) begin
       readout_c3_lz = 6'h11;
     end
-    if (\$294 [25]) begin
+    if (readout_c3_mag[25]) begin
       readout_c3_lz = 6'h10;
     end
-    if (\$294 [26]) begin
+    if (readout_c3_mag[26]) begin
       readout_c3_lz = 6'h0f;
     end
-    if (\$294 [27]) begin
+    if (readout_c3_mag[27]) begin
       readout_c3_lz = 6'h0e;
     end
-    if (\$294 [28]) begin
+    if (readout_c3_mag[28]) begin
       readout_c3_lz = 6'h0d;
     end
-    if (\$294 [29]) begin
+    if (readout_c3_mag[29]) begin
       readout_c3_lz = 6'h0c;
     end
-    if (\$294 [30]) begin
+    if (readout_c3_mag[30]) begin
       readout_c3_lz = 6'h0b;
     end
-    if (\$294 [31]) begin
+    if (readout_c3_mag[31]) begin
       readout_c3_lz = 6'h0a;
     end
-    if (\$294 [32]) begin
+    if (readout_c3_mag[32]) begin
       readout_c3_lz = 6'h09;
     end
-    if (\$294 [33]) begin
+    if (readout_c3_mag[33]) begin
       readout_c3_lz = 6'h08;
     end
-    if (\$294 [34]) begin
+    if (readout_c3_mag[34]) begin
       readout_c3_lz = 6'h07;
     end
-    if (\$294 [35]) begin
+    if (readout_c3_mag[35]) begin
       readout_c3_lz = 6'h06;
     end
-    if (\$294 [36]) begin
+    if (readout_c3_mag[36]) begin
       readout_c3_lz = 6'h05;
     end
-    if (\$294 [37]) begin
+    if (readout_c3_mag[37]) begin
       readout_c3_lz = 6'h04;
     end
-    if (\$294 [38]) begin
+    if (readout_c3_mag[38]) begin
       readout_c3_lz = 6'h03;
     end
-    if (\$294 [39]) begin
+    if (readout_c3_mag[39]) begin
       readout_c3_lz = 6'h02;
     end
-    if (\$294 [40]) begin
+    if (readout_c3_mag[40]) begin
       readout_c3_lz = 6'h01;
     end
-    if (\$294 [41]) begin
+    if (readout_c3_mag[41]) begin
       readout_c3_lz = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$316 ) begin
+    if (\$130 ) begin
       readout_c3_fp32 = 32'd2143289344;
-    end else if (\$317 ) begin
-      readout_c3_fp32 = { drain_c3_r0[44], 31'h7f800000 };
-    end else if (\$321 ) begin
+    end else if (\$131 ) begin
+      readout_c3_fp32 = { readout_c3_flags[2], 31'h7f800000 };
+    end else if (\$135 ) begin
       readout_c3_fp32 = 32'd0;
-    end else if (\$328 ) begin
-      readout_c3_fp32 = { \$329 , 31'h7f800000 };
+    end else if (\$142 ) begin
+      readout_c3_fp32 = { readout_c3_negative, 31'h7f800000 };
     end else begin
-      readout_c3_fp32 = { \$330 , \$314 [30:0] };
+      readout_c3_fp32 = { readout_c3_negative, \$128 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = in_beat;
-    if (\$331 ) begin
-      \$348  = i__payload;
+    \$344  = in_beat;
+    if (\$143 ) begin
+      \$344  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = in_valid;
-    if (\$331 ) begin
-      \$349  = 1'h1;
+    \$345  = in_valid;
+    if (\$143 ) begin
+      \$345  = 1'h1;
     end else if (issue) begin
-      \$349  = 1'h0;
+      \$345  = 1'h0;
     end
     if (rst) begin
-      \$349  = 1'h0;
+      \$345  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = starts_tile;
+    \$346  = starts_tile;
     if (issue) begin
-      \$350  = in_beat[64];
+      \$346  = in_beat[64];
     end
     if (rst) begin
-      \$350  = 1'h1;
+      \$346  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = since_last;
-    if (\$332 ) begin
-      \$351  = 2'h0;
-    end else if (\$333 ) begin
-      \$351  = \$334 [1:0];
+    \$347  = since_last;
+    if (\$144 ) begin
+      \$347  = 2'h0;
+    end else if (\$145 ) begin
+      \$347  = \$146 [1:0];
     end
     if (rst) begin
-      \$351  = 2'h3;
+      \$347  = 2'h3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = \$339 [4:0];
+    \$348  = \$151 [4:0];
     if (rst) begin
-      \$352  = 5'h00;
+      \$348  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = issued;
+    \$349  = issued;
+    if (rst) begin
+      \$349  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$350  = issued;
+    if (rst) begin
+      \$350  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$351  = skew_ctl2_0;
+    if (rst) begin
+      \$351  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$352  = issued;
+    if (rst) begin
+      \$352  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$353  = skew_ctl3_0;
     if (rst) begin
       \$353  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = issued;
+    \$354  = skew_ctl3_1;
     if (rst) begin
       \$354  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = skew_ctl2_0;
-    if (rst) begin
-      \$355  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = issued;
-    if (rst) begin
-      \$356  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = skew_ctl3_0;
-    if (rst) begin
-      \$357  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = skew_ctl3_1;
-    if (rst) begin
-      \$358  = 3'h0;
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$355  = result;
+    end else begin
+      \$355  = drain_c0_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$359  = result;
+      \$356  = 1'h1;
     end else begin
-      \$359  = drain_c0_r1;
+      \$356  = drain_c0_r1_valid;
+    end
+    if (rst) begin
+      \$356  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$357  = \result$169 ;
+    end else begin
+      \$357  = drain_c0_r2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$358  = 1'h1;
+    end else begin
+      \$358  = drain_c0_r2_valid;
+    end
+    if (rst) begin
+      \$358  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$359  = \result$172 ;
+    end else begin
+      \$359  = drain_c0_r3;
     end
   end
   always @* begin
@@ -2134,7 +2232,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     if (done) begin
       \$360  = 1'h1;
     end else begin
-      \$360  = drain_c0_r1_valid;
+      \$360  = drain_c0_r3_valid;
     end
     if (rst) begin
       \$360  = 1'h0;
@@ -2142,11 +2240,9 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
+    \$361  = drain_c0_r3;
     if (done) begin
-      \$361  = \result$164 ;
-    end else begin
-      \$361  = drain_c0_r2;
+      \$361  = \result$175 ;
     end
   end
   always @* begin
@@ -2155,7 +2251,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     if (done) begin
       \$362  = 1'h1;
     end else begin
-      \$362  = drain_c0_r2_valid;
+      \$362  = 1'h0;
     end
     if (rst) begin
       \$362  = 1'h0;
@@ -2163,96 +2259,91 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$363  = \result$167 ;
-    end else begin
-      \$363  = drain_c0_r3;
+    \$363  = drain_c0_r0_valid;
+    if (rst) begin
+      \$363  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$364  = 1'h1;
-    end else begin
-      \$364  = drain_c0_r3_valid;
-    end
+    \$364  = \$199 ;
     if (rst) begin
       \$364  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = drain_c0_r3;
-    if (done) begin
-      \$365  = \result$170 ;
+    \$365  = readout_c0_v_0;
+    if (rst) begin
+      \$365  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$366  = 1'h1;
-    end else begin
-      \$366  = 1'h0;
-    end
+    \$366  = readout_c0_l_0;
     if (rst) begin
       \$366  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = drain_c0_r0_valid;
+    \$367  = readout_c0_valid;
     if (rst) begin
       \$367  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = \$341 ;
+    \$368  = deskew_v0_0;
     if (rst) begin
       \$368  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = readout_c0_valid;
+    \$369  = deskew_v0_1;
     if (rst) begin
       \$369  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = deskew_v0_0;
+    \$370  = readout_c0_last;
     if (rst) begin
       \$370  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = deskew_v0_1;
+    \$371  = deskew_l0_0;
     if (rst) begin
       \$371  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = readout_c0_last;
+    \$372  = deskew_l0_1;
     if (rst) begin
       \$372  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = deskew_l0_0;
-    if (rst) begin
-      \$373  = 1'h0;
+    (* full_case = 32'd1 *)
+    if (\done$188 ) begin
+      \$373  = \result$190 ;
+    end else begin
+      \$373  = drain_c1_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = deskew_l0_1;
+    (* full_case = 32'd1 *)
+    if (\done$188 ) begin
+      \$374  = 1'h1;
+    end else begin
+      \$374  = drain_c1_r1_valid;
+    end
     if (rst) begin
       \$374  = 1'h0;
     end
@@ -2260,19 +2351,19 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$181 ) begin
-      \$375  = \result$182 ;
+    if (\done$188 ) begin
+      \$375  = \result$193 ;
     end else begin
-      \$375  = drain_c1_r1;
+      \$375  = drain_c1_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$181 ) begin
+    if (\done$188 ) begin
       \$376  = 1'h1;
     end else begin
-      \$376  = drain_c1_r1_valid;
+      \$376  = drain_c1_r2_valid;
     end
     if (rst) begin
       \$376  = 1'h0;
@@ -2281,19 +2372,19 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$181 ) begin
-      \$377  = \result$185 ;
+    if (\done$188 ) begin
+      \$377  = \result$196 ;
     end else begin
-      \$377  = drain_c1_r2;
+      \$377  = drain_c1_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$181 ) begin
+    if (\done$188 ) begin
       \$378  = 1'h1;
     end else begin
-      \$378  = drain_c1_r2_valid;
+      \$378  = drain_c1_r3_valid;
     end
     if (rst) begin
       \$378  = 1'h0;
@@ -2301,20 +2392,18 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$181 ) begin
-      \$379  = \result$188 ;
-    end else begin
-      \$379  = drain_c1_r3;
+    \$379  = drain_c1_r3;
+    if (\done$188 ) begin
+      \$379  = \result$199 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$181 ) begin
+    if (\done$188 ) begin
       \$380  = 1'h1;
     end else begin
-      \$380  = drain_c1_r3_valid;
+      \$380  = 1'h0;
     end
     if (rst) begin
       \$380  = 1'h0;
@@ -2322,33 +2411,28 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = drain_c1_r3;
-    if (\done$181 ) begin
-      \$381  = \result$191 ;
+    \$381  = drain_c1_r0_valid;
+    if (rst) begin
+      \$381  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$181 ) begin
-      \$382  = 1'h1;
-    end else begin
-      \$382  = 1'h0;
-    end
+    \$382  = \$247 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = drain_c1_r0_valid;
+    \$383  = readout_c1_v_0;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = \$343 ;
+    \$384  = readout_c1_l_0;
     if (rst) begin
       \$384  = 1'h0;
     end
@@ -2384,8 +2468,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$201 ) begin
-      \$389  = \result$202 ;
+    if (\done$211 ) begin
+      \$389  = \result$213 ;
     end else begin
       \$389  = drain_c2_r1;
     end
@@ -2393,7 +2477,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$201 ) begin
+    if (\done$211 ) begin
       \$390  = 1'h1;
     end else begin
       \$390  = drain_c2_r1_valid;
@@ -2405,8 +2489,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$201 ) begin
-      \$391  = \result$205 ;
+    if (\done$211 ) begin
+      \$391  = \result$216 ;
     end else begin
       \$391  = drain_c2_r2;
     end
@@ -2414,7 +2498,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$201 ) begin
+    if (\done$211 ) begin
       \$392  = 1'h1;
     end else begin
       \$392  = drain_c2_r2_valid;
@@ -2426,8 +2510,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$201 ) begin
-      \$393  = \result$208 ;
+    if (\done$211 ) begin
+      \$393  = \result$219 ;
     end else begin
       \$393  = drain_c2_r3;
     end
@@ -2435,7 +2519,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$201 ) begin
+    if (\done$211 ) begin
       \$394  = 1'h1;
     end else begin
       \$394  = drain_c2_r3_valid;
@@ -2447,14 +2531,14 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$395  = drain_c2_r3;
-    if (\done$201 ) begin
-      \$395  = \result$211 ;
+    if (\done$211 ) begin
+      \$395  = \result$222 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$201 ) begin
+    if (\done$211 ) begin
       \$396  = 1'h1;
     end else begin
       \$396  = 1'h0;
@@ -2472,42 +2556,35 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = \$345 ;
+    \$398  = \$295 ;
     if (rst) begin
       \$398  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = readout_c2_valid;
+    \$399  = readout_c2_v_0;
     if (rst) begin
       \$399  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = readout_c2_last;
+    \$400  = readout_c2_l_0;
     if (rst) begin
       \$400  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$218 ) begin
-      \$401  = \result$219 ;
-    end else begin
-      \$401  = drain_c3_r1;
+    \$401  = readout_c2_valid;
+    if (rst) begin
+      \$401  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$218 ) begin
-      \$402  = 1'h1;
-    end else begin
-      \$402  = drain_c3_r1_valid;
-    end
+    \$402  = readout_c2_last;
     if (rst) begin
       \$402  = 1'h0;
     end
@@ -2515,19 +2592,19 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$218 ) begin
-      \$403  = \result$222 ;
+    if (\done$231 ) begin
+      \$403  = \result$233 ;
     end else begin
-      \$403  = drain_c3_r2;
+      \$403  = drain_c3_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$218 ) begin
+    if (\done$231 ) begin
       \$404  = 1'h1;
     end else begin
-      \$404  = drain_c3_r2_valid;
+      \$404  = drain_c3_r1_valid;
     end
     if (rst) begin
       \$404  = 1'h0;
@@ -2536,19 +2613,19 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$218 ) begin
-      \$405  = \result$225 ;
+    if (\done$231 ) begin
+      \$405  = \result$236 ;
     end else begin
-      \$405  = drain_c3_r3;
+      \$405  = drain_c3_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$218 ) begin
+    if (\done$231 ) begin
       \$406  = 1'h1;
     end else begin
-      \$406  = drain_c3_r3_valid;
+      \$406  = drain_c3_r2_valid;
     end
     if (rst) begin
       \$406  = 1'h0;
@@ -2556,18 +2633,20 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = drain_c3_r3;
-    if (\done$218 ) begin
-      \$407  = \result$228 ;
+    (* full_case = 32'd1 *)
+    if (\done$231 ) begin
+      \$407  = \result$239 ;
+    end else begin
+      \$407  = drain_c3_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$218 ) begin
+    if (\done$231 ) begin
       \$408  = 1'h1;
     end else begin
-      \$408  = 1'h0;
+      \$408  = drain_c3_r3_valid;
     end
     if (rst) begin
       \$408  = 1'h0;
@@ -2575,16 +2654,49 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = drain_c3_r0_valid;
-    if (rst) begin
-      \$409  = 1'h0;
+    \$409  = drain_c3_r3;
+    if (\done$231 ) begin
+      \$409  = \result$242 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = \$347 ;
+    (* full_case = 32'd1 *)
+    if (\done$231 ) begin
+      \$410  = 1'h1;
+    end else begin
+      \$410  = 1'h0;
+    end
     if (rst) begin
       \$410  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$411  = drain_c3_r0_valid;
+    if (rst) begin
+      \$411  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$412  = \$343 ;
+    if (rst) begin
+      \$412  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$413  = readout_c3_v_0;
+    if (rst) begin
+      \$413  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$414  = readout_c3_l_0;
+    if (rst) begin
+      \$414  = 1'h0;
     end
   end
   assign r_rdy = o__valid;
@@ -2638,26 +2750,22 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \a_out$106  = \a_in$105 ;
   assign \ctl_out$108  = \ctl_in$107 ;
   assign \b_out$110  = \b_in$109 ;
-  assign readout_c0_mag = \$51 [41:0];
-  assign readout_c0_e_lead = { \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53 [9], \$53  };
-  assign readout_c0_shift = \$62 [6:0];
-  assign readout_c0_aligned = \$63 [133:0];
-  assign \readout_c0_mag$117  = \$71 [40:0];
-  assign readout_c1_mag = \$132 [41:0];
-  assign readout_c1_e_lead = { \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134 [9], \$134  };
-  assign readout_c1_shift = \$143 [6:0];
-  assign readout_c1_aligned = \$144 [133:0];
-  assign \readout_c1_mag$125  = \$152 [40:0];
-  assign readout_c2_mag = \$213 [41:0];
-  assign readout_c2_e_lead = { \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215 [9], \$215  };
-  assign readout_c2_shift = \$224 [6:0];
-  assign readout_c2_aligned = \$225 [133:0];
-  assign \readout_c2_mag$133  = \$233 [40:0];
-  assign readout_c3_mag = \$294 [41:0];
-  assign readout_c3_e_lead = { \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296 [9], \$296  };
-  assign readout_c3_shift = \$305 [6:0];
-  assign readout_c3_aligned = \$306 [133:0];
-  assign \readout_c3_mag$141  = \$314 [40:0];
+  assign readout_c0_e_lead = { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8  };
+  assign readout_c0_shift = \$17 [6:0];
+  assign readout_c0_aligned = \$18 [133:0];
+  assign \readout_c0_mag$116  = \$26 [40:0];
+  assign readout_c1_e_lead = { \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42  };
+  assign readout_c1_shift = \$51 [6:0];
+  assign readout_c1_aligned = \$52 [133:0];
+  assign \readout_c1_mag$125  = \$60 [40:0];
+  assign readout_c2_e_lead = { \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76  };
+  assign readout_c2_shift = \$85 [6:0];
+  assign readout_c2_aligned = \$86 [133:0];
+  assign \readout_c2_mag$134  = \$94 [40:0];
+  assign readout_c3_e_lead = { \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110  };
+  assign readout_c3_shift = \$119 [6:0];
+  assign readout_c3_aligned = \$120 [133:0];
+  assign \readout_c3_mag$143  = \$128 [40:0];
   assign deskew_v0_2 = w_en;
   assign w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
   assign \i__payload.a  = i__payload[31:0];
@@ -2758,73 +2866,70 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign issued[2] = in_beat[64];
   assign issued[1] = starts_tile;
   assign issued[0] = issue;
-  assign \$55  = 9'h098;
-  assign \$59  = 9'h098;
-  assign \$66  = { \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 [16], \$65 , 23'h000000 };
-  assign \$136  = 9'h098;
-  assign \$140  = 9'h098;
-  assign \$147  = { \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 [16], \$146 , 23'h000000 };
-  assign \$217  = 9'h098;
-  assign \$221  = 9'h098;
-  assign \$228  = { \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 [16], \$227 , 23'h000000 };
-  assign \$298  = 9'h098;
-  assign \$302  = 9'h098;
-  assign \$309  = { \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 [16], \$308 , 23'h000000 };
+  assign \$10  = 9'h098;
+  assign \$14  = 9'h098;
+  assign \$21  = { \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 , 23'h000000 };
+  assign \$44  = 9'h098;
+  assign \$48  = 9'h098;
+  assign \$55  = { \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 , 23'h000000 };
+  assign \$78  = 9'h098;
+  assign \$82  = 9'h098;
+  assign \$89  = { \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 , 23'h000000 };
+  assign \$112  = 9'h098;
+  assign \$116  = 9'h098;
+  assign \$123  = { \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 , 23'h000000 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0 , w_en, \port$2018$0 , \port$2041$0 , \port$2071$0 , \port$2092$0 , r_rdy, r_en);
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0 , w_en, \port$2017$0 , \port$2047$0 , \port$2084$0 , \port$2112$0 , r_rdy, r_en);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [4:0] \$11 ;
-  wire [4:0] \$12 ;
+  wire \$11 ;
+  wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
+  wire [5:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [4:0] \$19 ;
+  wire \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire \$23 ;
+  wire [5:0] \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [4:0] \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
-  wire \$3 ;
-  reg [3:0] \$30 ;
-  reg [3:0] \$31 ;
-  reg [3:0] \$32 ;
-  reg \$33 ;
+  wire \$26 ;
+  reg [3:0] \$27 ;
+  reg [3:0] \$28 ;
+  reg [4:0] \$29 ;
+  wire [5:0] \$3 ;
+  reg \$30 ;
   wire \$4 ;
   wire [4:0] \$5 ;
-  wire [4:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
   wire \$8 ;
-  wire \$9 ;
+  wire [4:0] \$9 ;
   input clk;
   wire clk;
   (* init = 4'h0 *)
   wire [3:0] consume;
-  reg [3:0] inner_level = 4'h0;
+  reg [4:0] inner_level = 5'h00;
   wire inner_r_rdy;
   wire [4:0] level;
-  input [31:0] \port$2006$0 ;
-  wire [31:0] \port$2006$0 ;
-  input \port$2018$0 ;
-  wire \port$2018$0 ;
-  input [31:0] \port$2041$0 ;
-  wire [31:0] \port$2041$0 ;
-  input [31:0] \port$2071$0 ;
-  wire [31:0] \port$2071$0 ;
-  input [31:0] \port$2092$0 ;
-  wire [31:0] \port$2092$0 ;
+  input [31:0] \port$2005$0 ;
+  wire [31:0] \port$2005$0 ;
+  input \port$2017$0 ;
+  wire \port$2017$0 ;
+  input [31:0] \port$2047$0 ;
+  wire [31:0] \port$2047$0 ;
+  input [31:0] \port$2084$0 ;
+  wire [31:0] \port$2084$0 ;
+  input [31:0] \port$2112$0 ;
+  wire [31:0] \port$2112$0 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [128:0] r_data;
@@ -2847,7 +2952,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
   wire [128:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [128:0] storage [14:0];
+  reg [128:0] storage [15:0];
   initial begin
     storage[0] = 129'h000000000000000000000000000000000;
     storage[1] = 129'h000000000000000000000000000000000;
@@ -2864,10 +2969,11 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
     storage[12] = 129'h000000000000000000000000000000000;
     storage[13] = 129'h000000000000000000000000000000000;
     storage[14] = 129'h000000000000000000000000000000000;
+    storage[15] = 129'h000000000000000000000000000000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };
+      storage[w_port__addr] <= { \port$2017$0 , \port$2112$0 , \port$2084$0 , \port$2047$0 , \port$2005$0  };
   end
   reg [128:0] _0_;
   always @(posedge clk) begin
@@ -2876,98 +2982,95 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2006$0
     end
   end
   assign r_data = _0_;
-  assign w_rdy = inner_level != 4'hf;
+  assign w_rdy = inner_level != 5'h10;
   assign inner_r_rdy = | inner_level;
   assign w_port__en = w_rdy & w_en;
   assign \$1  = ~ r_rdy;
   assign \$2  = \$1  | r_en;
   assign r_port__en = inner_r_rdy & \$2 ;
-  assign w_level = inner_level + r_rdy;
-  assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 4'he;
+  assign \$3  = inner_level + r_rdy;
+  assign \$4  = w_rdy & w_en;
   assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 5'h00 : \$5 ;
-  assign \$7  = ~ r_rdy;
-  assign \$8  = \$7  | r_en;
-  assign \$9  = inner_r_rdy & \$8 ;
-  assign \$10  = r_port__addr == 4'he;
-  assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 5'h00 : \$11 ;
-  assign \$13  = w_rdy & w_en;
-  assign \$14  = ~ r_rdy;
-  assign \$15  = \$14  | r_en;
-  assign \$16  = inner_r_rdy & \$15 ;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$13  & \$17 ;
-  assign \$19  = inner_level + 1'h1;
-  assign \$20  = ~ r_rdy;
-  assign \$21  = \$20  | r_en;
-  assign \$22  = inner_r_rdy & \$21 ;
-  assign \$23  = w_rdy & w_en;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = inner_level - 1'h1;
-  assign \$27  = ~ r_rdy;
-  assign \$28  = \$27  | r_en;
-  assign \$29  = inner_r_rdy & \$28 ;
+  assign \$6  = ~ r_rdy;
+  assign \$7  = \$6  | r_en;
+  assign \$8  = inner_r_rdy & \$7 ;
+  assign \$9  = r_port__addr + 1'h1;
+  assign \$10  = w_rdy & w_en;
+  assign \$11  = ~ r_rdy;
+  assign \$12  = \$11  | r_en;
+  assign \$13  = inner_r_rdy & \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$10  & \$14 ;
+  assign \$16  = inner_level + 1'h1;
+  assign \$17  = ~ r_rdy;
+  assign \$18  = \$17  | r_en;
+  assign \$19  = inner_r_rdy & \$18 ;
+  assign \$20  = w_rdy & w_en;
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
+  assign \$23  = inner_level - 1'h1;
+  assign \$24  = ~ r_rdy;
+  assign \$25  = \$24  | r_en;
+  assign \$26  = inner_r_rdy & \$25 ;
   always @(posedge clk)
-    w_port__addr <= \$30 ;
+    w_port__addr <= \$27 ;
   always @(posedge clk)
-    r_port__addr <= \$31 ;
+    r_port__addr <= \$28 ;
   always @(posedge clk)
-    inner_level <= \$32 ;
+    inner_level <= \$29 ;
   always @(posedge clk)
-    r_rdy <= \$33 ;
+    r_rdy <= \$30 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$30  = w_port__addr;
-    if (\$3 ) begin
-      \$30  = \$6 [3:0];
+    \$27  = w_port__addr;
+    if (\$4 ) begin
+      \$27  = \$5 [3:0];
     end
     if (rst) begin
-      \$30  = 4'h0;
+      \$27  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$31  = r_port__addr;
-    if (\$9 ) begin
-      \$31  = \$12 [3:0];
+    \$28  = r_port__addr;
+    if (\$8 ) begin
+      \$28  = \$9 [3:0];
     end
     if (rst) begin
-      \$31  = 4'h0;
+      \$28  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$32  = inner_level;
-    if (\$18 ) begin
-      \$32  = \$19 [3:0];
+    \$29  = inner_level;
+    if (\$15 ) begin
+      \$29  = \$16 [4:0];
     end
-    if (\$25 ) begin
-      \$32  = \$26 [3:0];
+    if (\$22 ) begin
+      \$29  = \$23 [4:0];
     end
     if (rst) begin
-      \$32  = 4'h0;
+      \$29  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$33  = r_rdy;
-    if (\$29 ) begin
-      \$33  = 1'h1;
+    \$30  = r_rdy;
+    if (\$26 ) begin
+      \$30  = 1'h1;
     end else if (r_en) begin
-      \$33  = 1'h0;
+      \$30  = 1'h0;
     end
     if (rst) begin
-      \$33  = 1'h0;
+      \$30  = 1'h0;
     end
   end
-  assign level = w_level;
-  assign r_level = w_level;
+  assign w_level = \$3 [4:0];
+  assign level = \$3 [4:0];
+  assign r_level = \$3 [4:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };
-  assign w_data = { \port$2018$0 , \port$2092$0 , \port$2071$0 , \port$2041$0 , \port$2006$0  };
+  assign w_port__data = { \port$2017$0 , \port$2112$0 , \port$2084$0 , \port$2047$0 , \port$2005$0  };
+  assign w_data = { \port$2017$0 , \port$2112$0 , \port$2084$0 , \port$2047$0 , \port$2005$0  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule
@@ -3131,8 +3234,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$841$0 (\$51 ),
-    .\port$842$0 (\$52 )
+    .\port$833$0 (\$51 ),
+    .\port$834$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
@@ -3210,7 +3313,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$842$0 , a, b, \port$841$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$834$0 , a, b, \port$833$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3244,10 +3347,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$842$0 , a, b, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$841$0 ;
-  wire [8:0] \port$841$0 ;
-  output \port$842$0 ;
-  wire \port$842$0 ;
+  output [8:0] \port$833$0 ;
+  wire [8:0] \port$833$0 ;
+  output \port$834$0 ;
+  wire \port$834$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3276,8 +3379,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$842$0 , a, b, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$841$0  = \$18 ;
-  assign \port$842$0  = \$19 ;
+  assign \port$833$0  = \$18 ;
+  assign \port$834$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -3444,8 +3547,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$914$0 (\$51 ),
-    .\port$915$0 (\$52 )
+    .\port$906$0 (\$51 ),
+    .\port$907$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -3523,7 +3626,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$915$0 , b, a, \port$914$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$907$0 , b, a, \port$906$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3557,10 +3660,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$915$0 , b, a, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$914$0 ;
-  wire [8:0] \port$914$0 ;
-  output \port$915$0 ;
-  wire \port$915$0 ;
+  output [8:0] \port$906$0 ;
+  wire [8:0] \port$906$0 ;
+  output \port$907$0 ;
+  wire \port$907$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3589,8 +3692,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$915$0 , b, a, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$914$0  = \$18 ;
-  assign \port$915$0  = \$19 ;
+  assign \port$906$0  = \$18 ;
+  assign \port$907$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -3757,8 +3860,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$987$0 (\$51 ),
-    .\port$988$0 (\$52 )
+    .\port$979$0 (\$51 ),
+    .\port$980$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -3836,7 +3939,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$988$0 , b, a, \port$987$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$980$0 , b, a, \port$979$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3870,10 +3973,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$988$0 , b, a, \por
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$987$0 ;
-  wire [8:0] \port$987$0 ;
-  output \port$988$0 ;
-  wire \port$988$0 ;
+  output [8:0] \port$979$0 ;
+  wire [8:0] \port$979$0 ;
+  output \port$980$0 ;
+  wire \port$980$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3902,8 +4005,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$988$0 , b, a, \por
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$987$0  = \$18 ;
-  assign \port$988$0  = \$19 ;
+  assign \port$979$0  = \$18 ;
+  assign \port$980$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -4068,8 +4171,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1060$0 (\$51 ),
-    .\port$1061$0 (\$52 )
+    .\port$1052$0 (\$51 ),
+    .\port$1053$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -4147,7 +4250,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1061$0 , b, a, \port$1060$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1053$0 , b, a, \port$1052$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4181,10 +4284,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1061$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1060$0 ;
-  wire [8:0] \port$1060$0 ;
-  output \port$1061$0 ;
-  wire \port$1061$0 ;
+  output [8:0] \port$1052$0 ;
+  wire [8:0] \port$1052$0 ;
+  output \port$1053$0 ;
+  wire \port$1053$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4213,8 +4316,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1061$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1060$0  = \$18 ;
-  assign \port$1061$0  = \$19 ;
+  assign \port$1052$0  = \$18 ;
+  assign \port$1053$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -4381,8 +4484,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1133$0 (\$51 ),
-    .\port$1134$0 (\$52 )
+    .\port$1125$0 (\$51 ),
+    .\port$1126$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
@@ -4460,7 +4563,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1134$0 , a, b, \port$1133$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1126$0 , a, b, \port$1125$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4494,10 +4597,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1134$0 , a, b, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1133$0 ;
-  wire [8:0] \port$1133$0 ;
-  output \port$1134$0 ;
-  wire \port$1134$0 ;
+  output [8:0] \port$1125$0 ;
+  wire [8:0] \port$1125$0 ;
+  output \port$1126$0 ;
+  wire \port$1126$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4526,8 +4629,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1134$0 , a, b, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1133$0  = \$18 ;
-  assign \port$1134$0  = \$19 ;
+  assign \port$1125$0  = \$18 ;
+  assign \port$1126$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -4694,8 +4797,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1206$0 (\$51 ),
-    .\port$1207$0 (\$52 )
+    .\port$1198$0 (\$51 ),
+    .\port$1199$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -4773,7 +4876,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1207$0 , b, a, \port$1206$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1199$0 , b, a, \port$1198$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4807,10 +4910,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1207$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1206$0 ;
-  wire [8:0] \port$1206$0 ;
-  output \port$1207$0 ;
-  wire \port$1207$0 ;
+  output [8:0] \port$1198$0 ;
+  wire [8:0] \port$1198$0 ;
+  output \port$1199$0 ;
+  wire \port$1199$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4839,8 +4942,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1207$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1206$0  = \$18 ;
-  assign \port$1207$0  = \$19 ;
+  assign \port$1198$0  = \$18 ;
+  assign \port$1199$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -5007,8 +5110,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1279$0 (\$51 ),
-    .\port$1280$0 (\$52 )
+    .\port$1271$0 (\$51 ),
+    .\port$1272$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -5086,7 +5189,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1280$0 , b, a, \port$1279$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1272$0 , b, a, \port$1271$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5120,10 +5223,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1280$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1279$0 ;
-  wire [8:0] \port$1279$0 ;
-  output \port$1280$0 ;
-  wire \port$1280$0 ;
+  output [8:0] \port$1271$0 ;
+  wire [8:0] \port$1271$0 ;
+  output \port$1272$0 ;
+  wire \port$1272$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5152,8 +5255,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1280$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1279$0  = \$18 ;
-  assign \port$1280$0  = \$19 ;
+  assign \port$1271$0  = \$18 ;
+  assign \port$1272$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -5318,8 +5421,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1352$0 (\$51 ),
-    .\port$1353$0 (\$52 )
+    .\port$1344$0 (\$51 ),
+    .\port$1345$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -5397,7 +5500,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1353$0 , b, a, \port$1352$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1345$0 , b, a, \port$1344$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5431,10 +5534,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1353$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1352$0 ;
-  wire [8:0] \port$1352$0 ;
-  output \port$1353$0 ;
-  wire \port$1353$0 ;
+  output [8:0] \port$1344$0 ;
+  wire [8:0] \port$1344$0 ;
+  output \port$1345$0 ;
+  wire \port$1345$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5463,8 +5566,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1353$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1352$0  = \$18 ;
-  assign \port$1353$0  = \$19 ;
+  assign \port$1344$0  = \$18 ;
+  assign \port$1345$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -5631,8 +5734,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1425$0 (\$51 ),
-    .\port$1426$0 (\$52 )
+    .\port$1417$0 (\$51 ),
+    .\port$1418$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
@@ -5710,7 +5813,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1426$0 , a, b, \port$1425$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1418$0 , a, b, \port$1417$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5744,10 +5847,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1426$0 , a, b, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1425$0 ;
-  wire [8:0] \port$1425$0 ;
-  output \port$1426$0 ;
-  wire \port$1426$0 ;
+  output [8:0] \port$1417$0 ;
+  wire [8:0] \port$1417$0 ;
+  output \port$1418$0 ;
+  wire \port$1418$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5776,8 +5879,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1426$0 , a, b, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1425$0  = \$18 ;
-  assign \port$1426$0  = \$19 ;
+  assign \port$1417$0  = \$18 ;
+  assign \port$1418$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -5944,8 +6047,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1498$0 (\$51 ),
-    .\port$1499$0 (\$52 )
+    .\port$1490$0 (\$51 ),
+    .\port$1491$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -6023,7 +6126,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1499$0 , b, a, \port$1498$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1491$0 , b, a, \port$1490$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6057,10 +6160,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1499$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1498$0 ;
-  wire [8:0] \port$1498$0 ;
-  output \port$1499$0 ;
-  wire \port$1499$0 ;
+  output [8:0] \port$1490$0 ;
+  wire [8:0] \port$1490$0 ;
+  output \port$1491$0 ;
+  wire \port$1491$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6089,8 +6192,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1499$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1498$0  = \$18 ;
-  assign \port$1499$0  = \$19 ;
+  assign \port$1490$0  = \$18 ;
+  assign \port$1491$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -6257,8 +6360,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1571$0 (\$51 ),
-    .\port$1572$0 (\$52 )
+    .\port$1563$0 (\$51 ),
+    .\port$1564$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -6336,7 +6439,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1572$0 , b, a, \port$1571$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1564$0 , b, a, \port$1563$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6370,10 +6473,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1572$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1571$0 ;
-  wire [8:0] \port$1571$0 ;
-  output \port$1572$0 ;
-  wire \port$1572$0 ;
+  output [8:0] \port$1563$0 ;
+  wire [8:0] \port$1563$0 ;
+  output \port$1564$0 ;
+  wire \port$1564$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6402,8 +6505,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1572$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1571$0  = \$18 ;
-  assign \port$1572$0  = \$19 ;
+  assign \port$1563$0  = \$18 ;
+  assign \port$1564$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -6568,8 +6671,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1644$0 (\$51 ),
-    .\port$1645$0 (\$52 )
+    .\port$1636$0 (\$51 ),
+    .\port$1637$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -6647,7 +6750,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1645$0 , b, a, \port$1644$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1637$0 , b, a, \port$1636$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6681,10 +6784,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1645$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1644$0 ;
-  wire [8:0] \port$1644$0 ;
-  output \port$1645$0 ;
-  wire \port$1645$0 ;
+  output [8:0] \port$1636$0 ;
+  wire [8:0] \port$1636$0 ;
+  output \port$1637$0 ;
+  wire \port$1637$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6713,8 +6816,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1645$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1644$0  = \$18 ;
-  assign \port$1645$0  = \$19 ;
+  assign \port$1636$0  = \$18 ;
+  assign \port$1637$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -6881,8 +6984,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1717$0 (\$51 ),
-    .\port$1718$0 (\$52 )
+    .\port$1709$0 (\$51 ),
+    .\port$1710$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -6960,7 +7063,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1718$0 , a, b, \port$1717$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1710$0 , a, b, \port$1709$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6994,10 +7097,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1718$0 , a, b, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1717$0 ;
-  wire [8:0] \port$1717$0 ;
-  output \port$1718$0 ;
-  wire \port$1718$0 ;
+  output [8:0] \port$1709$0 ;
+  wire [8:0] \port$1709$0 ;
+  output \port$1710$0 ;
+  wire \port$1710$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7026,8 +7129,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1718$0 , a, b, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1717$0  = \$18 ;
-  assign \port$1718$0  = \$19 ;
+  assign \port$1709$0  = \$18 ;
+  assign \port$1710$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -7194,8 +7297,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1790$0 (\$51 ),
-    .\port$1791$0 (\$52 )
+    .\port$1782$0 (\$51 ),
+    .\port$1783$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -7273,7 +7376,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1791$0 , b, a, \port$1790$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1783$0 , b, a, \port$1782$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7307,10 +7410,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1791$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1790$0 ;
-  wire [8:0] \port$1790$0 ;
-  output \port$1791$0 ;
-  wire \port$1791$0 ;
+  output [8:0] \port$1782$0 ;
+  wire [8:0] \port$1782$0 ;
+  output \port$1783$0 ;
+  wire \port$1783$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7339,8 +7442,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1791$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1790$0  = \$18 ;
-  assign \port$1791$0  = \$19 ;
+  assign \port$1782$0  = \$18 ;
+  assign \port$1783$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -7507,8 +7610,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1863$0 (\$51 ),
-    .\port$1864$0 (\$52 )
+    .\port$1855$0 (\$51 ),
+    .\port$1856$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -7586,7 +7689,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1864$0 , b, a, \port$1863$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1856$0 , b, a, \port$1855$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7620,10 +7723,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1864$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1863$0 ;
-  wire [8:0] \port$1863$0 ;
-  output \port$1864$0 ;
-  wire \port$1864$0 ;
+  output [8:0] \port$1855$0 ;
+  wire [8:0] \port$1855$0 ;
+  output \port$1856$0 ;
+  wire \port$1856$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7652,8 +7755,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1864$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1863$0  = \$18 ;
-  assign \port$1864$0  = \$19 ;
+  assign \port$1855$0  = \$18 ;
+  assign \port$1856$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;
@@ -7818,8 +7921,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1936$0 (\$51 ),
-    .\port$1937$0 (\$52 )
+    .\port$1928$0 (\$51 ),
+    .\port$1929$0 (\$52 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -7897,7 +8000,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1937$0 , b, a, \port$1936$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1929$0 , b, a, \port$1928$0 );
   wire [7:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7931,10 +8034,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1937$0 , b, a, \po
   wire b_zero_or_sub;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1936$0 ;
-  wire [8:0] \port$1936$0 ;
-  output \port$1937$0 ;
-  wire \port$1937$0 ;
+  output [8:0] \port$1928$0 ;
+  wire [8:0] \port$1928$0 ;
+  output \port$1929$0 ;
+  wire \port$1929$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7963,8 +8066,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1937$0 , b, a, \po
   assign exp_man = sum;
   assign product = { \$19 , \$18  };
   assign p = { \$19 , \$18  };
-  assign \port$1936$0  = \$18 ;
-  assign \port$1937$0  = \$19 ;
+  assign \port$1928$0  = \$18 ;
+  assign \port$1929$0  = \$19 ;
   assign \$3  = 1'h0;
   assign \$5  = 1'h0;
   assign \$6  = \$2 ;

@@ -25,7 +25,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..config import CoreConfig
-from .pe import Control, ProcessingElement, kulisch_to_fp32, result_width
+from .pe import KULISCH_READOUT_STAGES, Control, ProcessingElement, kulisch_to_fp32, result_width
 
 
 def input_layout(cfg: CoreConfig) -> data.StructLayout:
@@ -40,15 +40,20 @@ def fifo_depth(cfg: CoreConfig) -> int:
     """Output rows the core can hold: enough that tiles of K >= R beats never wait for credits
     while ``o`` is always ready (a tile's rows are reserved from its last beat until they leave,
     about 2R + C cycles)."""
-    return 2 * cfg.rows + cfg.cols + 4         # the least that keeps K = R tiles bubble-free
+    return 2 * cfg.rows + cfg.cols + 3 + readout_stages(cfg)   # the least that keeps K = R tiles bubble-free
+
+
+def readout_stages(cfg: CoreConfig) -> int:
+    """Registers between a column's drain chain and its deskew: the Kulisch readout has two."""
+    return KULISCH_READOUT_STAGES if cfg.acc == "exact" else 1
 
 
 def latency(cfg: CoreConfig, depth: int) -> int:
     """Cycles from a tile's first input beat (the edge that takes it) to its first output row
     (the first cycle ``o.valid`` is high for it), with no stalls: input register, K beats,
-    the skew and PE pipeline down to the bottom row, drain load, readout register, deskew and
-    the FIFO's two-cycle pass-through."""
-    return depth + cfg.rows + cfg.cols + 4
+    the skew and PE pipeline down to the bottom row, drain load, readout registers (two for the
+    Kulisch readout, one for fp32), deskew and the FIFO's two-cycle pass-through."""
+    return depth + cfg.rows + cfg.cols + 3 + readout_stages(cfg)
 
 
 class TensorCore(wiring.Component):
@@ -138,11 +143,17 @@ class TensorCore(wiring.Component):
             m.d.sync += valid[-1].eq(0)
         # the last row is the one whose successor in the chain is empty
         is_last = valid[0] & ~(valid[1] if rows > 1 else 0)
-        word = kulisch_to_fp32(m, cfg, values[0], name=f"readout_c{c}") if cfg.acc == "exact" else values[0]
+        valid_out, last_out = valid[0], is_last
+        if cfg.acc == "exact":      # the readout's first stage is registered inside kulisch_to_fp32
+            word = kulisch_to_fp32(m, cfg, values[0], name=f"readout_c{c}")
+            valid_out = _delay(m, valid_out, KULISCH_READOUT_STAGES - 1, f"readout_c{c}_v", reset=True)
+            last_out = _delay(m, last_out, KULISCH_READOUT_STAGES - 1, f"readout_c{c}_l", reset=True)
+        else:
+            word = values[0]
         word_q = Signal(32, name=f"readout_c{c}_q", reset_less=True)
         valid_q = Signal(name=f"readout_c{c}_valid")
         last_q = Signal(name=f"readout_c{c}_last")
-        m.d.sync += [word_q.eq(word), valid_q.eq(valid[0]), last_q.eq(is_last)]
+        m.d.sync += [word_q.eq(word), valid_q.eq(valid_out), last_q.eq(last_out)]
         return word_q, valid_q, last_q
 
 

@@ -137,15 +137,24 @@ def _to_fp32(m: Module, product, g):
     return out
 
 
+#: Register stages of the Kulisch readout: the magnitude, then normalisation and rounding.
+KULISCH_READOUT_STAGES = 2
+
+
 def kulisch_to_fp32(m: Module, cfg: CoreConfig, state, name: str = "readout"):
-    """Read an exact accumulator out once: RNE to fp32, an exact zero as +0, flags as SPEC §4."""
+    """Read an exact accumulator out once: RNE to fp32, an exact zero as +0, flags as SPEC §4.
+
+    The magnitude (a negation) is registered before the normalise-and-round step, so the result
+    follows ``state`` by one cycle and neither half is longer than the accumulator's own adder."""
     width = cfg.acc_width
     lsb, _ = product_span(cfg.fmt, cfg.mul, cfg.k, cfg.offset)
     total = state[:width].as_signed()
-    nan, pos_inf, neg_inf = state[width], state[width + 1], state[width + 2]
-    negative = total < 0
-    magnitude = Signal(width, name=f"{name}_mag")
-    m.d.comb += magnitude.eq((total.as_unsigned() ^ negative.replicate(width)) + negative)
+    magnitude = Signal(width, name=f"{name}_mag", reset_less=True)
+    negative = Signal(name=f"{name}_negative", reset_less=True)
+    flags = Signal(len(SPECIAL_FLAGS), name=f"{name}_flags", reset_less=True)
+    m.d.sync += [magnitude.eq((total.as_unsigned() ^ (total < 0).replicate(width)) + (total < 0)),
+                 negative.eq(total < 0), flags.eq(state[width:width + len(SPECIAL_FLAGS)])]
+    nan, pos_inf, neg_inf = flags[0], flags[1], flags[2]
     exp_top = Const(width - 1 + lsb, signed(max(8, (abs(width + lsb) + 1).bit_length() + 2)))
     value, overflow, zero = normalise_round(m, magnitude, exp_top, get_format("fp32"), subnormals="full",
                                             name=name)

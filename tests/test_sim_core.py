@@ -156,12 +156,6 @@ ICARUS_BF16 = [C(2, 2, "fpmul", "bf16", "fp32", 4), C(1, 2, "lmul", "bf16", "fp3
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "RTL: a bf16 PE converts its product to fp32 through normalise_round (lmul_hw/hw/pe.py _to_fp32), "
-    "whose leading-zero count of Cat(man, 1) folds to the constant 0 (the top bit is the constant 1); "
-    "it is emitted as an `always @*` block that only assigns `to_fp32_lz = 0`, which Icarus in "
-    "SystemVerilog mode (-g2012, as cocotb runs it) never executes, so to_fp32_lz and every output "
-    "are X (right with -g2005 and on Verilator)"))
 @pytest.mark.parametrize("cfg", ICARUS_BF16, ids=lambda c: c.name)
 def test_bf16_core_on_icarus(cfg, cache_dir):
     _require("icarus")

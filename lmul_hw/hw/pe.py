@@ -125,7 +125,7 @@ def _to_fp32(m: Module, product, g):
         exp_top = Signal(signed(g.exp_bits + 2), name="product_exp")
         m.d.comb += exp_top.eq(exp - g.bias)
         value, overflow, _ = normalise_round(m, Cat(man, Const(1, 1)), exp_top, f, subnormals="full",
-                                             name="to_fp32")
+                                             max_lz=0, name="to_fp32")
     with m.If(is_special):
         m.d.comb += out.eq(Mux(man != 0, 0x7FC00000, Cat(Const(f.inf_code, 31), sign)))
     with m.Elif(exp == 0):

@@ -13,6 +13,10 @@ def leading_zeros(m: Module, value, name: str, limit: int | None = None):
     to that many (the caller knows the leading one is among the top ``limit + 1`` bits)."""
     width = len(value)
     top = width if limit is None else limit
+    if top == 0:
+        # the leading one is the top bit: no logic (a process assigning only a constant would be an
+        # `always @*` that some simulators never run)
+        return Const(0, 1)
     count = Signal(range(top + 1), name=name)
     m.d.comb += count.eq(top)
     for i in range(width - top - (0 if limit is None else 1), width):

@@ -5,40 +5,40 @@
 (* top =  1  *)
 (* generator = "Amaranth" *)
 module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payload);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
-  wire [8:0] \$10 ;
+  wire [47:0] \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire \$102 ;
+  wire [2:0] \$102 ;
   wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
+  wire [2:0] \$104 ;
+  wire [5:0] \$105 ;
   wire \$106 ;
-  wire \$107 ;
+  wire [6:0] \$107 ;
   wire \$108 ;
-  wire [8:0] \$109 ;
-  wire [8:0] \$11 ;
-  wire [9:0] \$110 ;
+  wire \$109 ;
+  wire [48:0] \$11 ;
+  wire \$110 ;
   wire \$111 ;
-  wire [8:0] \$112 ;
-  wire [8:0] \$113 ;
+  wire \$112 ;
+  wire \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire [8:0] \$116 ;
-  wire [8:0] \$117 ;
-  wire [9:0] \$118 ;
-  wire [9:0] \$119 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  wire [193:0] \$120 ;
+  wire \$120 ;
   wire \$121 ;
-  wire [16:0] \$122 ;
-  wire [47:0] \$123 ;
-  wire [48:0] \$124 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
   wire \$125 ;
   wire \$126 ;
   wire \$127 ;
-  wire [49:0] \$128 ;
+  wire \$128 ;
   wire \$129 ;
   wire \$13 ;
   wire \$130 ;
@@ -51,21 +51,21 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire [8:0] \$14 ;
+  wire \$14 ;
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
   wire \$143 ;
   wire \$144 ;
   wire \$145 ;
-  wire [2:0] \$146 ;
+  wire \$146 ;
   wire \$147 ;
-  wire [2:0] \$148 ;
-  wire [5:0] \$149 ;
-  wire [8:0] \$15 ;
-  wire \$150 ;
-  wire [6:0] \$151 ;
-  wire \$152 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire [49:0] \$15 ;
+  wire [41:0] \$150 ;
+  wire \$151 ;
+  wire [42:0] \$152 ;
   wire \$153 ;
   wire \$154 ;
   wire \$155 ;
@@ -73,7 +73,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  wire [9:0] \$16 ;
+  wire \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
@@ -84,7 +84,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire [9:0] \$17 ;
+  wire \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
@@ -95,7 +95,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$177 ;
   wire \$178 ;
   wire \$179 ;
-  wire [193:0] \$18 ;
+  wire \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
@@ -111,15 +111,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$191 ;
   wire \$192 ;
   wire \$193 ;
-  wire [41:0] \$194 ;
+  wire \$194 ;
   wire \$195 ;
-  wire [42:0] \$196 ;
+  wire \$196 ;
   wire \$197 ;
-  wire \$198 ;
+  wire [41:0] \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire [16:0] \$20 ;
-  wire \$200 ;
+  wire \$20 ;
+  wire [42:0] \$200 ;
   wire \$201 ;
   wire \$202 ;
   wire \$203 ;
@@ -129,7 +129,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire [47:0] \$21 ;
+  wire \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -140,7 +140,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$217 ;
   wire \$218 ;
   wire \$219 ;
-  wire [48:0] \$22 ;
+  wire \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
@@ -165,13 +165,13 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$24 ;
   wire \$240 ;
   wire \$241 ;
-  wire [41:0] \$242 ;
+  wire \$242 ;
   wire \$243 ;
-  wire [42:0] \$244 ;
+  wire \$244 ;
   wire \$245 ;
-  wire \$246 ;
+  wire [41:0] \$246 ;
   wire \$247 ;
-  wire \$248 ;
+  wire [42:0] \$248 ;
   wire \$249 ;
   wire \$25 ;
   wire \$250 ;
@@ -184,7 +184,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire [49:0] \$26 ;
+  wire \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -218,167 +218,123 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$288 ;
   wire \$289 ;
   wire \$29 ;
-  wire [41:0] \$290 ;
+  wire \$290 ;
   wire \$291 ;
-  wire [42:0] \$292 ;
+  wire \$292 ;
   wire \$293 ;
-  wire \$294 ;
+  wire [41:0] \$294 ;
   wire \$295 ;
-  wire \$296 ;
+  wire [42:0] \$296 ;
   wire \$297 ;
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
-  wire \$303 ;
-  wire \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire \$309 ;
-  wire \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire \$312 ;
-  wire \$313 ;
-  wire \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
-  wire \$318 ;
-  wire \$319 ;
-  wire \$32 ;
-  wire \$320 ;
-  wire \$321 ;
-  wire \$322 ;
-  wire \$323 ;
-  wire \$324 ;
-  wire \$325 ;
-  wire \$326 ;
-  wire \$327 ;
-  wire \$328 ;
-  wire \$329 ;
-  wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
-  wire \$332 ;
-  wire \$333 ;
-  wire \$334 ;
-  wire \$335 ;
-  wire \$336 ;
-  wire \$337 ;
-  wire [41:0] \$338 ;
-  wire \$339 ;
-  wire \$34 ;
-  wire [42:0] \$340 ;
-  wire \$341 ;
-  wire \$342 ;
-  wire \$343 ;
-  reg [64:0] \$344 ;
-  reg \$345 ;
+  wire [8:0] \$30 ;
+  reg [64:0] \$300 ;
+  reg \$301 ;
+  reg \$302 ;
+  reg [1:0] \$303 ;
+  reg [4:0] \$304 ;
+  reg [2:0] \$305 ;
+  reg [2:0] \$306 ;
+  reg [2:0] \$307 ;
+  reg [2:0] \$308 ;
+  reg [2:0] \$309 ;
+  wire [9:0] \$31 ;
+  reg [2:0] \$310 ;
+  reg [44:0] \$311 ;
+  reg \$312 ;
+  reg [44:0] \$313 ;
+  reg \$314 ;
+  reg [44:0] \$315 ;
+  reg \$316 ;
+  reg [44:0] \$317 ;
+  reg \$318 ;
+  reg \$319 ;
+  wire [104:0] \$32 ;
+  reg \$320 ;
+  reg \$321 ;
+  reg \$322 ;
+  reg \$323 ;
+  reg \$324 ;
+  reg \$325 ;
+  reg \$326 ;
+  reg \$327 ;
+  reg \$328 ;
+  reg [44:0] \$329 ;
+  wire [47:0] \$33 ;
+  reg \$330 ;
+  reg [44:0] \$331 ;
+  reg \$332 ;
+  reg [44:0] \$333 ;
+  reg \$334 ;
+  reg [44:0] \$335 ;
+  reg \$336 ;
+  reg \$337 ;
+  reg \$338 ;
+  reg \$339 ;
+  wire [48:0] \$34 ;
+  reg \$340 ;
+  reg \$341 ;
+  reg \$342 ;
+  reg \$343 ;
+  reg \$344 ;
+  reg [44:0] \$345 ;
   reg \$346 ;
-  reg [1:0] \$347 ;
-  reg [4:0] \$348 ;
-  reg [2:0] \$349 ;
+  reg [44:0] \$347 ;
+  reg \$348 ;
+  reg [44:0] \$349 ;
   wire \$35 ;
-  reg [2:0] \$350 ;
-  reg [2:0] \$351 ;
-  reg [2:0] \$352 ;
-  reg [2:0] \$353 ;
-  reg [2:0] \$354 ;
-  reg [44:0] \$355 ;
+  reg \$350 ;
+  reg [44:0] \$351 ;
+  reg \$352 ;
+  reg \$353 ;
+  reg \$354 ;
+  reg \$355 ;
   reg \$356 ;
-  reg [44:0] \$357 ;
+  reg \$357 ;
   reg \$358 ;
   reg [44:0] \$359 ;
   wire \$36 ;
   reg \$360 ;
   reg [44:0] \$361 ;
   reg \$362 ;
-  reg \$363 ;
+  reg [44:0] \$363 ;
   reg \$364 ;
-  reg \$365 ;
+  reg [44:0] \$365 ;
   reg \$366 ;
   reg \$367 ;
   reg \$368 ;
   reg \$369 ;
   wire \$37 ;
   reg \$370 ;
-  reg \$371 ;
-  reg \$372 ;
-  reg [44:0] \$373 ;
-  reg \$374 ;
-  reg [44:0] \$375 ;
-  reg \$376 ;
-  reg [44:0] \$377 ;
-  reg \$378 ;
-  reg [44:0] \$379 ;
-  wire \$38 ;
-  reg \$380 ;
-  reg \$381 ;
-  reg \$382 ;
-  reg \$383 ;
-  reg \$384 ;
-  reg \$385 ;
-  reg \$386 ;
-  reg \$387 ;
-  reg \$388 ;
-  reg [44:0] \$389 ;
+  wire [49:0] \$38 ;
   wire \$39 ;
-  reg \$390 ;
-  reg [44:0] \$391 ;
-  reg \$392 ;
-  reg [44:0] \$393 ;
-  reg \$394 ;
-  reg [44:0] \$395 ;
-  reg \$396 ;
-  reg \$397 ;
-  reg \$398 ;
-  reg \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg \$400 ;
-  reg \$401 ;
-  reg \$402 ;
-  reg [44:0] \$403 ;
-  reg \$404 ;
-  reg [44:0] \$405 ;
-  reg \$406 ;
-  reg [44:0] \$407 ;
-  reg \$408 ;
-  reg [44:0] \$409 ;
-  wire [8:0] \$41 ;
-  reg \$410 ;
-  reg \$411 ;
-  reg \$412 ;
-  reg \$413 ;
-  reg \$414 ;
-  wire [9:0] \$42 ;
+  wire \$41 ;
+  wire \$42 ;
   wire \$43 ;
-  wire [8:0] \$44 ;
-  wire [8:0] \$45 ;
+  wire \$44 ;
+  wire \$45 ;
   wire \$46 ;
   wire \$47 ;
-  wire [8:0] \$48 ;
-  wire [8:0] \$49 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [9:0] \$50 ;
-  wire [9:0] \$51 ;
-  wire [193:0] \$52 ;
-  wire \$53 ;
-  wire [16:0] \$54 ;
-  wire [47:0] \$55 ;
-  wire [48:0] \$56 ;
-  wire \$57 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [8:0] \$53 ;
+  wire [9:0] \$54 ;
+  wire [104:0] \$55 ;
+  wire [47:0] \$56 ;
+  wire [48:0] \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
-  wire [49:0] \$60 ;
-  wire \$61 ;
+  wire \$60 ;
+  wire [49:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
@@ -393,28 +349,28 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
-  wire [8:0] \$75 ;
-  wire [9:0] \$76 ;
-  wire \$77 ;
-  wire [8:0] \$78 ;
-  wire [8:0] \$79 ;
+  wire \$75 ;
+  wire [8:0] \$76 ;
+  wire [9:0] \$77 ;
+  wire [104:0] \$78 ;
+  wire [47:0] \$79 ;
   wire [9:0] \$8 ;
-  wire \$80 ;
+  wire [48:0] \$80 ;
   wire \$81 ;
-  wire [8:0] \$82 ;
-  wire [8:0] \$83 ;
-  wire [9:0] \$84 ;
-  wire [9:0] \$85 ;
-  wire [193:0] \$86 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire [49:0] \$84 ;
+  wire \$85 ;
+  wire \$86 ;
   wire \$87 ;
-  wire [16:0] \$88 ;
-  wire [47:0] \$89 ;
-  wire \$9 ;
-  wire [48:0] \$90 ;
+  wire \$88 ;
+  wire \$89 ;
+  wire [104:0] \$9 ;
+  wire \$90 ;
   wire \$91 ;
   wire \$92 ;
   wire \$93 ;
-  wire [49:0] \$94 ;
+  wire \$94 ;
   wire \$95 ;
   wire \$96 ;
   wire \$97 ;
@@ -610,9 +566,9 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg deskew_v1_1 = 1'h0;
   reg deskew_v2_0 = 1'h0;
   wire done;
-  wire \done$188 ;
-  wire \done$211 ;
-  wire \done$231 ;
+  wire \done$184 ;
+  wire \done$207 ;
+  wire \done$227 ;
   reg [44:0] drain_c0_r0 = 45'h000000000000;
   reg drain_c0_r0_valid = 1'h0;
   reg [44:0] drain_c0_r1 = 45'h000000000000;
@@ -675,7 +631,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire [128:0] r_data;
   wire r_en;
   wire r_rdy;
-  wire [133:0] readout_c0_aligned;
+  wire [41:0] readout_c0_aligned;
   wire [16:0] readout_c0_e_lead;
   reg [2:0] readout_c0_flags = 3'h0;
   reg [31:0] readout_c0_fp32;
@@ -683,13 +639,12 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg readout_c0_last = 1'h0;
   reg [5:0] readout_c0_lz;
   reg [41:0] readout_c0_mag = 42'h00000000000;
-  wire [40:0] \readout_c0_mag$116 ;
+  wire [40:0] \readout_c0_mag$115 ;
   reg readout_c0_negative = 1'h0;
   reg [31:0] readout_c0_q = 32'd0;
-  wire [6:0] readout_c0_shift;
   reg readout_c0_v_0 = 1'h0;
   reg readout_c0_valid = 1'h0;
-  wire [133:0] readout_c1_aligned;
+  wire [41:0] readout_c1_aligned;
   wire [16:0] readout_c1_e_lead;
   reg [2:0] readout_c1_flags = 3'h0;
   reg [31:0] readout_c1_fp32;
@@ -697,13 +652,12 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg readout_c1_last = 1'h0;
   reg [5:0] readout_c1_lz;
   reg [41:0] readout_c1_mag = 42'h00000000000;
-  wire [40:0] \readout_c1_mag$125 ;
+  wire [40:0] \readout_c1_mag$123 ;
   reg readout_c1_negative = 1'h0;
   reg [31:0] readout_c1_q = 32'd0;
-  wire [6:0] readout_c1_shift;
   reg readout_c1_v_0 = 1'h0;
   reg readout_c1_valid = 1'h0;
-  wire [133:0] readout_c2_aligned;
+  wire [41:0] readout_c2_aligned;
   wire [16:0] readout_c2_e_lead;
   reg [2:0] readout_c2_flags = 3'h0;
   reg [31:0] readout_c2_fp32;
@@ -711,13 +665,12 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg readout_c2_last = 1'h0;
   reg [5:0] readout_c2_lz;
   reg [41:0] readout_c2_mag = 42'h00000000000;
-  wire [40:0] \readout_c2_mag$134 ;
+  wire [40:0] \readout_c2_mag$131 ;
   reg readout_c2_negative = 1'h0;
   reg [31:0] readout_c2_q = 32'd0;
-  wire [6:0] readout_c2_shift;
   reg readout_c2_v_0 = 1'h0;
   reg readout_c2_valid = 1'h0;
-  wire [133:0] readout_c3_aligned;
+  wire [41:0] readout_c3_aligned;
   wire [16:0] readout_c3_e_lead;
   reg [2:0] readout_c3_flags = 3'h0;
   reg [31:0] readout_c3_fp32;
@@ -725,28 +678,27 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg readout_c3_last = 1'h0;
   reg [5:0] readout_c3_lz;
   reg [41:0] readout_c3_mag = 42'h00000000000;
-  wire [40:0] \readout_c3_mag$143 ;
+  wire [40:0] \readout_c3_mag$139 ;
   reg readout_c3_negative = 1'h0;
   reg [31:0] readout_c3_q = 32'd0;
-  wire [6:0] readout_c3_shift;
   reg readout_c3_v_0 = 1'h0;
   reg readout_c3_valid = 1'h0;
   wire [44:0] result;
-  wire [44:0] \result$169 ;
-  wire [44:0] \result$172 ;
-  wire [44:0] \result$175 ;
-  wire [44:0] \result$190 ;
-  wire [44:0] \result$193 ;
-  wire [44:0] \result$196 ;
-  wire [44:0] \result$199 ;
-  wire [44:0] \result$213 ;
-  wire [44:0] \result$216 ;
-  wire [44:0] \result$219 ;
-  wire [44:0] \result$222 ;
-  wire [44:0] \result$233 ;
-  wire [44:0] \result$236 ;
-  wire [44:0] \result$239 ;
-  wire [44:0] \result$242 ;
+  wire [44:0] \result$165 ;
+  wire [44:0] \result$168 ;
+  wire [44:0] \result$171 ;
+  wire [44:0] \result$186 ;
+  wire [44:0] \result$189 ;
+  wire [44:0] \result$192 ;
+  wire [44:0] \result$195 ;
+  wire [44:0] \result$209 ;
+  wire [44:0] \result$212 ;
+  wire [44:0] \result$215 ;
+  wire [44:0] \result$218 ;
+  wire [44:0] \result$229 ;
+  wire [44:0] \result$232 ;
+  wire [44:0] \result$235 ;
+  wire [44:0] \result$238 ;
   reg [4:0] rows_reserved = 5'h00;
   input rst;
   wire rst;
@@ -791,339 +743,303 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign i__ready = \$6  | issue;
   assign \$7  = 5'h1a - readout_c0_lz;
   assign \$8  = $signed(\$7 ) + $signed(8'h7f);
-  assign \$9  = $signed(\$8 ) < $signed(2'h1);
-  assign \$11  = \$9  ? 9'h098 : { 3'h0, readout_c0_lz };
-  assign \$12  = $signed(\$11 ) < $signed(6'h27);
-  assign \$13  = $signed(\$8 ) < $signed(2'h1);
-  assign \$15  = \$13  ? 9'h098 : { 3'h0, readout_c0_lz };
-  assign \$16  = $signed(\$15 ) + $signed(6'h19);
-  assign \$17  = \$12  ? 10'h000 : \$16 ;
-  assign \$18  = { readout_c0_mag, 25'h0000000 } << \$17 [6:0];
-  assign \$19  = $signed(\$8 ) < $signed(2'h1);
-  assign \$20  = \$19  ? 17'h00000 : { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8  };
-  assign \$22  = $signed(\$21 ) + $signed({ 1'h0, \$18 [90:68] });
-  assign \$23  = | \$18 [66:0];
-  assign \$24  = \$23  | \$18 [68];
-  assign \$25  = \$18 [67] & \$24 ;
-  assign \$26  = $signed(\$22 ) + $signed({ 1'h0, \$25  });
-  assign \$27  = readout_c0_flags[1] & readout_c0_flags[2];
-  assign \$28  = readout_c0_flags[0] | \$27 ;
-  assign \$29  = readout_c0_flags[1] | readout_c0_flags[2];
-  assign \$30  = | readout_c0_mag;
-  assign \$31  = ~ \$30 ;
-  assign \$32  = ! \$26 [40:0];
-  assign \$33  = \$31  | \$32 ;
-  assign \$34  = $signed(\$26 [40:0]) >= $signed(32'd2139095040);
-  assign \$35  = | readout_c0_mag;
-  assign \$36  = ~ \$35 ;
-  assign \$37  = ! \$26 [40:0];
-  assign \$38  = \$36  | \$37 ;
-  assign \$39  = ~ \$38 ;
-  assign \$40  = \$34  & \$39 ;
-  assign \$41  = 5'h1a - readout_c1_lz;
-  assign \$42  = $signed(\$41 ) + $signed(8'h7f);
-  assign \$43  = $signed(\$42 ) < $signed(2'h1);
-  assign \$45  = \$43  ? 9'h098 : { 3'h0, readout_c1_lz };
-  assign \$46  = $signed(\$45 ) < $signed(6'h27);
-  assign \$47  = $signed(\$42 ) < $signed(2'h1);
-  assign \$49  = \$47  ? 9'h098 : { 3'h0, readout_c1_lz };
-  assign \$50  = $signed(\$49 ) + $signed(6'h19);
-  assign \$51  = \$46  ? 10'h000 : \$50 ;
-  assign \$52  = { readout_c1_mag, 25'h0000000 } << \$51 [6:0];
-  assign \$53  = $signed(\$42 ) < $signed(2'h1);
-  assign \$54  = \$53  ? 17'h00000 : { \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42  };
-  assign \$56  = $signed(\$55 ) + $signed({ 1'h0, \$52 [90:68] });
-  assign \$57  = | \$52 [66:0];
-  assign \$58  = \$57  | \$52 [68];
-  assign \$59  = \$52 [67] & \$58 ;
-  assign \$60  = $signed(\$56 ) + $signed({ 1'h0, \$59  });
-  assign \$61  = readout_c1_flags[1] & readout_c1_flags[2];
-  assign \$62  = readout_c1_flags[0] | \$61 ;
-  assign \$63  = readout_c1_flags[1] | readout_c1_flags[2];
-  assign \$64  = | readout_c1_mag;
-  assign \$65  = ~ \$64 ;
-  assign \$66  = ! \$60 [40:0];
-  assign \$67  = \$65  | \$66 ;
-  assign \$68  = $signed(\$60 [40:0]) >= $signed(32'd2139095040);
-  assign \$69  = | readout_c1_mag;
-  assign \$70  = ~ \$69 ;
-  assign \$71  = ! \$60 [40:0];
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = ~ \$72 ;
-  assign \$74  = \$68  & \$73 ;
-  assign \$75  = 5'h1a - readout_c2_lz;
-  assign \$76  = $signed(\$75 ) + $signed(8'h7f);
-  assign \$77  = $signed(\$76 ) < $signed(2'h1);
-  assign \$79  = \$77  ? 9'h098 : { 3'h0, readout_c2_lz };
-  assign \$80  = $signed(\$79 ) < $signed(6'h27);
-  assign \$81  = $signed(\$76 ) < $signed(2'h1);
-  assign \$83  = \$81  ? 9'h098 : { 3'h0, readout_c2_lz };
-  assign \$84  = $signed(\$83 ) + $signed(6'h19);
-  assign \$85  = \$80  ? 10'h000 : \$84 ;
-  assign \$86  = { readout_c2_mag, 25'h0000000 } << \$85 [6:0];
-  assign \$87  = $signed(\$76 ) < $signed(2'h1);
-  assign \$88  = \$87  ? 17'h00000 : { \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76  };
-  assign \$90  = $signed(\$89 ) + $signed({ 1'h0, \$86 [90:68] });
-  assign \$91  = | \$86 [66:0];
-  assign \$92  = \$91  | \$86 [68];
-  assign \$93  = \$86 [67] & \$92 ;
-  assign \$94  = $signed(\$90 ) + $signed({ 1'h0, \$93  });
-  assign \$95  = readout_c2_flags[1] & readout_c2_flags[2];
-  assign \$96  = readout_c2_flags[0] | \$95 ;
-  assign \$97  = readout_c2_flags[1] | readout_c2_flags[2];
-  assign \$98  = | readout_c2_mag;
-  assign \$99  = ~ \$98 ;
-  assign \$100  = ! \$94 [40:0];
-  assign \$101  = \$99  | \$100 ;
-  assign \$102  = $signed(\$94 [40:0]) >= $signed(32'd2139095040);
-  assign \$103  = | readout_c2_mag;
-  assign \$104  = ~ \$103 ;
-  assign \$105  = ! \$94 [40:0];
-  assign \$106  = \$104  | \$105 ;
-  assign \$107  = ~ \$106 ;
-  assign \$108  = \$102  & \$107 ;
-  assign \$109  = 5'h1a - readout_c3_lz;
-  assign \$110  = $signed(\$109 ) + $signed(8'h7f);
-  assign \$111  = $signed(\$110 ) < $signed(2'h1);
-  assign \$113  = \$111  ? 9'h098 : { 3'h0, readout_c3_lz };
-  assign \$114  = $signed(\$113 ) < $signed(6'h27);
-  assign \$115  = $signed(\$110 ) < $signed(2'h1);
-  assign \$117  = \$115  ? 9'h098 : { 3'h0, readout_c3_lz };
-  assign \$118  = $signed(\$117 ) + $signed(6'h19);
-  assign \$119  = \$114  ? 10'h000 : \$118 ;
-  assign \$120  = { readout_c3_mag, 25'h0000000 } << \$119 [6:0];
-  assign \$121  = $signed(\$110 ) < $signed(2'h1);
-  assign \$122  = \$121  ? 17'h00000 : { \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110  };
-  assign \$124  = $signed(\$123 ) + $signed({ 1'h0, \$120 [90:68] });
-  assign \$125  = | \$120 [66:0];
-  assign \$126  = \$125  | \$120 [68];
-  assign \$127  = \$120 [67] & \$126 ;
-  assign \$128  = $signed(\$124 ) + $signed({ 1'h0, \$127  });
-  assign \$129  = readout_c3_flags[1] & readout_c3_flags[2];
-  assign \$130  = readout_c3_flags[0] | \$129 ;
-  assign \$131  = readout_c3_flags[1] | readout_c3_flags[2];
-  assign \$132  = | readout_c3_mag;
-  assign \$133  = ~ \$132 ;
-  assign \$134  = ! \$128 [40:0];
-  assign \$135  = \$133  | \$134 ;
-  assign \$136  = $signed(\$128 [40:0]) >= $signed(32'd2139095040);
-  assign \$137  = | readout_c3_mag;
-  assign \$138  = ~ \$137 ;
-  assign \$139  = ! \$128 [40:0];
-  assign \$140  = \$138  | \$139 ;
-  assign \$141  = ~ \$140 ;
-  assign \$142  = \$136  & \$141 ;
-  assign \$143  = i__valid & i__ready;
-  assign \$144  = issue & in_beat[64];
-  assign \$145  = since_last != 2'h3;
-  assign \$146  = since_last + 1'h1;
-  assign \$147  = issue & in_beat[64];
-  assign \$148  = \$147  ? 3'h4 : 3'h0;
-  assign \$149  = rows_reserved + \$148 ;
-  assign \$150  = o__valid & o__ready;
-  assign \$151  = \$149  - \$150 ;
-  assign \$152  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$9  = readout_c0_mag << readout_c0_lz;
+  assign \$11  = $signed(\$10 ) + $signed({ 1'h0, \$9 [40:18] });
+  assign \$12  = | \$9 [16:0];
+  assign \$13  = \$12  | \$9 [18];
+  assign \$14  = \$9 [17] & \$13 ;
+  assign \$15  = $signed(\$11 ) + $signed({ 1'h0, \$14  });
+  assign \$16  = readout_c0_flags[1] & readout_c0_flags[2];
+  assign \$17  = readout_c0_flags[0] | \$16 ;
+  assign \$18  = readout_c0_flags[1] | readout_c0_flags[2];
+  assign \$19  = | readout_c0_mag;
+  assign \$20  = ~ \$19 ;
+  assign \$21  = ! \$15 [40:0];
+  assign \$22  = \$20  | \$21 ;
+  assign \$23  = $signed(\$15 [40:0]) >= $signed(32'd2139095040);
+  assign \$24  = | readout_c0_mag;
+  assign \$25  = ~ \$24 ;
+  assign \$26  = ! \$15 [40:0];
+  assign \$27  = \$25  | \$26 ;
+  assign \$28  = ~ \$27 ;
+  assign \$29  = \$23  & \$28 ;
+  assign \$30  = 5'h1a - readout_c1_lz;
+  assign \$31  = $signed(\$30 ) + $signed(8'h7f);
+  assign \$32  = readout_c1_mag << readout_c1_lz;
+  assign \$34  = $signed(\$33 ) + $signed({ 1'h0, \$32 [40:18] });
+  assign \$35  = | \$32 [16:0];
+  assign \$36  = \$35  | \$32 [18];
+  assign \$37  = \$32 [17] & \$36 ;
+  assign \$38  = $signed(\$34 ) + $signed({ 1'h0, \$37  });
+  assign \$39  = readout_c1_flags[1] & readout_c1_flags[2];
+  assign \$40  = readout_c1_flags[0] | \$39 ;
+  assign \$41  = readout_c1_flags[1] | readout_c1_flags[2];
+  assign \$42  = | readout_c1_mag;
+  assign \$43  = ~ \$42 ;
+  assign \$44  = ! \$38 [40:0];
+  assign \$45  = \$43  | \$44 ;
+  assign \$46  = $signed(\$38 [40:0]) >= $signed(32'd2139095040);
+  assign \$47  = | readout_c1_mag;
+  assign \$48  = ~ \$47 ;
+  assign \$49  = ! \$38 [40:0];
+  assign \$50  = \$48  | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$46  & \$51 ;
+  assign \$53  = 5'h1a - readout_c2_lz;
+  assign \$54  = $signed(\$53 ) + $signed(8'h7f);
+  assign \$55  = readout_c2_mag << readout_c2_lz;
+  assign \$57  = $signed(\$56 ) + $signed({ 1'h0, \$55 [40:18] });
+  assign \$58  = | \$55 [16:0];
+  assign \$59  = \$58  | \$55 [18];
+  assign \$60  = \$55 [17] & \$59 ;
+  assign \$61  = $signed(\$57 ) + $signed({ 1'h0, \$60  });
+  assign \$62  = readout_c2_flags[1] & readout_c2_flags[2];
+  assign \$63  = readout_c2_flags[0] | \$62 ;
+  assign \$64  = readout_c2_flags[1] | readout_c2_flags[2];
+  assign \$65  = | readout_c2_mag;
+  assign \$66  = ~ \$65 ;
+  assign \$67  = ! \$61 [40:0];
+  assign \$68  = \$66  | \$67 ;
+  assign \$69  = $signed(\$61 [40:0]) >= $signed(32'd2139095040);
+  assign \$70  = | readout_c2_mag;
+  assign \$71  = ~ \$70 ;
+  assign \$72  = ! \$61 [40:0];
+  assign \$73  = \$71  | \$72 ;
+  assign \$74  = ~ \$73 ;
+  assign \$75  = \$69  & \$74 ;
+  assign \$76  = 5'h1a - readout_c3_lz;
+  assign \$77  = $signed(\$76 ) + $signed(8'h7f);
+  assign \$78  = readout_c3_mag << readout_c3_lz;
+  assign \$80  = $signed(\$79 ) + $signed({ 1'h0, \$78 [40:18] });
+  assign \$81  = | \$78 [16:0];
+  assign \$82  = \$81  | \$78 [18];
+  assign \$83  = \$78 [17] & \$82 ;
+  assign \$84  = $signed(\$80 ) + $signed({ 1'h0, \$83  });
+  assign \$85  = readout_c3_flags[1] & readout_c3_flags[2];
+  assign \$86  = readout_c3_flags[0] | \$85 ;
+  assign \$87  = readout_c3_flags[1] | readout_c3_flags[2];
+  assign \$88  = | readout_c3_mag;
+  assign \$89  = ~ \$88 ;
+  assign \$90  = ! \$84 [40:0];
+  assign \$91  = \$89  | \$90 ;
+  assign \$92  = $signed(\$84 [40:0]) >= $signed(32'd2139095040);
+  assign \$93  = | readout_c3_mag;
+  assign \$94  = ~ \$93 ;
+  assign \$95  = ! \$84 [40:0];
+  assign \$96  = \$94  | \$95 ;
+  assign \$97  = ~ \$96 ;
+  assign \$98  = \$92  & \$97 ;
+  assign \$99  = i__valid & i__ready;
+  assign \$100  = issue & in_beat[64];
+  assign \$101  = since_last != 2'h3;
+  assign \$102  = since_last + 1'h1;
+  assign \$103  = issue & in_beat[64];
+  assign \$104  = \$103  ? 3'h4 : 3'h0;
+  assign \$105  = rows_reserved + \$104 ;
+  assign \$106  = o__valid & o__ready;
+  assign \$107  = \$105  - \$106 ;
+  assign \$108  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$109  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$110  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$111  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$112  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$113  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$114  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$115  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$116  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$117  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$118  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$119  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$120  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$121  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$122  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$123  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$124  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$125  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$126  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$127  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$128  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$129  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$130  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$131  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$132  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$133  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$134  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$135  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$136  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$137  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$138  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$139  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$140  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$141  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$142  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$143  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$144  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$145  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$146  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$147  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$148  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$149  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$150  = drain_c0_r0[41:0] ^ { \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108  };
+  assign \$151  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$152  = \$150  + \$151 ;
   assign \$153  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$154  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$155  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$156  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$157  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$158  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$159  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$160  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$161  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$162  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$163  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$164  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$165  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$166  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$167  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$168  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$169  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$170  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$171  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$172  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$173  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$174  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$175  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$176  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$177  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$178  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$179  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$180  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$181  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$182  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$183  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$184  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$185  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$186  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$187  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$188  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$189  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$190  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$191  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$192  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$193  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$194  = drain_c0_r0[41:0] ^ { \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152  };
-  assign \$195  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$196  = \$194  + \$195 ;
-  assign \$197  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$198  = ~ drain_c0_r1_valid;
-  assign \$199  = drain_c0_r0_valid & \$198 ;
-  assign \$200  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$154  = ~ drain_c0_r1_valid;
+  assign \$155  = drain_c0_r0_valid & \$154 ;
+  assign \$156  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$157  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$158  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$159  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$160  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$161  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$162  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$163  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$164  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$165  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$166  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$167  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$168  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$169  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$170  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$171  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$172  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$173  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$174  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$175  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$176  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$177  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$178  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$179  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$180  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$181  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$182  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$183  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$184  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$185  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$186  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$187  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$188  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$189  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$190  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$191  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$192  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$193  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$194  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$195  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$196  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$197  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$198  = drain_c1_r0[41:0] ^ { \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156  };
+  assign \$199  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$200  = \$198  + \$199 ;
   assign \$201  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$202  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$203  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$204  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$205  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$206  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$207  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$208  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$209  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$210  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$211  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$212  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$213  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$214  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$215  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$216  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$217  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$218  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$219  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$220  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$221  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$222  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$223  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$224  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$225  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$226  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$227  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$228  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$229  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$230  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$231  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$232  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$233  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$234  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$235  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$236  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$237  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$238  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$239  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$240  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$241  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$242  = drain_c1_r0[41:0] ^ { \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200  };
-  assign \$243  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$244  = \$242  + \$243 ;
-  assign \$245  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$246  = ~ drain_c1_r1_valid;
-  assign \$247  = drain_c1_r0_valid & \$246 ;
-  assign \$248  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$202  = ~ drain_c1_r1_valid;
+  assign \$203  = drain_c1_r0_valid & \$202 ;
+  assign \$204  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$205  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$206  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$207  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$208  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$209  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$210  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$211  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$212  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$213  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$214  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$215  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$216  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$217  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$218  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$219  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$220  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$221  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$222  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$223  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$224  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$225  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$226  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$227  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$228  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$229  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$230  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$231  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$232  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$233  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$234  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$235  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$236  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$237  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$238  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$239  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$240  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$241  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$242  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$243  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$244  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$245  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$246  = drain_c2_r0[41:0] ^ { \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204  };
+  assign \$247  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$248  = \$246  + \$247 ;
   assign \$249  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$250  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$251  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$252  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$253  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$254  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$255  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$256  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$257  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$258  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$259  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$260  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$261  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$262  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$263  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$264  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$265  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$266  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$267  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$268  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$269  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$270  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$271  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$272  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$273  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$274  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$275  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$276  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$277  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$278  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$279  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$280  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$281  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$282  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$283  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$284  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$285  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$286  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$287  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$288  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$289  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$290  = drain_c2_r0[41:0] ^ { \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248  };
-  assign \$291  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$292  = \$290  + \$291 ;
-  assign \$293  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$294  = ~ drain_c2_r1_valid;
-  assign \$295  = drain_c2_r0_valid & \$294 ;
-  assign \$296  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$250  = ~ drain_c2_r1_valid;
+  assign \$251  = drain_c2_r0_valid & \$250 ;
+  assign \$252  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$253  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$254  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$255  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$256  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$257  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$258  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$259  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$260  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$261  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$262  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$263  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$264  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$265  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$266  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$267  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$268  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$269  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$270  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$271  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$272  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$273  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$274  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$275  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$276  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$277  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$278  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$279  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$280  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$281  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$282  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$283  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$284  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$285  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$286  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$287  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$288  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$289  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$290  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$291  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$292  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$293  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$294  = drain_c3_r0[41:0] ^ { \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252  };
+  assign \$295  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$296  = \$294  + \$295 ;
   assign \$297  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$298  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$299  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$300  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$301  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$302  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$303  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$304  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$305  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$306  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$307  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$308  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$309  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$310  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$311  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$312  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$313  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$314  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$315  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$316  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$317  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$318  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$319  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$320  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$321  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$322  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$323  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$324  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$325  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$326  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$327  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$328  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$329  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$330  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$331  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$332  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$333  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$334  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$335  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$336  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$337  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$338  = drain_c3_r0[41:0] ^ { \$337 , \$336 , \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296  };
-  assign \$339  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$340  = \$338  + \$339 ;
-  assign \$341  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$342  = ~ drain_c3_r1_valid;
-  assign \$343  = drain_c3_r0_valid & \$342 ;
+  assign \$298  = ~ drain_c3_r1_valid;
+  assign \$299  = drain_c3_r0_valid & \$298 ;
   always @(posedge clk)
-    in_beat <= \$344 ;
+    in_beat <= \$300 ;
   always @(posedge clk)
-    in_valid <= \$345 ;
+    in_valid <= \$301 ;
   always @(posedge clk)
-    starts_tile <= \$346 ;
+    starts_tile <= \$302 ;
   always @(posedge clk)
-    since_last <= \$347 ;
+    since_last <= \$303 ;
   always @(posedge clk)
-    rows_reserved <= \$348 ;
+    rows_reserved <= \$304 ;
   always @(posedge clk)
     \b_in$25  <= in_beat[47:40];
   always @(posedge clk)
@@ -1139,15 +1055,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$39  <= in_beat[15:8];
   always @(posedge clk)
-    \ctl_in$41  <= \$349 ;
+    \ctl_in$41  <= \$305 ;
   always @(posedge clk)
     skew_a2_0 <= in_beat[23:16];
   always @(posedge clk)
     \a_in$63  <= skew_a2_0;
   always @(posedge clk)
-    skew_ctl2_0 <= \$350 ;
+    skew_ctl2_0 <= \$306 ;
   always @(posedge clk)
-    \ctl_in$65  <= \$351 ;
+    \ctl_in$65  <= \$307 ;
   always @(posedge clk)
     skew_a3_0 <= in_beat[31:24];
   always @(posedge clk)
@@ -1155,43 +1071,43 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$87  <= skew_a3_1;
   always @(posedge clk)
-    skew_ctl3_0 <= \$352 ;
+    skew_ctl3_0 <= \$308 ;
   always @(posedge clk)
-    skew_ctl3_1 <= \$353 ;
+    skew_ctl3_1 <= \$309 ;
   always @(posedge clk)
-    \ctl_in$89  <= \$354 ;
+    \ctl_in$89  <= \$310 ;
   always @(posedge clk)
-    drain_c0_r0 <= \$355 ;
+    drain_c0_r0 <= \$311 ;
   always @(posedge clk)
-    drain_c0_r0_valid <= \$356 ;
+    drain_c0_r0_valid <= \$312 ;
   always @(posedge clk)
-    drain_c0_r1 <= \$357 ;
+    drain_c0_r1 <= \$313 ;
   always @(posedge clk)
-    drain_c0_r1_valid <= \$358 ;
+    drain_c0_r1_valid <= \$314 ;
   always @(posedge clk)
-    drain_c0_r2 <= \$359 ;
+    drain_c0_r2 <= \$315 ;
   always @(posedge clk)
-    drain_c0_r2_valid <= \$360 ;
+    drain_c0_r2_valid <= \$316 ;
   always @(posedge clk)
-    drain_c0_r3 <= \$361 ;
+    drain_c0_r3 <= \$317 ;
   always @(posedge clk)
-    drain_c0_r3_valid <= \$362 ;
+    drain_c0_r3_valid <= \$318 ;
   always @(posedge clk)
-    readout_c0_mag <= \$196 [41:0];
+    readout_c0_mag <= \$152 [41:0];
   always @(posedge clk)
-    readout_c0_negative <= \$197 ;
+    readout_c0_negative <= \$153 ;
   always @(posedge clk)
     readout_c0_flags <= drain_c0_r0[44:42];
   always @(posedge clk)
-    readout_c0_v_0 <= \$363 ;
+    readout_c0_v_0 <= \$319 ;
   always @(posedge clk)
-    readout_c0_l_0 <= \$364 ;
+    readout_c0_l_0 <= \$320 ;
   always @(posedge clk)
     readout_c0_q <= readout_c0_fp32;
   always @(posedge clk)
-    readout_c0_valid <= \$365 ;
+    readout_c0_valid <= \$321 ;
   always @(posedge clk)
-    readout_c0_last <= \$366 ;
+    readout_c0_last <= \$322 ;
   always @(posedge clk)
     deskew_c0_0 <= readout_c0_q;
   always @(posedge clk)
@@ -1199,138 +1115,138 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     deskew_c0_2 <= deskew_c0_1;
   always @(posedge clk)
-    deskew_v0_0 <= \$367 ;
+    deskew_v0_0 <= \$323 ;
   always @(posedge clk)
-    deskew_v0_1 <= \$368 ;
+    deskew_v0_1 <= \$324 ;
   always @(posedge clk)
-    w_en <= \$369 ;
+    w_en <= \$325 ;
   always @(posedge clk)
-    deskew_l0_0 <= \$370 ;
+    deskew_l0_0 <= \$326 ;
   always @(posedge clk)
-    deskew_l0_1 <= \$371 ;
+    deskew_l0_1 <= \$327 ;
   always @(posedge clk)
-    deskew_l0_2 <= \$372 ;
+    deskew_l0_2 <= \$328 ;
   always @(posedge clk)
-    drain_c1_r0 <= \$373 ;
+    drain_c1_r0 <= \$329 ;
   always @(posedge clk)
-    drain_c1_r0_valid <= \$374 ;
+    drain_c1_r0_valid <= \$330 ;
   always @(posedge clk)
-    drain_c1_r1 <= \$375 ;
+    drain_c1_r1 <= \$331 ;
   always @(posedge clk)
-    drain_c1_r1_valid <= \$376 ;
+    drain_c1_r1_valid <= \$332 ;
   always @(posedge clk)
-    drain_c1_r2 <= \$377 ;
+    drain_c1_r2 <= \$333 ;
   always @(posedge clk)
-    drain_c1_r2_valid <= \$378 ;
+    drain_c1_r2_valid <= \$334 ;
   always @(posedge clk)
-    drain_c1_r3 <= \$379 ;
+    drain_c1_r3 <= \$335 ;
   always @(posedge clk)
-    drain_c1_r3_valid <= \$380 ;
+    drain_c1_r3_valid <= \$336 ;
   always @(posedge clk)
-    readout_c1_mag <= \$244 [41:0];
+    readout_c1_mag <= \$200 [41:0];
   always @(posedge clk)
-    readout_c1_negative <= \$245 ;
+    readout_c1_negative <= \$201 ;
   always @(posedge clk)
     readout_c1_flags <= drain_c1_r0[44:42];
   always @(posedge clk)
-    readout_c1_v_0 <= \$381 ;
+    readout_c1_v_0 <= \$337 ;
   always @(posedge clk)
-    readout_c1_l_0 <= \$382 ;
+    readout_c1_l_0 <= \$338 ;
   always @(posedge clk)
     readout_c1_q <= readout_c1_fp32;
   always @(posedge clk)
-    readout_c1_valid <= \$383 ;
+    readout_c1_valid <= \$339 ;
   always @(posedge clk)
-    readout_c1_last <= \$384 ;
+    readout_c1_last <= \$340 ;
   always @(posedge clk)
     deskew_c1_0 <= readout_c1_q;
   always @(posedge clk)
     deskew_c1_1 <= deskew_c1_0;
   always @(posedge clk)
-    deskew_v1_0 <= \$385 ;
+    deskew_v1_0 <= \$341 ;
   always @(posedge clk)
-    deskew_v1_1 <= \$386 ;
+    deskew_v1_1 <= \$342 ;
   always @(posedge clk)
-    deskew_l1_0 <= \$387 ;
+    deskew_l1_0 <= \$343 ;
   always @(posedge clk)
-    deskew_l1_1 <= \$388 ;
+    deskew_l1_1 <= \$344 ;
   always @(posedge clk)
-    drain_c2_r0 <= \$389 ;
+    drain_c2_r0 <= \$345 ;
   always @(posedge clk)
-    drain_c2_r0_valid <= \$390 ;
+    drain_c2_r0_valid <= \$346 ;
   always @(posedge clk)
-    drain_c2_r1 <= \$391 ;
+    drain_c2_r1 <= \$347 ;
   always @(posedge clk)
-    drain_c2_r1_valid <= \$392 ;
+    drain_c2_r1_valid <= \$348 ;
   always @(posedge clk)
-    drain_c2_r2 <= \$393 ;
+    drain_c2_r2 <= \$349 ;
   always @(posedge clk)
-    drain_c2_r2_valid <= \$394 ;
+    drain_c2_r2_valid <= \$350 ;
   always @(posedge clk)
-    drain_c2_r3 <= \$395 ;
+    drain_c2_r3 <= \$351 ;
   always @(posedge clk)
-    drain_c2_r3_valid <= \$396 ;
+    drain_c2_r3_valid <= \$352 ;
   always @(posedge clk)
-    readout_c2_mag <= \$292 [41:0];
+    readout_c2_mag <= \$248 [41:0];
   always @(posedge clk)
-    readout_c2_negative <= \$293 ;
+    readout_c2_negative <= \$249 ;
   always @(posedge clk)
     readout_c2_flags <= drain_c2_r0[44:42];
   always @(posedge clk)
-    readout_c2_v_0 <= \$397 ;
+    readout_c2_v_0 <= \$353 ;
   always @(posedge clk)
-    readout_c2_l_0 <= \$398 ;
+    readout_c2_l_0 <= \$354 ;
   always @(posedge clk)
     readout_c2_q <= readout_c2_fp32;
   always @(posedge clk)
-    readout_c2_valid <= \$399 ;
+    readout_c2_valid <= \$355 ;
   always @(posedge clk)
-    readout_c2_last <= \$400 ;
+    readout_c2_last <= \$356 ;
   always @(posedge clk)
     deskew_c2_0 <= readout_c2_q;
   always @(posedge clk)
-    deskew_v2_0 <= \$401 ;
+    deskew_v2_0 <= \$357 ;
   always @(posedge clk)
-    deskew_l2_0 <= \$402 ;
+    deskew_l2_0 <= \$358 ;
   always @(posedge clk)
-    drain_c3_r0 <= \$403 ;
+    drain_c3_r0 <= \$359 ;
   always @(posedge clk)
-    drain_c3_r0_valid <= \$404 ;
+    drain_c3_r0_valid <= \$360 ;
   always @(posedge clk)
-    drain_c3_r1 <= \$405 ;
+    drain_c3_r1 <= \$361 ;
   always @(posedge clk)
-    drain_c3_r1_valid <= \$406 ;
+    drain_c3_r1_valid <= \$362 ;
   always @(posedge clk)
-    drain_c3_r2 <= \$407 ;
+    drain_c3_r2 <= \$363 ;
   always @(posedge clk)
-    drain_c3_r2_valid <= \$408 ;
+    drain_c3_r2_valid <= \$364 ;
   always @(posedge clk)
-    drain_c3_r3 <= \$409 ;
+    drain_c3_r3 <= \$365 ;
   always @(posedge clk)
-    drain_c3_r3_valid <= \$410 ;
+    drain_c3_r3_valid <= \$366 ;
   always @(posedge clk)
-    readout_c3_mag <= \$340 [41:0];
+    readout_c3_mag <= \$296 [41:0];
   always @(posedge clk)
-    readout_c3_negative <= \$341 ;
+    readout_c3_negative <= \$297 ;
   always @(posedge clk)
     readout_c3_flags <= drain_c3_r0[44:42];
   always @(posedge clk)
-    readout_c3_v_0 <= \$411 ;
+    readout_c3_v_0 <= \$367 ;
   always @(posedge clk)
-    readout_c3_l_0 <= \$412 ;
+    readout_c3_l_0 <= \$368 ;
   always @(posedge clk)
     readout_c3_q <= readout_c3_fp32;
   always @(posedge clk)
-    readout_c3_valid <= \$413 ;
+    readout_c3_valid <= \$369 ;
   always @(posedge clk)
-    readout_c3_last <= \$414 ;
+    readout_c3_last <= \$370 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo  fifo (
     .clk(clk),
-    .\port$2005$0 (deskew_c0_2),
-    .\port$2017$0 (deskew_l0_2),
-    .\port$2047$0 (deskew_c1_1),
-    .\port$2084$0 (deskew_c2_0),
-    .\port$2112$0 (readout_c3_q),
+    .\port$3353$0 (deskew_c0_2),
+    .\port$3365$0 (deskew_l0_2),
+    .\port$3395$0 (deskew_c1_1),
+    .\port$3432$0 (deskew_c2_0),
+    .\port$3460$0 (readout_c3_q),
     .r_data(o__payload),
     .r_en(o__ready),
     .r_rdy(o__valid),
@@ -1356,7 +1272,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$23 ),
     .ctl_out(\ctl_in$29 ),
-    .result(\result$190 ),
+    .result(\result$186 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2  pe_0_2 (
@@ -1367,7 +1283,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$29 ),
     .ctl_out(\ctl_in$35 ),
-    .result(\result$213 ),
+    .result(\result$209 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3  pe_0_3 (
@@ -1376,7 +1292,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$61 ),
     .clk(clk),
     .ctl_in(\ctl_in$35 ),
-    .result(\result$233 ),
+    .result(\result$229 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0  pe_1_0 (
@@ -1387,7 +1303,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$41 ),
     .ctl_out(\ctl_in$47 ),
-    .result(\result$169 ),
+    .result(\result$165 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1  pe_1_1 (
@@ -1398,7 +1314,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$47 ),
     .ctl_out(\ctl_in$53 ),
-    .result(\result$193 ),
+    .result(\result$189 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2  pe_1_2 (
@@ -1409,7 +1325,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$53 ),
     .ctl_out(\ctl_in$59 ),
-    .result(\result$216 ),
+    .result(\result$212 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3  pe_1_3 (
@@ -1418,7 +1334,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$85 ),
     .clk(clk),
     .ctl_in(\ctl_in$59 ),
-    .result(\result$236 ),
+    .result(\result$232 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0  pe_2_0 (
@@ -1429,7 +1345,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$65 ),
     .ctl_out(\ctl_in$71 ),
-    .result(\result$172 ),
+    .result(\result$168 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1  pe_2_1 (
@@ -1440,7 +1356,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$71 ),
     .ctl_out(\ctl_in$77 ),
-    .result(\result$196 ),
+    .result(\result$192 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2  pe_2_2 (
@@ -1451,7 +1367,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$77 ),
     .ctl_out(\ctl_in$83 ),
-    .result(\result$219 ),
+    .result(\result$215 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3  pe_2_3 (
@@ -1460,7 +1376,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$109 ),
     .clk(clk),
     .ctl_in(\ctl_in$83 ),
-    .result(\result$239 ),
+    .result(\result$235 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0  pe_3_0 (
@@ -1471,7 +1387,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .ctl_in(\ctl_in$89 ),
     .ctl_out(\ctl_in$95 ),
     .done(done),
-    .result(\result$175 ),
+    .result(\result$171 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1  pe_3_1 (
@@ -1481,8 +1397,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$95 ),
     .ctl_out(\ctl_in$101 ),
-    .done(\done$188 ),
-    .result(\result$199 ),
+    .done(\done$184 ),
+    .result(\result$195 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2  pe_3_2 (
@@ -1492,8 +1408,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$101 ),
     .ctl_out(\ctl_in$107 ),
-    .done(\done$211 ),
-    .result(\result$222 ),
+    .done(\done$207 ),
+    .result(\result$218 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3  pe_3_3 (
@@ -1501,12 +1417,12 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b(\b_in$109 ),
     .clk(clk),
     .ctl_in(\ctl_in$107 ),
-    .done(\done$231 ),
-    .result(\result$242 ),
+    .done(\done$227 ),
+    .result(\result$238 ),
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     readout_c0_lz = 6'h2a;
     if (readout_c0_mag[0]) begin
       readout_c0_lz = 6'h29;
@@ -1636,22 +1552,22 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$28 ) begin
+    if (\$17 ) begin
       readout_c0_fp32 = 32'd2143289344;
-    end else if (\$29 ) begin
+    end else if (\$18 ) begin
       readout_c0_fp32 = { readout_c0_flags[2], 31'h7f800000 };
-    end else if (\$33 ) begin
+    end else if (\$22 ) begin
       readout_c0_fp32 = 32'd0;
-    end else if (\$40 ) begin
+    end else if (\$29 ) begin
       readout_c0_fp32 = { readout_c0_negative, 31'h7f800000 };
     end else begin
-      readout_c0_fp32 = { readout_c0_negative, \$26 [30:0] };
+      readout_c0_fp32 = { readout_c0_negative, \$15 [30:0] };
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     readout_c1_lz = 6'h2a;
     if (readout_c1_mag[0]) begin
       readout_c1_lz = 6'h29;
@@ -1781,22 +1697,22 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$62 ) begin
+    if (\$40 ) begin
       readout_c1_fp32 = 32'd2143289344;
-    end else if (\$63 ) begin
+    end else if (\$41 ) begin
       readout_c1_fp32 = { readout_c1_flags[2], 31'h7f800000 };
-    end else if (\$67 ) begin
+    end else if (\$45 ) begin
       readout_c1_fp32 = 32'd0;
-    end else if (\$74 ) begin
+    end else if (\$52 ) begin
       readout_c1_fp32 = { readout_c1_negative, 31'h7f800000 };
     end else begin
-      readout_c1_fp32 = { readout_c1_negative, \$60 [30:0] };
+      readout_c1_fp32 = { readout_c1_negative, \$38 [30:0] };
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     readout_c2_lz = 6'h2a;
     if (readout_c2_mag[0]) begin
       readout_c2_lz = 6'h29;
@@ -1926,22 +1842,22 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$96 ) begin
+    if (\$63 ) begin
       readout_c2_fp32 = 32'd2143289344;
-    end else if (\$97 ) begin
+    end else if (\$64 ) begin
       readout_c2_fp32 = { readout_c2_flags[2], 31'h7f800000 };
-    end else if (\$101 ) begin
+    end else if (\$68 ) begin
       readout_c2_fp32 = 32'd0;
-    end else if (\$108 ) begin
+    end else if (\$75 ) begin
       readout_c2_fp32 = { readout_c2_negative, 31'h7f800000 };
     end else begin
-      readout_c2_fp32 = { readout_c2_negative, \$94 [30:0] };
+      readout_c2_fp32 = { readout_c2_negative, \$61 [30:0] };
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     readout_c3_lz = 6'h2a;
     if (readout_c3_mag[0]) begin
       readout_c3_lz = 6'h29;
@@ -2071,632 +1987,632 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$130 ) begin
+    if (\$86 ) begin
       readout_c3_fp32 = 32'd2143289344;
-    end else if (\$131 ) begin
+    end else if (\$87 ) begin
       readout_c3_fp32 = { readout_c3_flags[2], 31'h7f800000 };
-    end else if (\$135 ) begin
+    end else if (\$91 ) begin
       readout_c3_fp32 = 32'd0;
-    end else if (\$142 ) begin
+    end else if (\$98 ) begin
       readout_c3_fp32 = { readout_c3_negative, 31'h7f800000 };
     end else begin
-      readout_c3_fp32 = { readout_c3_negative, \$128 [30:0] };
+      readout_c3_fp32 = { readout_c3_negative, \$84 [30:0] };
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = in_beat;
-    if (\$143 ) begin
-      \$344  = i__payload;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$300  = in_beat;
+    if (\$99 ) begin
+      \$300  = i__payload;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = in_valid;
-    if (\$143 ) begin
-      \$345  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$301  = in_valid;
+    if (\$99 ) begin
+      \$301  = 1'h1;
     end else if (issue) begin
-      \$345  = 1'h0;
+      \$301  = 1'h0;
     end
     if (rst) begin
-      \$345  = 1'h0;
+      \$301  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = starts_tile;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$302  = starts_tile;
     if (issue) begin
-      \$346  = in_beat[64];
+      \$302  = in_beat[64];
     end
     if (rst) begin
+      \$302  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$303  = since_last;
+    if (\$100 ) begin
+      \$303  = 2'h0;
+    end else if (\$101 ) begin
+      \$303  = \$102 [1:0];
+    end
+    if (rst) begin
+      \$303  = 2'h3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$304  = \$107 [4:0];
+    if (rst) begin
+      \$304  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$305  = issued;
+    if (rst) begin
+      \$305  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$306  = issued;
+    if (rst) begin
+      \$306  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$307  = skew_ctl2_0;
+    if (rst) begin
+      \$307  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$308  = issued;
+    if (rst) begin
+      \$308  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$309  = skew_ctl3_0;
+    if (rst) begin
+      \$309  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$310  = skew_ctl3_1;
+    if (rst) begin
+      \$310  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$311  = result;
+    end else begin
+      \$311  = drain_c0_r1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$312  = 1'h1;
+    end else begin
+      \$312  = drain_c0_r1_valid;
+    end
+    if (rst) begin
+      \$312  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$313  = \result$165 ;
+    end else begin
+      \$313  = drain_c0_r2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$314  = 1'h1;
+    end else begin
+      \$314  = drain_c0_r2_valid;
+    end
+    if (rst) begin
+      \$314  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$315  = \result$168 ;
+    end else begin
+      \$315  = drain_c0_r3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$316  = 1'h1;
+    end else begin
+      \$316  = drain_c0_r3_valid;
+    end
+    if (rst) begin
+      \$316  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$317  = drain_c0_r3;
+    if (done) begin
+      \$317  = \result$171 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$318  = 1'h1;
+    end else begin
+      \$318  = 1'h0;
+    end
+    if (rst) begin
+      \$318  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$319  = drain_c0_r0_valid;
+    if (rst) begin
+      \$319  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$320  = \$155 ;
+    if (rst) begin
+      \$320  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$321  = readout_c0_v_0;
+    if (rst) begin
+      \$321  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$322  = readout_c0_l_0;
+    if (rst) begin
+      \$322  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$323  = readout_c0_valid;
+    if (rst) begin
+      \$323  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$324  = deskew_v0_0;
+    if (rst) begin
+      \$324  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$325  = deskew_v0_1;
+    if (rst) begin
+      \$325  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$326  = readout_c0_last;
+    if (rst) begin
+      \$326  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$327  = deskew_l0_0;
+    if (rst) begin
+      \$327  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$328  = deskew_l0_1;
+    if (rst) begin
+      \$328  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$329  = \result$186 ;
+    end else begin
+      \$329  = drain_c1_r1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$330  = 1'h1;
+    end else begin
+      \$330  = drain_c1_r1_valid;
+    end
+    if (rst) begin
+      \$330  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$331  = \result$189 ;
+    end else begin
+      \$331  = drain_c1_r2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$332  = 1'h1;
+    end else begin
+      \$332  = drain_c1_r2_valid;
+    end
+    if (rst) begin
+      \$332  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$333  = \result$192 ;
+    end else begin
+      \$333  = drain_c1_r3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$334  = 1'h1;
+    end else begin
+      \$334  = drain_c1_r3_valid;
+    end
+    if (rst) begin
+      \$334  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$335  = drain_c1_r3;
+    if (\done$184 ) begin
+      \$335  = \result$195 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$336  = 1'h1;
+    end else begin
+      \$336  = 1'h0;
+    end
+    if (rst) begin
+      \$336  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$337  = drain_c1_r0_valid;
+    if (rst) begin
+      \$337  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$338  = \$203 ;
+    if (rst) begin
+      \$338  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$339  = readout_c1_v_0;
+    if (rst) begin
+      \$339  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$340  = readout_c1_l_0;
+    if (rst) begin
+      \$340  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$341  = readout_c1_valid;
+    if (rst) begin
+      \$341  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$342  = deskew_v1_0;
+    if (rst) begin
+      \$342  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$343  = readout_c1_last;
+    if (rst) begin
+      \$343  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$344  = deskew_l1_0;
+    if (rst) begin
+      \$344  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$207 ) begin
+      \$345  = \result$209 ;
+    end else begin
+      \$345  = drain_c2_r1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$207 ) begin
       \$346  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = since_last;
-    if (\$144 ) begin
-      \$347  = 2'h0;
-    end else if (\$145 ) begin
-      \$347  = \$146 [1:0];
-    end
-    if (rst) begin
-      \$347  = 2'h3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = \$151 [4:0];
-    if (rst) begin
-      \$348  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = issued;
-    if (rst) begin
-      \$349  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = issued;
-    if (rst) begin
-      \$350  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = skew_ctl2_0;
-    if (rst) begin
-      \$351  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = issued;
-    if (rst) begin
-      \$352  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = skew_ctl3_0;
-    if (rst) begin
-      \$353  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = skew_ctl3_1;
-    if (rst) begin
-      \$354  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$355  = result;
     end else begin
-      \$355  = drain_c0_r1;
+      \$346  = drain_c2_r1_valid;
+    end
+    if (rst) begin
+      \$346  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (done) begin
-      \$356  = 1'h1;
+    if (\done$207 ) begin
+      \$347  = \result$212 ;
     end else begin
-      \$356  = drain_c0_r1_valid;
+      \$347  = drain_c2_r2;
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$207 ) begin
+      \$348  = 1'h1;
+    end else begin
+      \$348  = drain_c2_r2_valid;
+    end
+    if (rst) begin
+      \$348  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$207 ) begin
+      \$349  = \result$215 ;
+    end else begin
+      \$349  = drain_c2_r3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$207 ) begin
+      \$350  = 1'h1;
+    end else begin
+      \$350  = drain_c2_r3_valid;
+    end
+    if (rst) begin
+      \$350  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$351  = drain_c2_r3;
+    if (\done$207 ) begin
+      \$351  = \result$218 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$207 ) begin
+      \$352  = 1'h1;
+    end else begin
+      \$352  = 1'h0;
+    end
+    if (rst) begin
+      \$352  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$353  = drain_c2_r0_valid;
+    if (rst) begin
+      \$353  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$354  = \$251 ;
+    if (rst) begin
+      \$354  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$355  = readout_c2_v_0;
+    if (rst) begin
+      \$355  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$356  = readout_c2_l_0;
     if (rst) begin
       \$356  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$357  = \result$169 ;
-    end else begin
-      \$357  = drain_c0_r2;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$357  = readout_c2_valid;
+    if (rst) begin
+      \$357  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$358  = 1'h1;
-    end else begin
-      \$358  = drain_c0_r2_valid;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$358  = readout_c2_last;
     if (rst) begin
       \$358  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (done) begin
-      \$359  = \result$172 ;
+    if (\done$227 ) begin
+      \$359  = \result$229 ;
     end else begin
-      \$359  = drain_c0_r3;
+      \$359  = drain_c3_r1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (done) begin
+    if (\done$227 ) begin
       \$360  = 1'h1;
     end else begin
-      \$360  = drain_c0_r3_valid;
+      \$360  = drain_c3_r1_valid;
     end
     if (rst) begin
       \$360  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = drain_c0_r3;
-    if (done) begin
-      \$361  = \result$175 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$227 ) begin
+      \$361  = \result$232 ;
+    end else begin
+      \$361  = drain_c3_r2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (done) begin
+    if (\done$227 ) begin
       \$362  = 1'h1;
     end else begin
-      \$362  = 1'h0;
+      \$362  = drain_c3_r2_valid;
     end
     if (rst) begin
       \$362  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = drain_c0_r0_valid;
-    if (rst) begin
-      \$363  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$227 ) begin
+      \$363  = \result$235 ;
+    end else begin
+      \$363  = drain_c3_r3;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = \$199 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$227 ) begin
+      \$364  = 1'h1;
+    end else begin
+      \$364  = drain_c3_r3_valid;
+    end
     if (rst) begin
       \$364  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = readout_c0_v_0;
-    if (rst) begin
-      \$365  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$365  = drain_c3_r3;
+    if (\done$227 ) begin
+      \$365  = \result$238 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = readout_c0_l_0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (\done$227 ) begin
+      \$366  = 1'h1;
+    end else begin
+      \$366  = 1'h0;
+    end
     if (rst) begin
       \$366  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = readout_c0_valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$367  = drain_c3_r0_valid;
     if (rst) begin
       \$367  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = deskew_v0_0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$368  = \$299 ;
     if (rst) begin
       \$368  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = deskew_v0_1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$369  = readout_c3_v_0;
     if (rst) begin
       \$369  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = readout_c0_last;
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$370  = readout_c3_l_0;
     if (rst) begin
       \$370  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = deskew_l0_0;
-    if (rst) begin
-      \$371  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = deskew_l0_1;
-    if (rst) begin
-      \$372  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$188 ) begin
-      \$373  = \result$190 ;
-    end else begin
-      \$373  = drain_c1_r1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$188 ) begin
-      \$374  = 1'h1;
-    end else begin
-      \$374  = drain_c1_r1_valid;
-    end
-    if (rst) begin
-      \$374  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$188 ) begin
-      \$375  = \result$193 ;
-    end else begin
-      \$375  = drain_c1_r2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$188 ) begin
-      \$376  = 1'h1;
-    end else begin
-      \$376  = drain_c1_r2_valid;
-    end
-    if (rst) begin
-      \$376  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$188 ) begin
-      \$377  = \result$196 ;
-    end else begin
-      \$377  = drain_c1_r3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$188 ) begin
-      \$378  = 1'h1;
-    end else begin
-      \$378  = drain_c1_r3_valid;
-    end
-    if (rst) begin
-      \$378  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = drain_c1_r3;
-    if (\done$188 ) begin
-      \$379  = \result$199 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$188 ) begin
-      \$380  = 1'h1;
-    end else begin
-      \$380  = 1'h0;
-    end
-    if (rst) begin
-      \$380  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = drain_c1_r0_valid;
-    if (rst) begin
-      \$381  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = \$247 ;
-    if (rst) begin
-      \$382  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = readout_c1_v_0;
-    if (rst) begin
-      \$383  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = readout_c1_l_0;
-    if (rst) begin
-      \$384  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = readout_c1_valid;
-    if (rst) begin
-      \$385  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = deskew_v1_0;
-    if (rst) begin
-      \$386  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = readout_c1_last;
-    if (rst) begin
-      \$387  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = deskew_l1_0;
-    if (rst) begin
-      \$388  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$211 ) begin
-      \$389  = \result$213 ;
-    end else begin
-      \$389  = drain_c2_r1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$211 ) begin
-      \$390  = 1'h1;
-    end else begin
-      \$390  = drain_c2_r1_valid;
-    end
-    if (rst) begin
-      \$390  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$211 ) begin
-      \$391  = \result$216 ;
-    end else begin
-      \$391  = drain_c2_r2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$211 ) begin
-      \$392  = 1'h1;
-    end else begin
-      \$392  = drain_c2_r2_valid;
-    end
-    if (rst) begin
-      \$392  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$211 ) begin
-      \$393  = \result$219 ;
-    end else begin
-      \$393  = drain_c2_r3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$211 ) begin
-      \$394  = 1'h1;
-    end else begin
-      \$394  = drain_c2_r3_valid;
-    end
-    if (rst) begin
-      \$394  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = drain_c2_r3;
-    if (\done$211 ) begin
-      \$395  = \result$222 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$211 ) begin
-      \$396  = 1'h1;
-    end else begin
-      \$396  = 1'h0;
-    end
-    if (rst) begin
-      \$396  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = drain_c2_r0_valid;
-    if (rst) begin
-      \$397  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = \$295 ;
-    if (rst) begin
-      \$398  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = readout_c2_v_0;
-    if (rst) begin
-      \$399  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = readout_c2_l_0;
-    if (rst) begin
-      \$400  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = readout_c2_valid;
-    if (rst) begin
-      \$401  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = readout_c2_last;
-    if (rst) begin
-      \$402  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$403  = \result$233 ;
-    end else begin
-      \$403  = drain_c3_r1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$404  = 1'h1;
-    end else begin
-      \$404  = drain_c3_r1_valid;
-    end
-    if (rst) begin
-      \$404  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$405  = \result$236 ;
-    end else begin
-      \$405  = drain_c3_r2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$406  = 1'h1;
-    end else begin
-      \$406  = drain_c3_r2_valid;
-    end
-    if (rst) begin
-      \$406  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$407  = \result$239 ;
-    end else begin
-      \$407  = drain_c3_r3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$408  = 1'h1;
-    end else begin
-      \$408  = drain_c3_r3_valid;
-    end
-    if (rst) begin
-      \$408  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = drain_c3_r3;
-    if (\done$231 ) begin
-      \$409  = \result$242 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$410  = 1'h1;
-    end else begin
-      \$410  = 1'h0;
-    end
-    if (rst) begin
-      \$410  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = drain_c3_r0_valid;
-    if (rst) begin
-      \$411  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = \$343 ;
-    if (rst) begin
-      \$412  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = readout_c3_v_0;
-    if (rst) begin
-      \$413  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = readout_c3_l_0;
-    if (rst) begin
-      \$414  = 1'h0;
     end
   end
   assign r_rdy = o__valid;
@@ -2751,21 +2667,17 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \ctl_out$108  = \ctl_in$107 ;
   assign \b_out$110  = \b_in$109 ;
   assign readout_c0_e_lead = { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8  };
-  assign readout_c0_shift = \$17 [6:0];
-  assign readout_c0_aligned = \$18 [133:0];
-  assign \readout_c0_mag$116  = \$26 [40:0];
-  assign readout_c1_e_lead = { \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42 [9], \$42  };
-  assign readout_c1_shift = \$51 [6:0];
-  assign readout_c1_aligned = \$52 [133:0];
-  assign \readout_c1_mag$125  = \$60 [40:0];
-  assign readout_c2_e_lead = { \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76 [9], \$76  };
-  assign readout_c2_shift = \$85 [6:0];
-  assign readout_c2_aligned = \$86 [133:0];
-  assign \readout_c2_mag$134  = \$94 [40:0];
-  assign readout_c3_e_lead = { \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110 [9], \$110  };
-  assign readout_c3_shift = \$119 [6:0];
-  assign readout_c3_aligned = \$120 [133:0];
-  assign \readout_c3_mag$143  = \$128 [40:0];
+  assign readout_c0_aligned = \$9 [41:0];
+  assign \readout_c0_mag$115  = \$15 [40:0];
+  assign readout_c1_e_lead = { \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31  };
+  assign readout_c1_aligned = \$32 [41:0];
+  assign \readout_c1_mag$123  = \$38 [40:0];
+  assign readout_c2_e_lead = { \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54  };
+  assign readout_c2_aligned = \$55 [41:0];
+  assign \readout_c2_mag$131  = \$61 [40:0];
+  assign readout_c3_e_lead = { \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77  };
+  assign readout_c3_aligned = \$78 [41:0];
+  assign \readout_c3_mag$139  = \$84 [40:0];
   assign deskew_v0_2 = w_en;
   assign w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
   assign \i__payload.a  = i__payload[31:0];
@@ -2866,23 +2778,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign issued[2] = in_beat[64];
   assign issued[1] = starts_tile;
   assign issued[0] = issue;
-  assign \$10  = 9'h098;
-  assign \$14  = 9'h098;
-  assign \$21  = { \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 [16], \$20 , 23'h000000 };
-  assign \$44  = 9'h098;
-  assign \$48  = 9'h098;
-  assign \$55  = { \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 [16], \$54 , 23'h000000 };
-  assign \$78  = 9'h098;
-  assign \$82  = 9'h098;
-  assign \$89  = { \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 [16], \$88 , 23'h000000 };
-  assign \$112  = 9'h098;
-  assign \$116  = 9'h098;
-  assign \$123  = { \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 [16], \$122 , 23'h000000 };
+  assign \$10  = { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 , 23'h000000 };
+  assign \$33  = { \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 , 23'h000000 };
+  assign \$56  = { \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 , 23'h000000 };
+  assign \$79  = { \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 , 23'h000000 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0 , w_en, \port$2017$0 , \port$2047$0 , \port$2084$0 , \port$2112$0 , r_rdy, r_en);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$3353$0 , w_en, \port$3365$0 , \port$3395$0 , \port$3432$0 , \port$3460$0 , r_rdy, r_en);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2920,16 +2824,16 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0
   reg [4:0] inner_level = 5'h00;
   wire inner_r_rdy;
   wire [4:0] level;
-  input [31:0] \port$2005$0 ;
-  wire [31:0] \port$2005$0 ;
-  input \port$2017$0 ;
-  wire \port$2017$0 ;
-  input [31:0] \port$2047$0 ;
-  wire [31:0] \port$2047$0 ;
-  input [31:0] \port$2084$0 ;
-  wire [31:0] \port$2084$0 ;
-  input [31:0] \port$2112$0 ;
-  wire [31:0] \port$2112$0 ;
+  input [31:0] \port$3353$0 ;
+  wire [31:0] \port$3353$0 ;
+  input \port$3365$0 ;
+  wire \port$3365$0 ;
+  input [31:0] \port$3395$0 ;
+  wire [31:0] \port$3395$0 ;
+  input [31:0] \port$3432$0 ;
+  wire [31:0] \port$3432$0 ;
+  input [31:0] \port$3460$0 ;
+  wire [31:0] \port$3460$0 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [128:0] r_data;
@@ -2973,7 +2877,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2017$0 , \port$2112$0 , \port$2084$0 , \port$2047$0 , \port$2005$0  };
+      storage[w_port__addr] <= { \port$3365$0 , \port$3460$0 , \port$3432$0 , \port$3395$0 , \port$3353$0  };
   end
   reg [128:0] _0_;
   always @(posedge clk) begin
@@ -3021,7 +2925,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0
   always @(posedge clk)
     r_rdy <= \$30 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$27  = w_port__addr;
     if (\$4 ) begin
       \$27  = \$5 [3:0];
@@ -3031,7 +2935,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$28  = r_port__addr;
     if (\$8 ) begin
       \$28  = \$9 [3:0];
@@ -3041,7 +2945,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$29  = inner_level;
     if (\$15 ) begin
       \$29  = \$16 [4:0];
@@ -3054,7 +2958,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$30  = r_rdy;
     if (\$26 ) begin
       \$30  = 1'h1;
@@ -3069,15 +2973,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$2005$0
   assign level = \$3 [4:0];
   assign r_level = \$3 [4:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2017$0 , \port$2112$0 , \port$2084$0 , \port$2047$0 , \port$2005$0  };
-  assign w_data = { \port$2017$0 , \port$2112$0 , \port$2084$0 , \port$2047$0 , \port$2005$0  };
+  assign w_port__data = { \port$3365$0 , \port$3460$0 , \port$3432$0 , \port$3395$0 , \port$3353$0  };
+  assign w_data = { \port$3365$0 , \port$3460$0 , \port$3432$0 , \port$3395$0 , \port$3353$0  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -3234,39 +3138,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$833$0 (\$51 ),
-    .\port$834$0 (\$52 )
+    .\port$876$0 (\$51 ),
+    .\port$877$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -3275,21 +3179,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -3313,26 +3217,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$834$0 , a, b, \port$833$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$877$0 , a, b, \port$876$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$32 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -3345,12 +3335,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$834$0 , a, b, \por
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$833$0 ;
-  wire [8:0] \port$833$0 ;
-  output \port$834$0 ;
-  wire \port$834$0 ;
+  output [8:0] \port$876$0 ;
+  wire [8:0] \port$876$0 ;
+  output \port$877$0 ;
+  wire \port$877$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3359,38 +3351,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$834$0 , a, b, \por
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$32  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$833$0  = \$18 ;
-  assign \port$834$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$876$0  = \$103 ;
+  assign \port$877$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$32 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -3547,39 +3629,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$906$0 (\$51 ),
-    .\port$907$0 (\$52 )
+    .\port$1036$0 (\$51 ),
+    .\port$1037$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -3588,21 +3670,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -3626,26 +3708,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$907$0 , b, a, \port$906$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1037$0 , b, a, \port$1036$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$30 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -3658,12 +3826,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$907$0 , b, a, \por
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$906$0 ;
-  wire [8:0] \port$906$0 ;
-  output \port$907$0 ;
-  wire \port$907$0 ;
+  output [8:0] \port$1036$0 ;
+  wire [8:0] \port$1036$0 ;
+  output \port$1037$0 ;
+  wire \port$1037$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3672,38 +3842,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$907$0 , b, a, \por
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$30  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$906$0  = \$18 ;
-  assign \port$907$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$1036$0  = \$103 ;
+  assign \port$1037$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$30 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -3860,39 +4120,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$979$0 (\$51 ),
-    .\port$980$0 (\$52 )
+    .\port$1196$0 (\$51 ),
+    .\port$1197$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -3901,21 +4161,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -3939,26 +4199,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$980$0 , b, a, \port$979$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1197$0 , b, a, \port$1196$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$28 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -3971,12 +4317,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$980$0 , b, a, \por
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$979$0 ;
-  wire [8:0] \port$979$0 ;
-  output \port$980$0 ;
-  wire \port$980$0 ;
+  output [8:0] \port$1196$0 ;
+  wire [8:0] \port$1196$0 ;
+  output \port$1197$0 ;
+  wire \port$1197$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -3985,38 +4333,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$980$0 , b, a, \por
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$28  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$979$0  = \$18 ;
-  assign \port$980$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$1196$0  = \$103 ;
+  assign \port$1197$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$28 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -4171,39 +4609,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1052$0 (\$51 ),
-    .\port$1053$0 (\$52 )
+    .\port$1356$0 (\$51 ),
+    .\port$1357$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -4212,21 +4650,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -4250,26 +4688,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1053$0 , b, a, \port$1052$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1357$0 , b, a, \port$1356$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$26 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -4282,12 +4806,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1053$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1052$0 ;
-  wire [8:0] \port$1052$0 ;
-  output \port$1053$0 ;
-  wire \port$1053$0 ;
+  output [8:0] \port$1356$0 ;
+  wire [8:0] \port$1356$0 ;
+  output \port$1357$0 ;
+  wire \port$1357$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4296,38 +4822,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1053$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$26  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1052$0  = \$18 ;
-  assign \port$1053$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$1356$0  = \$103 ;
+  assign \port$1357$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$26 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -4484,39 +5100,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1125$0 (\$51 ),
-    .\port$1126$0 (\$52 )
+    .\port$1516$0 (\$51 ),
+    .\port$1517$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -4525,21 +5141,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -4563,26 +5179,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1126$0 , a, b, \port$1125$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1517$0 , a, b, \port$1516$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$24 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -4595,12 +5297,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1126$0 , a, b, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1125$0 ;
-  wire [8:0] \port$1125$0 ;
-  output \port$1126$0 ;
-  wire \port$1126$0 ;
+  output [8:0] \port$1516$0 ;
+  wire [8:0] \port$1516$0 ;
+  output \port$1517$0 ;
+  wire \port$1517$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4609,38 +5313,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1126$0 , a, b, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$24  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1125$0  = \$18 ;
-  assign \port$1126$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$1516$0  = \$103 ;
+  assign \port$1517$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$24 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -4797,39 +5591,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1198$0 (\$51 ),
-    .\port$1199$0 (\$52 )
+    .\port$1676$0 (\$51 ),
+    .\port$1677$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -4838,21 +5632,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -4876,26 +5670,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1199$0 , b, a, \port$1198$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1677$0 , b, a, \port$1676$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$22 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -4908,12 +5788,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1199$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1198$0 ;
-  wire [8:0] \port$1198$0 ;
-  output \port$1199$0 ;
-  wire \port$1199$0 ;
+  output [8:0] \port$1676$0 ;
+  wire [8:0] \port$1676$0 ;
+  output \port$1677$0 ;
+  wire \port$1677$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -4922,38 +5804,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1199$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$22  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1198$0  = \$18 ;
-  assign \port$1199$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$1676$0  = \$103 ;
+  assign \port$1677$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$22 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -5110,39 +6082,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1271$0 (\$51 ),
-    .\port$1272$0 (\$52 )
+    .\port$1836$0 (\$51 ),
+    .\port$1837$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -5151,21 +6123,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -5189,26 +6161,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1272$0 , b, a, \port$1271$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1837$0 , b, a, \port$1836$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$20 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -5221,12 +6279,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1272$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1271$0 ;
-  wire [8:0] \port$1271$0 ;
-  output \port$1272$0 ;
-  wire \port$1272$0 ;
+  output [8:0] \port$1836$0 ;
+  wire [8:0] \port$1836$0 ;
+  output \port$1837$0 ;
+  wire \port$1837$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5235,38 +6295,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1272$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$20  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1271$0  = \$18 ;
-  assign \port$1272$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$1836$0  = \$103 ;
+  assign \port$1837$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$20 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -5421,39 +6571,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1344$0 (\$51 ),
-    .\port$1345$0 (\$52 )
+    .\port$1996$0 (\$51 ),
+    .\port$1997$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -5462,21 +6612,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -5500,26 +6650,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1345$0 , b, a, \port$1344$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1997$0 , b, a, \port$1996$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$18 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -5532,12 +6768,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1345$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1344$0 ;
-  wire [8:0] \port$1344$0 ;
-  output \port$1345$0 ;
-  wire \port$1345$0 ;
+  output [8:0] \port$1996$0 ;
+  wire [8:0] \port$1996$0 ;
+  output \port$1997$0 ;
+  wire \port$1997$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5546,38 +6784,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1345$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$18  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1344$0  = \$18 ;
-  assign \port$1345$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$1996$0  = \$103 ;
+  assign \port$1997$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$18 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -5734,39 +7062,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1417$0 (\$51 ),
-    .\port$1418$0 (\$52 )
+    .\port$2156$0 (\$51 ),
+    .\port$2157$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -5775,21 +7103,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -5813,26 +7141,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1418$0 , a, b, \port$1417$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2157$0 , a, b, \port$2156$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$16 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -5845,12 +7259,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1418$0 , a, b, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1417$0 ;
-  wire [8:0] \port$1417$0 ;
-  output \port$1418$0 ;
-  wire \port$1418$0 ;
+  output [8:0] \port$2156$0 ;
+  wire [8:0] \port$2156$0 ;
+  output \port$2157$0 ;
+  wire \port$2157$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -5859,38 +7275,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$1418$0 , a, b, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$16  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1417$0  = \$18 ;
-  assign \port$1418$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$2156$0  = \$103 ;
+  assign \port$2157$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$16 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -6047,39 +7553,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1490$0 (\$51 ),
-    .\port$1491$0 (\$52 )
+    .\port$2316$0 (\$51 ),
+    .\port$2317$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -6088,21 +7594,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -6126,26 +7632,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1491$0 , b, a, \port$1490$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2317$0 , b, a, \port$2316$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$14 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -6158,12 +7750,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1491$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1490$0 ;
-  wire [8:0] \port$1490$0 ;
-  output \port$1491$0 ;
-  wire \port$1491$0 ;
+  output [8:0] \port$2316$0 ;
+  wire [8:0] \port$2316$0 ;
+  output \port$2317$0 ;
+  wire \port$2317$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6172,38 +7766,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$1491$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$14  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1490$0  = \$18 ;
-  assign \port$1491$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$2316$0  = \$103 ;
+  assign \port$2317$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$14 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -6360,39 +8044,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1563$0 (\$51 ),
-    .\port$1564$0 (\$52 )
+    .\port$2476$0 (\$51 ),
+    .\port$2477$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -6401,21 +8085,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -6439,26 +8123,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1564$0 , b, a, \port$1563$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2477$0 , b, a, \port$2476$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$12 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -6471,12 +8241,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1564$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1563$0 ;
-  wire [8:0] \port$1563$0 ;
-  output \port$1564$0 ;
-  wire \port$1564$0 ;
+  output [8:0] \port$2476$0 ;
+  wire [8:0] \port$2476$0 ;
+  output \port$2477$0 ;
+  wire \port$2477$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6485,38 +8257,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$1564$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$12  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1563$0  = \$18 ;
-  assign \port$1564$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$2476$0  = \$103 ;
+  assign \port$2477$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$12 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -6671,39 +8533,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1636$0 (\$51 ),
-    .\port$1637$0 (\$52 )
+    .\port$2636$0 (\$51 ),
+    .\port$2637$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -6712,21 +8574,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -6750,26 +8612,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1637$0 , b, a, \port$1636$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2637$0 , b, a, \port$2636$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$10 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -6782,12 +8730,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1637$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1636$0 ;
-  wire [8:0] \port$1636$0 ;
-  output \port$1637$0 ;
-  wire \port$1637$0 ;
+  output [8:0] \port$2636$0 ;
+  wire [8:0] \port$2636$0 ;
+  output \port$2637$0 ;
+  wire \port$2637$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -6796,38 +8746,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$1637$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$10  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1636$0  = \$18 ;
-  assign \port$1637$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$2636$0  = \$103 ;
+  assign \port$2637$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$10 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ctl_out, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -6984,39 +9024,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1709$0 (\$51 ),
-    .\port$1710$0 (\$52 )
+    .\port$2796$0 (\$51 ),
+    .\port$2797$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -7025,21 +9065,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -7063,26 +9103,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1710$0 , a, b, \port$1709$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2797$0 , a, b, \port$2796$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$8 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -7095,12 +9221,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1710$0 , a, b, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1709$0 ;
-  wire [8:0] \port$1709$0 ;
-  output \port$1710$0 ;
-  wire \port$1710$0 ;
+  output [8:0] \port$2796$0 ;
+  wire [8:0] \port$2796$0 ;
+  output \port$2797$0 ;
+  wire \port$2797$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7109,38 +9237,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$1710$0 , a, b, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$8  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1709$0  = \$18 ;
-  assign \port$1710$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$2796$0  = \$103 ;
+  assign \port$2797$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$8 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -7297,39 +9515,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1782$0 (\$51 ),
-    .\port$1783$0 (\$52 )
+    .\port$2956$0 (\$51 ),
+    .\port$2957$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -7338,21 +9556,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -7376,26 +9594,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1783$0 , b, a, \port$1782$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$2957$0 , b, a, \port$2956$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$6 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -7408,12 +9712,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1783$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1782$0 ;
-  wire [8:0] \port$1782$0 ;
-  output \port$1783$0 ;
-  wire \port$1783$0 ;
+  output [8:0] \port$2956$0 ;
+  wire [8:0] \port$2956$0 ;
+  output \port$2957$0 ;
+  wire \port$2957$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7422,38 +9728,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$1783$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$6  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1782$0  = \$18 ;
-  assign \port$1783$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$2956$0  = \$103 ;
+  assign \port$2957$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$6 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -7610,39 +10006,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1855$0 (\$51 ),
-    .\port$1856$0 (\$52 )
+    .\port$3116$0 (\$51 ),
+    .\port$3117$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -7651,21 +10047,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -7689,26 +10085,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1856$0 , b, a, \port$1855$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3117$0 , b, a, \port$3116$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$4 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -7721,12 +10203,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1856$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1855$0 ;
-  wire [8:0] \port$1855$0 ;
-  output \port$1856$0 ;
-  wire \port$1856$0 ;
+  output [8:0] \port$3116$0 ;
+  wire [8:0] \port$3116$0 ;
+  output \port$3117$0 ;
+  wire \port$3117$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -7735,38 +10219,128 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$1856$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$4  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1855$0  = \$18 ;
-  assign \port$1856$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$3116$0  = \$103 ;
+  assign \port$3117$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$4 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [6:0] \$1 ;
   wire [44:0] \$10 ;
   wire [2:0] \$11 ;
@@ -7921,39 +10495,39 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1928$0 (\$51 ),
-    .\port$1929$0 (\$52 )
+    .\port$3276$0 (\$51 ),
+    .\port$3277$0 (\$52 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$45  = ctl_in;
     if (rst) begin
       \$45  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$46  = ctl_in;
     if (rst) begin
       \$46  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$47  = acc;
     if (ctl_q[0]) begin
       \$47  = \$10 [41:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$48  = acc_flags;
     if (ctl_q[0]) begin
       \$48  = \$24 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$49  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
@@ -7962,21 +10536,21 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$50  = \$42 ;
     if (rst) begin
       \$50  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$43  = a;
     if (rst) begin
       \$43  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$44  = b;
     if (rst) begin
       \$44  = 8'h00;
@@ -8000,26 +10574,112 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1929$0 , b, a, \port$1928$0 );
-  wire [7:0] \$1 ;
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3277$0 , b, a, \port$3276$0 );
+  wire [4:0] \$1 ;
   wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [8:0] \$102 ;
+  wire [8:0] \$103 ;
+  wire \$104 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [8:0] \$16 ;
-  wire [8:0] \$17 ;
-  wire [8:0] \$18 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
   wire \$19 ;
-  wire \$2 ;
-  wire \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
+  wire [4:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [4:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [4:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire [9:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [10:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire [8:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [1:0] \$auto$rtlil.cc:2739:Not$2 ;
   input [7:0] a;
   wire [7:0] a;
   wire a_inf;
@@ -8032,12 +10692,14 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1929$0 , b, a, \po
   wire b_nan;
   wire b_zero;
   wire b_zero_or_sub;
+  wire [4:0] csa_carry;
+  wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1928$0 ;
-  wire [8:0] \port$1928$0 ;
-  output \port$1929$0 ;
-  wire \port$1929$0 ;
+  output [8:0] \port$3276$0 ;
+  wire [8:0] \port$3276$0 ;
+  output \port$3277$0 ;
+  wire \port$3277$0 ;
   wire [9:0] product;
   wire [8:0] sum;
   assign a_zero_or_sub = ! a[6:3];
@@ -8046,31 +10708,121 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$1929$0 , b, a, \po
   assign b_zero_or_sub = ! b[6:3];
   assign b_zero = ! b[6:0];
   assign b_nan = b[6:0] == 7'h7f;
-  assign \$1  = a[6:0] + b[6:0];
-  assign sum = \$1  + 8'h89;
-  assign \$2  = a_nan | b_nan;
-  assign \$4  = a_zero_or_sub | b_zero_or_sub;
-  assign \$8  = sum >= 9'h1f8;
-  assign \$9  = a_zero_or_sub | b_zero_or_sub;
-  assign \$10  = ~ \$9 ;
-  assign \$11  = \$8  & \$10 ;
-  assign \$13  = a_zero_or_sub | b_zero_or_sub;
-  assign \$14  = sum < 4'h8;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = \$15  ? 9'h000 : sum;
-  assign \$17  = \$12  ? 9'h1f8 : \$16 ;
-  assign \$18  = \$6  ? 9'h1fc : \$17 ;
-  assign \$19  = a[7] ^ b[7];
+  assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
+  assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
+  assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
+  assign csa_carry = \$2  | \$4 ;
+  assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
+  assign \$6  = \$5  + 1'h1;
+  assign \$7  = a_zero_or_sub | b_zero_or_sub;
+  assign \$9  = \$6 [4] | \$8 ;
+  assign \$10  = \$6 [5] | \$9 ;
+  assign \$11  = \$6 [6] | \$10 ;
+  assign \$12  = \$6 [7] | \$11 ;
+  assign \$13  = \$6 [8] | \$12 ;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$7  | \$14 ;
+  assign \$16  = a_zero_or_sub | b_zero_or_sub;
+  assign \$18  = \$6 [4] | \$17 ;
+  assign \$19  = \$6 [5] | \$18 ;
+  assign \$20  = \$6 [6] | \$19 ;
+  assign \$21  = \$6 [7] | \$20 ;
+  assign \$22  = \$6 [8] | \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = \$16  | \$23 ;
+  assign \$25  = a_zero_or_sub | b_zero_or_sub;
+  assign \$27  = \$6 [4] | \$26 ;
+  assign \$28  = \$6 [5] | \$27 ;
+  assign \$29  = \$6 [6] | \$28 ;
+  assign \$30  = \$6 [7] | \$29 ;
+  assign \$31  = \$6 [8] | \$30 ;
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$25  | \$32 ;
+  assign \$34  = a_zero_or_sub | b_zero_or_sub;
+  assign \$36  = \$6 [4] | \$35 ;
+  assign \$37  = \$6 [5] | \$36 ;
+  assign \$38  = \$6 [6] | \$37 ;
+  assign \$39  = \$6 [7] | \$38 ;
+  assign \$40  = \$6 [8] | \$39 ;
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$34  | \$41 ;
+  assign \$43  = a_zero_or_sub | b_zero_or_sub;
+  assign \$45  = \$6 [4] | \$44 ;
+  assign \$46  = \$6 [5] | \$45 ;
+  assign \$47  = \$6 [6] | \$46 ;
+  assign \$48  = \$6 [7] | \$47 ;
+  assign \$49  = \$6 [8] | \$48 ;
+  assign \$50  = ~ \$49 ;
+  assign \$51  = \$43  | \$50 ;
+  assign \$52  = a_zero_or_sub | b_zero_or_sub;
+  assign \$54  = \$6 [4] | \$53 ;
+  assign \$55  = \$6 [5] | \$54 ;
+  assign \$56  = \$6 [6] | \$55 ;
+  assign \$57  = \$6 [7] | \$56 ;
+  assign \$58  = \$6 [8] | \$57 ;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = \$52  | \$59 ;
+  assign \$61  = a_zero_or_sub | b_zero_or_sub;
+  assign \$63  = \$6 [4] | \$62 ;
+  assign \$64  = \$6 [5] | \$63 ;
+  assign \$65  = \$6 [6] | \$64 ;
+  assign \$66  = \$6 [7] | \$65 ;
+  assign \$67  = \$6 [8] | \$66 ;
+  assign \$68  = ~ \$67 ;
+  assign \$69  = \$61  | \$68 ;
+  assign \$70  = a_zero_or_sub | b_zero_or_sub;
+  assign \$72  = \$6 [4] | \$71 ;
+  assign \$73  = \$6 [5] | \$72 ;
+  assign \$74  = \$6 [6] | \$73 ;
+  assign \$75  = \$6 [7] | \$74 ;
+  assign \$76  = \$6 [8] | \$75 ;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$70  | \$77 ;
+  assign \$79  = a_zero_or_sub | b_zero_or_sub;
+  assign \$81  = \$6 [4] | \$80 ;
+  assign \$82  = \$6 [5] | \$81 ;
+  assign \$83  = \$6 [6] | \$82 ;
+  assign \$84  = \$6 [7] | \$83 ;
+  assign \$85  = \$6 [8] | \$84 ;
+  assign \$86  = ~ \$85 ;
+  assign \$87  = \$79  | \$86 ;
+  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
+  assign exp_man = \$6 [8:0] & \$88 ;
+  assign \$89  = a_nan | b_nan;
+  assign \$91  = a_zero_or_sub | b_zero_or_sub;
+  assign \$96  = \$6 [4] & \$95 ;
+  assign \$97  = \$6 [5] & \$96 ;
+  assign \$98  = \$6 [6] & \$97 ;
+  assign \$99  = \$6 [7] & \$98 ;
+  assign \$100  = \$6 [8] & \$99 ;
+  assign \$102  = \$101  ? 9'h1f8 : exp_man;
+  assign \$103  = \$93  ? 9'h1fc : \$102 ;
+  assign \$104  = a[7] ^ b[7];
+  assign \$auto$rtlil.cc:2739:Not$2  = ~ { \$1 [4], \$1 [0] };
   assign a_inf = 1'h0;
   assign b_inf = 1'h0;
-  assign exp_man = sum;
-  assign product = { \$19 , \$18  };
-  assign p = { \$19 , \$18  };
-  assign \port$1928$0  = \$18 ;
-  assign \port$1929$0  = \$19 ;
-  assign \$3  = 1'h0;
-  assign \$5  = 1'h0;
-  assign \$6  = \$2 ;
-  assign \$7  = 1'h0;
-  assign \$12  = \$11 ;
+  assign sum = \$6 [8:0];
+  assign product = { \$104 , \$103  };
+  assign p = { \$104 , \$103  };
+  assign \port$3276$0  = \$103 ;
+  assign \port$3277$0  = \$104 ;
+  assign csa_sum[3:1] = \$1 [3:1];
+  assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$2 ;
+  assign \$4 [3:1] = 3'h0;
+  assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
+  assign \$8  = \$6 [3];
+  assign \$17  = \$6 [3];
+  assign \$26  = \$6 [3];
+  assign \$35  = \$6 [3];
+  assign \$44  = \$6 [3];
+  assign \$53  = \$6 [3];
+  assign \$62  = \$6 [3];
+  assign \$71  = \$6 [3];
+  assign \$80  = \$6 [3];
+  assign \$90  = 1'h0;
+  assign \$92  = 1'h0;
+  assign \$93  = \$89 ;
+  assign \$94  = 1'h0;
+  assign \$95  = \$6 [3];
+  assign \$101  = \$100 ;
 endmodule

@@ -37,6 +37,8 @@ def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_
     """
     if max_lz is not None and max_lz <= 1 and subnormals == "ftz":
         mant, guard, sticky, exp_field = _normalise_one_bit(m, sig, exp_top, g, name)
+    elif subnormals == "ftz" or not _can_be_tiny(sig, exp_top, g):
+        mant, guard, sticky, exp_field = _normalise_left(m, sig, exp_top, g, max_lz, name)
     else:
         mant, guard, sticky, exp_field = _normalise_shift(m, sig, exp_top, g, subnormals, max_lz, name)
     round_up = guard & (sticky | mant[0])
@@ -64,6 +66,28 @@ def _normalise_one_bit(m: Module, sig, exp_top, g: Format, name: str):
     m.d.comb += aligned.eq(Mux(top, sig, sig << 1))
     exp_field = Signal(signed(_exponent_width(exp_top, g)), name=f"{name}_e_lead")
     m.d.comb += exp_field.eq(exp_top + (g.bias - 1) + top)
+    cut = width - 1 - g.man_bits
+    return aligned[cut:width - 1], aligned[cut - 1], aligned[:cut - 1].any(), exp_field
+
+
+def _can_be_tiny(sig, exp_top, g: Format) -> bool:
+    """Can the value fall below the smallest normal?  Not when its exponent is a constant that keeps
+    even the lowest bit of ``sig`` in the normal range (e.g. a Kulisch accumulator read out to fp32)."""
+    if isinstance(exp_top, Const):
+        return exp_top.value - (len(sig) - 1) + g.bias < 1
+    return True
+
+
+def _normalise_left(m: Module, sig, exp_top, g: Format, max_lz, name: str):
+    """Normalisation by a left shift only (no denormalising): for ftz, or where nothing is tiny."""
+    if len(sig) < g.man_bits + 3:
+        sig = Cat(Const(0, g.man_bits + 3 - len(sig)), sig)
+    width = len(sig)
+    lz = leading_zeros(m, sig, f"{name}_lz", max_lz)
+    exp_field = Signal(signed(_exponent_width(exp_top, g) + (width - 1).bit_length()), name=f"{name}_e_lead")
+    m.d.comb += exp_field.eq(exp_top - lz + g.bias)
+    aligned = Signal(width, name=f"{name}_aligned")
+    m.d.comb += aligned.eq(sig << lz)
     cut = width - 1 - g.man_bits
     return aligned[cut:width - 1], aligned[cut - 1], aligned[:cut - 1].any(), exp_field
 

@@ -9,14 +9,30 @@ from .unit import Unit
 from .fields import Fields
 
 
+def at_least(r, t: int):
+    """``r >= t`` for an unsigned signal ``r`` and a constant ``t``, as an AND/OR chain from the
+    LSB up: a set bit of ``t`` needs the bit of ``r`` (AND), a clear one is passed by it (OR).
+    No subtraction, so no second carry chain; the threshold's trailing zero bits drop out."""
+    if t <= 0:
+        return Const(1, 1)
+    if t >> len(r):
+        return Const(0, 1)
+    out = Const(1, 1)
+    for i in range((t & -t).bit_length() - 1, len(r)):
+        out = (r[i] & out) if (t >> i) & 1 else (r[i] | out)
+    return out
+
+
 class LMul(Unit):
     """``p = s | e | m`` with ``{e, m} = {e_a, m_a} + {e_b, m_b} + (B_G - 2 B_F) 2^k + c``.
 
     The exponent and truncated-mantissa fields of each operand are read as one integer; their sum
     with the injected constant is the product's exponent and mantissa, the mantissa carry running
-    into the exponent by itself (the paper's offset injection).  Around the adder sit only the
-    special cases: NaN, infinity, zero/subnormal inputs (flushed), underflow and overflow, the last
-    two read off the sum by comparing it with constants.
+    into the exponent by itself (the paper's offset injection).  The constant is folded into the
+    ONE carry-propagate adder: its bit 0 is the adder's carry-in, its other one bits a constant
+    carry-save row (XOR/XNOR and AND/OR with the operand bits, no carries of its own).
+    Around the adder sit only the special cases: NaN, infinity, zero/subnormal inputs (flushed),
+    underflow and overflow, the last two read off the sum by comparing it with constants.
     """
 
     def __init__(self, cfg: LMulConfig):
@@ -26,27 +42,52 @@ class LMul(Unit):
         cfg = self.cfg
         f, g, k = cfg.fmt, cfg.out_fmt, cfg.k
         x, y = Fields(m, a, f, "a"), Fields(m, b, f, "b")
-        field = f.exp_bits + k
+        field = f.exp_bits + k                      # {e, m} of an operand
+        width = g.exp_bits + k                      # {e, m} of the product
         lo, hi = cfg.bias_offset, 2 * ((1 << field) - 1) + cfg.bias_offset
-        r = Signal(range(min(lo, 0), hi + 1), name="sum")
-        # the one addition: exponent and truncated mantissa of both operands, bias and offset folded in
-        m.d.comb += r.eq(x.exp_man(k) + y.exp_man(k) + Const(cfg.bias_offset))
+        # The adder computes R + D: D, a multiple of 2^width, keeps the sum non-negative and leaves
+        # its low `width` bits, the product's {e, m}, those of R.
+        shift = -(lo >> width) << width if lo < 0 else 0
+        inject = cfg.bias_offset + shift            # the constant the adder injects (>= 0)
+        carry_in, row = inject & 1, inject & ~1
+        ea_ma, eb_mb = x.exp_man(k), y.exp_man(k)
+        if row:
+            # carry-save row of the constant: bit by bit, sum = x ^ y ^ row and carry =
+            # majority(x, y, row) one place up; below the row's lowest one bit the operands pass
+            n = max(field, row.bit_length())
+            ea_ma, eb_mb = Cat(ea_ma, Const(0, n - field)), Cat(eb_mb, Const(0, n - field))
+            j = (row & -row).bit_length() - 1
+            csa_sum, csa_carry = Signal(n - j, name="csa_sum"), Signal(n - j, name="csa_carry")
+            m.d.comb += [
+                csa_sum.eq(ea_ma[j:] ^ eb_mb[j:] ^ (row >> j)),
+                csa_carry.eq((ea_ma[j:] & eb_mb[j:]) | ((ea_ma[j:] | eb_mb[j:]) & (row >> j))),
+            ]
+            ea_ma, eb_mb = Cat(ea_ma[:j], csa_sum), Cat(eb_mb[:j], Const(0, 1), csa_carry)
+        r = Signal(range(hi + shift + 1), name="sum")
+        # the one addition: = {e_a, m_a} + {e_b, m_b} + bias_offset + shift
+        m.d.comb += r.eq(ea_ma + eb_mb + carry_in)
 
-        underflow = r < (1 << k)                         # e <= 0
+        code = g.overflow_code(cfg.overflow)
         top = (g.max_exp_field + 1) << k                 # e beyond the largest finite exponent
-        if g.kind == "fn" and g.man_bits == k:
-            top -= 1                                     # e all ones with an all-ones mantissa is NaN
-        overflow = r >= top
+        if g.kind == "fn" and g.man_bits == k and code != (1 << width) - 1:
+            top -= 1    # e all ones with an all-ones mantissa is NaN (no need when it is the code)
+        overflow = at_least(r, top + shift)
+        underflow = ~at_least(r, (1 << k) + shift)      # e <= 0
 
         flushed = x.zero_or_sub | y.zero_or_sub
         inf = x.inf | y.inf
         nan = x.nan | y.nan | (inf & flushed)
-        ovf = inf | (overflow & ~flushed)
+        if (1 << k) - 1 + (1 << field) - 1 + cfg.bias_offset >= top:
+            overflow = overflow & ~flushed               # only if a flushed operand can reach it
+        ovf = inf | overflow
         zero = flushed | underflow
-        exp_man = Signal(k + g.exp_bits, name="exp_man")     # {e, m} of the product when in range
-        m.d.comb += exp_man.eq(r)
+        exp_man = Signal(width, name="exp_man")          # {e, m} of the product, 0 when zero
+        m.d.comb += exp_man.eq(r[:width] & ~zero.replicate(width))
         result = Cat(Const(0, g.man_bits - k), exp_man)
-        mag = Mux(nan, g.nan_code, Mux(ovf, g.overflow_code(cfg.overflow), Mux(zero, 0, result)))
+        if code == g.nan_code:
+            mag = Mux(nan | ovf, code, result)
+        else:
+            mag = Mux(nan, g.nan_code, Mux(ovf, code, result))
         p = Signal(g.width, name="product")
         m.d.comb += p.eq(Cat(mag[:g.width - 1], x.sign ^ y.sign))
         return p

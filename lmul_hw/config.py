@@ -50,6 +50,18 @@ def _unit_format(fmt) -> Format:
     return f
 
 
+def _unit_name(stem: str, f: Format, g: Format, overflow: str, latency: int) -> str:
+    """The default module name: what the unit is, then what differs from the defaults."""
+    parts = [stem]
+    if g != f:
+        parts.append(f"to_{g.name}")
+    if overflow != "ieee":
+        parts.append("sat")
+    if latency:
+        parts.append(f"l{latency}")
+    return "_".join(parts)
+
+
 class _Serialisable:
     def to_dict(self) -> dict:
         d = {"type": type(self).__name__}
@@ -95,18 +107,8 @@ class LMulConfig(_Serialisable):
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
         _check_int("latency", self.latency, 0, MAX_LATENCY)
         _set(self, fmt=f, k=k, out_fmt=g, offset=c, offset_exp=offset_exp,
-             name=self.name or self._default_name(f, g, k, c))
+             name=self.name or _unit_name(f"lmul_{f.name}_k{k}_c{c}", f, g, self.overflow, self.latency))
         _check_name(self.name)
-
-    def _default_name(self, f, g, k, c) -> str:
-        parts = [f"lmul_{f.name}_k{k}_c{c}"]
-        if g != f:
-            parts.append(f"to_{g.name}")
-        if self.overflow != "ieee":
-            parts.append("sat")
-        if self.latency:
-            parts.append(f"l{self.latency}")
-        return "_".join(parts)
 
     @property
     def bias_offset(self) -> int:
@@ -130,14 +132,8 @@ class FPMulConfig(_Serialisable):
         _check_choice("subnormals", self.subnormals, SUBNORMAL_MODES)
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
         _check_int("latency", self.latency, 0, MAX_LATENCY)
-        parts = [f"fpmul_{f.name}_{self.subnormals}"]
-        if g != f:
-            parts.append(f"to_{g.name}")
-        if self.overflow != "ieee":
-            parts.append("sat")
-        if self.latency:
-            parts.append(f"l{self.latency}")
-        _set(self, fmt=f, out_fmt=g, name=self.name or "_".join(parts))
+        _set(self, fmt=f, out_fmt=g,
+             name=self.name or _unit_name(f"fpmul_{f.name}_{self.subnormals}", f, g, self.overflow, self.latency))
         _check_name(self.name)
 
 

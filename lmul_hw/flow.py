@@ -33,6 +33,9 @@ NOTES = [
 ]
 
 
+WIDE_VECTORS = 20_000
+
+
 def _step(progress, start, message):
     if progress:
         progress(f"[{time.monotonic() - start:6.1f}s] {message}")
@@ -79,17 +82,18 @@ def run_flow(out_dir, *, full: bool = False, formats=DEFAULT_FORMATS, core_sizes
 def _verify(designs, simulator, progress) -> list[str]:
     """A quick but real check of every generated design against the model."""
     from .errors import VerificationFailed
-    from .simulate import verify
+    from .simulate import build, run
     lines = []
-    for d in designs:
-        if d.kind != "unit":
-            continue
-        count = None if d.cfg.fmt.width <= 8 else 20_000
-        progress(f"verifying {d.top} on {simulator} ({'all pairs' if count is None else f'{count:,} vectors'})")
-        result = verify(d.cfg, simulator, count=count, seed=1)
+    units = [d.cfg for d in designs if d.kind == "unit"]
+    if units:
+        progress(f"verifying {len(units)} units on {simulator} in one harness: all pairs of 8-bit formats, "
+                 f"{WIDE_VECTORS:,} special, edge and random pairs of wider ones")
+        result = run(build(units, simulator, lanes=8, progress=progress), count=WIDE_VECTORS, seed=1,
+                     progress=progress)
         if not result.ok:
             raise VerificationFailed(result.report())
-        lines.append(f"{d.top}: {result.checked:,} vectors on {simulator}, no mismatch")
+        for cfg in units:
+            lines.append(f"{cfg.name}: {result.unit(cfg).checked:,} vectors on {simulator}, no mismatch")
     for d in designs:
         if d.kind == "core":
             progress(f"verifying {d.top} (random tiles through the core against model.matmul)")

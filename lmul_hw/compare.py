@@ -7,6 +7,8 @@ verified elsewhere (the equivalence column says how its netlist was checked)."""
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .config import CoreConfig, FPMulConfig, LMulConfig
@@ -90,61 +92,70 @@ def _progress(progress, message):
 
 
 def measure(designs, *, fpga=True, dsp=False, fmax=True, energy=True, accuracy=True, equivalence=True,
-            energy_vectors=8192, core_cycles=96, progress=None) -> list[Row]:
-    """Run every requested flow on every design."""
+            energy_vectors=8192, core_cycles=96, jobs=None, progress=None) -> list[Row]:
+    """Run every requested flow on every design, ``jobs`` designs at a time (default: one per core;
+    the tools run as separate processes and their cache is safe for concurrent use)."""
+    options = dict(fpga=fpga, dsp=dsp, fmax=fmax, energy=energy, accuracy=accuracy, equivalence=equivalence,
+                   energy_vectors=energy_vectors, core_cycles=core_cycles, progress=progress)
+    tagged = [(f"[{n}/{len(designs)}] {d.label}", d) for n, d in enumerate(designs, 1)]
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(designs)))
+    if workers == 1:
+        return [_measure_one(d, tag, **options) for tag, d in tagged]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda item: _measure_one(item[1], item[0], **options), tagged))
+
+
+def _measure_one(d: Design, tag: str, *, fpga, dsp, fmax, energy, accuracy, equivalence, energy_vectors,
+                 core_cycles, progress) -> Row:
     from . import energy as energy_mod
     from .fpga import fmax as run_fmax
     from .fpga import synthesize_fpga
     from .synthesis import equivalence as check_equivalence
     from .synthesis import synthesize_cmos
-    rows = []
-    for n, d in enumerate(designs, 1):
-        tag = f"[{n}/{len(designs)}] {d.label}"
-        v, top = d.verilog(), d.top
-        row = Row(d)
-        _progress(progress, f"{tag}: CMOS synthesis")
-        cmos = synthesize_cmos(v, top)
-        macs = d.cfg.rows * d.cfg.cols if d.kind == "core" else 1
-        row.values.update(transistors=cmos.transistors, nand2=cmos.nand2_equivalents, depth=cmos.depth,
-                          cells=cmos.cell_count, flip_flops=cmos.flip_flops, macs=macs)
-        if equivalence and d.kind == "unit":
-            _progress(progress, f"{tag}: netlist equivalence")
-            eq = check_equivalence(d.cfg)
-            row.values["equivalence"] = eq.method if eq.equivalent else f"{eq.method}: FAILED"
-            if eq.equivalent is False:
-                from .errors import VerificationFailed
-                raise VerificationFailed(f"{top}: CMOS netlist differs from its RTL ({eq.detail})")
-        if fpga:
-            for fam in FAMILIES:
-                if d.kind == "core" and fam == "ice40" and d.cfg.rows > 2:
-                    continue        # a 4x4 core is far beyond an iCE40 UP5K; synthesis alone takes minutes
-                _progress(progress, f"{tag}: {fam} LUT-only")
-                row.values[f"{fam}_luts"] = synthesize_fpga(v, top, fam, dsp=False).luts
-                if dsp:
-                    r = synthesize_fpga(v, top, fam, dsp=True)
-                    row.values[f"{fam}_dsp_luts"] = r.luts
-                    row.values[f"{fam}_dsp_blocks"] = r.dsp_blocks
-        if fmax and d.kind != "core":
-            reg = d.registered()
-            for fam in FMAX_FAMILIES:
-                _progress(progress, f"{tag}: {fam} place and route")
-                result = run_fmax(reg.verilog(), reg.top, fam)
-                row.values[f"{fam}_fmax"] = result.fmax_mhz
-        if energy:
-            _progress(progress, f"{tag}: switching energy")
-            if d.kind == "unit":
-                e = energy_mod.unit_energy(d.cfg, dist="gaussian", vectors=energy_vectors)
-            elif d.kind == "pe":
-                e = energy_mod.pe_energy(d.cfg, dist="gaussian", vectors=energy_vectors)
-            else:
-                e = energy_mod.core_energy(d.cfg, dist="gaussian", cycles=core_cycles, lanes=16)
-            row.values["clock_pj"] = e.clock_pj_per_op
-            row.values["energy_pj"] = e.pj_per_op
-        if accuracy and d.kind == "unit":
-            from .accuracy import unit_error
-            row.values["mean_rel_err"] = unit_error(d.cfg, "gaussian", samples=1 << 18).mean_abs
-        rows.append(row)
-    return rows
+    v, top = d.verilog(), d.top
+    row = Row(d)
+    _progress(progress, f"{tag}: CMOS synthesis")
+    cmos = synthesize_cmos(v, top)
+    macs = d.cfg.rows * d.cfg.cols if d.kind == "core" else 1
+    row.values.update(transistors=cmos.transistors, nand2=cmos.nand2_equivalents, depth=cmos.depth,
+                      cells=cmos.cell_count, flip_flops=cmos.flip_flops, macs=macs)
+    if equivalence and d.kind == "unit":
+        _progress(progress, f"{tag}: netlist equivalence")
+        eq = check_equivalence(d.cfg)
+        row.values["equivalence"] = eq.method if eq.equivalent else f"{eq.method}: FAILED"
+        if eq.equivalent is False:
+            from .errors import VerificationFailed
+            raise VerificationFailed(f"{top}: CMOS netlist differs from its RTL ({eq.detail})")
+    if fpga:
+        for fam in FAMILIES:
+            if d.kind == "core" and fam == "ice40" and d.cfg.rows > 2:
+                continue        # a 4x4 core is far beyond an iCE40 UP5K; synthesis alone takes minutes
+            _progress(progress, f"{tag}: {fam} LUT-only")
+            row.values[f"{fam}_luts"] = synthesize_fpga(v, top, fam, dsp=False).luts
+            if dsp:
+                r = synthesize_fpga(v, top, fam, dsp=True)
+                row.values[f"{fam}_dsp_luts"] = r.luts
+                row.values[f"{fam}_dsp_blocks"] = r.dsp_blocks
+    if fmax and d.kind != "core":
+        reg = d.registered()
+        for fam in FMAX_FAMILIES:
+            _progress(progress, f"{tag}: {fam} place and route")
+            result = run_fmax(reg.verilog(), reg.top, fam)
+            row.values[f"{fam}_fmax"] = result.fmax_mhz
+    if energy:
+        _progress(progress, f"{tag}: switching energy")
+        if d.kind == "unit":
+            e = energy_mod.unit_energy(d.cfg, dist="gaussian", vectors=energy_vectors)
+        elif d.kind == "pe":
+            e = energy_mod.pe_energy(d.cfg, dist="gaussian", vectors=energy_vectors)
+        else:
+            e = energy_mod.core_energy(d.cfg, dist="gaussian", cycles=core_cycles, lanes=16)
+        row.values["clock_pj"] = e.clock_pj_per_op
+        row.values["energy_pj"] = e.pj_per_op
+    if accuracy and d.kind == "unit":
+        from .accuracy import unit_error
+        row.values["mean_rel_err"] = unit_error(d.cfg, "gaussian", samples=1 << 18).mean_abs
+    return row
 
 
 # -- the paper's claims ------------------------------------------------------------------------

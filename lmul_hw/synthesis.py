@@ -385,12 +385,8 @@ TARGETS = ("cmos", "ice40", "ecp5", "xilinx")
 def pe_verilog(core_cfg, name: str | None = None) -> tuple[str, str]:
     """(module name, Verilog) of one processing element of a tensor core configuration."""
     from .verilog import pe_name, pe_verilog_text
-    if name is None:
-        return pe_name(core_cfg), pe_verilog_text(core_cfg)
-    from amaranth.back import verilog as amaranth_verilog
-
-    from .hw.pe import ProcessingElement
-    return name, amaranth_verilog.convert(ProcessingElement(core_cfg), name=name, emit_src=False)
+    name = name or pe_name(core_cfg)
+    return name, pe_verilog_text(core_cfg, name)
 
 
 def parse_targets(text: str) -> tuple[str, ...]:

@@ -337,21 +337,11 @@ def build(configs, simulator: str = "verilator", *, lanes: int | None = None, ca
     verilog = verilog or {}
     sources = [verilog.get(cfg.name) or verilog_text(cfg) for cfg, _ in units]
     harness = harness_text(units)
-    import cocotb
-    key_text = json.dumps([simulator, _tool_version(simulator), cocotb.__version__, VERILATOR_ARGS, VERILATOR_MAKE,
-                           PUBLIC_TOP_ONLY, TIMESCALE, harness, sources])
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
-    root = _cache_root(cache_dir)
-    build_dir = root / f"{simulator}-{key}"
-    done = build_dir / "BUILD_OK"
     start = time.perf_counter()
-    with open(root / f"{simulator}-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)          # another process may be building the same design
-        if done.exists():
+    with build_slot(simulator, "", [harness, sources], cache_dir) as (build_dir, cached):
+        if cached:
             progress(f"using the cached {simulator} build {build_dir}")
             return Design(simulator, units, build_dir, 0.0, True)
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
         src_dir = build_dir / "src"
         src_dir.mkdir(parents=True)
         files = []
@@ -372,10 +362,32 @@ def build(configs, simulator: str = "verilator", *, lanes: int | None = None, ca
         except (RuntimeError, SystemExit, OSError, subprocess.SubprocessError) as exc:
             raise ToolError(simulator, f"building the simulation of {names} failed ({exc}); log: {log}",
                             _log_tail(log)) from None
-        done.write_text(key_text)
     seconds = time.perf_counter() - start
     progress(f"built in {seconds:.1f} s")
     return Design(simulator, units, build_dir, seconds, False)
+
+
+@contextlib.contextmanager
+def build_slot(simulator: str, label: str, key_parts: list, cache_dir=None):
+    """A build directory named by the hash of everything the build depends on (tools, flags and
+    ``key_parts``), locked against other processes building the same design.  Yields
+    ``(directory, cached)``; a fresh build that completes without an exception is marked done."""
+    import cocotb
+    key_text = json.dumps([simulator, _tool_version(simulator), cocotb.__version__, VERILATOR_ARGS, VERILATOR_MAKE,
+                           PUBLIC_TOP_ONLY, TIMESCALE, *key_parts])
+    name = f"{simulator}-{label}{hashlib.sha256(key_text.encode()).hexdigest()[:20]}"
+    root = _cache_root(cache_dir)
+    build_dir, done = root / name, root / name / "BUILD_OK"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)          # another process may be building the same design
+        if done.exists():
+            yield build_dir, True
+            return
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
+        yield build_dir, False
+        done.write_text(key_text)
 
 
 # -- results -------------------------------------------------------------------------------------

@@ -32,9 +32,9 @@ import numpy as np
 from .config import CoreConfig
 from .errors import ToolError
 from .formats import decode, get_format
-from .simulate import (PUBLIC_TOP_ONLY, SIMULATORS, TIMESCALE, VERILATOR_ARGS, VERILATOR_MAKE, _cache_root,
-                       _log_tail, _patched_environ, _patched_syspath, _runner, _tool_environ, _tool_version,
-                       check_simulator, sim_dir, verilator_root)
+from .simulate import (SIMULATORS, TIMESCALE, VERILATOR_ARGS, VERILATOR_MAKE, _log_tail, _patched_environ,
+                       _patched_syspath, _runner, _tool_environ, _tool_version, build_slot, check_simulator,
+                       sim_dir, verilator_root)
 from .tiles import DISTRIBUTIONS, model_tile, random_operands, tile_beats
 
 __all__ = ["CoreDesign", "CoreMismatch", "CoreVerifyResult", "build_core", "run_core", "verify_core", "make_tiles",
@@ -148,29 +148,18 @@ def build_core(cfg: CoreConfig, simulator: str = "verilator", *, cache_dir=None,
     progress = progress or _quiet
     check_simulator(simulator)
     source = verilog if verilog is not None else _core_verilog(cfg)
-    import cocotb
-    key_text = json.dumps(["core", simulator, _version(simulator), cocotb.__version__, VERILATOR_ARGS,
-                           VERILATOR_MAKE, PUBLIC_TOP_ONLY, TIMESCALE, cfg.name, source])
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:20]
-    root = _cache_root(cache_dir)
-    build_dir = root / f"{simulator}-core-{key}"
-    done = build_dir / "BUILD_OK"
     start = time.perf_counter()
-    with open(root / f"{simulator}-core-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)          # another process may be building the same core
-        if done.exists():
+    with build_slot(simulator, "core-", [cfg.name, source], cache_dir) as (build_dir, cached):
+        if cached:
             return CoreDesign(cfg, simulator, build_dir, 0.0, True)
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
         src = build_dir / "src" / f"{cfg.name}.v"
         src.parent.mkdir(parents=True)
         src.write_text(source)
         progress(f"building {simulator} simulation of {cfg.name} in {build_dir}")
         log = build_dir / "build.log"
-        runtime = _runtime_dir(root) if simulator == "verilator" else None
+        runtime = _runtime_dir(build_dir.parent) if simulator == "verilator" else None
         with _runtime_lock(runtime):
             _build_with_runtime(cfg, simulator, src, build_dir, log, runtime, progress)
-        done.write_text(key_text)
     seconds = time.perf_counter() - start
     progress(f"built in {seconds:.1f} s")
     return CoreDesign(cfg, simulator, build_dir, seconds, False)

@@ -5,7 +5,7 @@ Absolute times mean little on a shared machine, so the run also measures, in the
 on the same simulator, the naive way of doing it (one operand pair per clock step: the same
 testbench on a 1-lane harness, timed on a sample and extrapolated to 65,536 pairs) and the
 numpy model computing the same 65,536 expected products.  Builds are cached by content
-(``.lmul_hw_cache/sim`` or ``$LMUL_HW_CACHE/sim``), so a second run skips them.
+in the project's cache (``lmul-hw cache info``), so a second run skips them.
 
     python benchmarks/bench_sim.py [--unit lmul|fpmul] [--format e4m3] [--sim verilator] [--lanes 32]
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     import numpy as np
     import cocotb
     from lmul_hw.config import FPMulConfig, LMulConfig
-    from lmul_hw.simulate import DEFAULT_LANES, _tool_version, build, run
+    from lmul_hw.simulate import DEFAULT_LANES, build, run, simulator_version
     from lmul_hw.vectors import Vectors, expected_bits, unit_vectors
 
     cfg = LMulConfig(args.format) if args.unit == "lmul" else FPMulConfig(args.format)
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         p.error("the benchmark is the exhaustive check of an 8-bit format")
     lanes = args.lanes or DEFAULT_LANES
     say = lambda m: print(m, flush=True)   # noqa: E731
-    say(f"lmul-hw simulation benchmark: {cfg.name} on {args.sim} ({_tool_version(args.sim)}), cocotb "
+    say(f"lmul-hw simulation benchmark: {cfg.name} on {args.sim} ({simulator_version(args.sim)}), cocotb "
         f"{cocotb.__version__}, load average {os.getloadavg()[0]:.2f}")
 
     full = unit_vectors(cfg)

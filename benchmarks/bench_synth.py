@@ -8,7 +8,7 @@ pinned flows (synth/cmos.ys; yosys synth_xilinx LUT-only):
 
     python benchmarks/bench_synth.py [--skip-cores]
 
-Synthesis results are cached (LMUL_HW_CACHE, default ~/.cache/lmul-hw); the first 8x8 core run
+Synthesis results are cached (``lmul-hw cache info`` shows where); the first 8x8 core run
 takes a few minutes.  Exits 1 when a target is missed.
 """
 

@@ -159,7 +159,7 @@ def _run_verify(args) -> int:
 
 
 def _run_verify_core(args) -> int:
-    from .simulate_core import verify_core
+    from .simulate import verify_core
     cfg = core_config(args)
     if args.tiles < 1:
         raise ValueError(f"--tiles must be at least 1, not {args.tiles}")
@@ -290,7 +290,7 @@ def _add_synth(sub) -> None:
         description="Synthesise with yosys: generic CMOS (transistors, NAND2 equivalents, logic depth) and the "
                     "iCE40, ECP5 and Xilinx 7-series FPGA flows (LUT-only; --dsp adds the DSP-mapped flow); "
                     "--fmax places and routes inside a 5-pin serial harness with nextpnr (iCE40 UP5K, ECP5 "
-                    "LFE5U-85F). Results are cached by content ($LMUL_HW_CACHE, else ~/.cache/lmul-hw).")
+                    "LFE5U-85F). Results are cached by content (see lmul-hw cache info).")
     designs = p.add_subparsers(dest="design", required=True, metavar="{lmul,fpmul,core,pe}", parser_class=_Parser)
     parsers = []
     for kind, text in (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)")):
@@ -327,27 +327,24 @@ def _add_synth(sub) -> None:
 def _run_synth(args) -> int:
     import json
 
-    from .synthesis import format_report, parse_targets, pe_verilog, synthesis_report
+    from .config import PEConfig
+    from .synth_report import format_report, parse_targets, synthesis_report
+    from .verilog import verilog_text
     targets = parse_targets(args.target)
     equiv_cfg = None
     if args.design == "pe":
-        args.rows = args.cols = 1
-        name, verilog = pe_verilog(core_config(args), name=args.name)
-        config = core_config(args).to_dict()
-        config.update(type="ProcessingElement", name=name)
-        for key in ("rows", "cols"):
-            config.pop(key, None)
+        options = {"subnormals": args.subnormals} if args.subnormals else {}
+        cfg = PEConfig(args.mul, args.format, args.acc, args.depth, k=args.k, offset_exp=args.offset_exp,
+                       offset=args.offset, name=args.name, **options)
+    elif args.design == "core":
+        cfg = core_config(args, name=args.name)
     else:
-        from .verilog import verilog_text
-        if args.design == "core":
-            cfg = core_config(args, name=args.name)
-        else:
-            cfg = unit_config(args.design, args, latency=args.latency, name=args.name)
-            if args.equiv:
-                if cfg.latency:
-                    raise ValueError("--equiv checks combinational units: use --latency 0")
-                equiv_cfg = cfg
-        name, verilog, config = cfg.name, verilog_text(cfg), cfg.to_dict()
+        cfg = unit_config(args.design, args, latency=args.latency, name=args.name)
+        if args.equiv:
+            if cfg.latency:
+                raise ValueError("--equiv checks combinational units: use --latency 0")
+            equiv_cfg = cfg
+    name, verilog, config = cfg.name, verilog_text(cfg), cfg.to_dict()
     report = synthesis_report(verilog, name, targets, dsp=args.dsp, with_fmax=args.fmax, seed=args.seed,
                               equiv_cfg=equiv_cfg,
                               progress=lambda m: print(m, file=sys.stderr, flush=True))
@@ -356,6 +353,35 @@ def _run_synth(args) -> int:
     equiv = report.get("equivalence")
     if equiv and equiv["equivalent"] is False:
         raise VerificationFailed(f"the CMOS netlist of {name} differs from its RTL: {equiv['detail']}")
+    return EXIT_OK
+
+
+# -- cache -------------------------------------------------------------------------------------
+
+def _add_cache(sub) -> None:
+    from .cache import KINDS
+    p = sub.add_parser("cache", help="show or clear lmul-hw's result cache (synthesis, place and route, builds)",
+                       description="lmul-hw keeps every synthesis, place-and-route, equivalence and simulator build "
+                                   "in one content-addressed cache: $LMUL_HW_CACHE if set, else the user cache "
+                                   "directory. Kinds: " + "; ".join(f"{k}: {v}" for k, v in KINDS.items()) + ".")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{info,clear}", parser_class=_Parser)
+    actions.add_parser("info", help="the cache root, and entries and size per kind")
+    q = actions.add_parser("clear", help="remove cached entries (all kinds, or --kind)")
+    q.add_argument("--kind", action="append", choices=tuple(KINDS), help="only this kind (repeatable)")
+
+
+def _run_cache(args) -> int:
+    from . import cache
+    if args.action == "info":
+        data = cache.info()
+        print(f"cache root: {data['root']}")
+        for kind, d in data["kinds"].items():
+            print(f"  {kind:<6} {d['entries']:>6} entries  {d['bytes'] / 1e6:>10.1f} MB   {cache.KINDS[kind]}")
+        total = sum(d["bytes"] for d in data["kinds"].values())
+        print(f"  total  {sum(d['entries'] for d in data['kinds'].values()):>6} entries  {total / 1e6:>10.1f} MB")
+        return EXIT_OK
+    removed = cache.clear(args.kind)
+    print("removed " + ", ".join(f"{n} {kind} entries" for kind, n in removed.items()) + f" from {cache.root()}")
     return EXIT_OK
 
 
@@ -368,6 +394,7 @@ COMMANDS = {
     "verify": (_add_verify, _run_verify),
     "vectors": (_add_vectors, _run_vectors),
     "estimate": (_add_estimate, _run_estimate),
+    "cache": (_add_cache, _run_cache),
 }
 
 
@@ -382,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from . import tools
     args = build_parser().parse_args(argv)
+    tools.set_progress(_progress_line)
     try:
         return COMMANDS[args.command][1](args)
     except ValueError as exc:
@@ -400,6 +429,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lmul-hw: interrupted", file=sys.stderr)
         return 130
+    finally:
+        tools.set_progress(None)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .config import CoreConfig, FPMulConfig, LMulConfig
+from .config import CoreConfig, FPMulConfig, LMulConfig, kind_of
 from .reference import REFERENCE_FORMATS
-from .verilog import pe_name, pe_verilog_text, verilog_text
+from .verilog import verilog_text
 
 FAMILIES = ("ice40", "ecp5", "xilinx")
 FMAX_FAMILIES = ("ice40", "ecp5")
@@ -25,22 +25,31 @@ class Design:
     """One design of the comparison: what it is, and the configuration it is generated from."""
     group: str          # "e4m3", "PE e4m3", "core 4x4 e4m3", ...
     variant: str        # "L-Mul k=3", "exact ftz", "exact full"
-    cfg: object
-    kind: str           # "unit", "pe" or "core"
+    cfg: object         # LMulConfig, FPMulConfig, PEConfig or CoreConfig
+
+    @property
+    def kind(self) -> str:
+        """"unit", "pe" or "core" (lmul_hw.config.Kind.role)."""
+        return kind_of(self.cfg).role
 
     @property
     def top(self) -> str:
-        return pe_name(self.cfg) if self.kind == "pe" else self.cfg.name
+        return self.cfg.name
+
+    @property
+    def pes(self) -> int:
+        """Processing elements (multiply-accumulates per cycle): R x C of a core, 1 otherwise."""
+        return self.cfg.rows * self.cfg.cols if self.kind == "core" else 1
 
     def verilog(self) -> str:
-        return pe_verilog_text(self.cfg) if self.kind == "pe" else verilog_text(self.cfg)
+        return verilog_text(self.cfg)
 
     def registered(self) -> Design:
         """The clocked twin that place and route can time (units: latency 2)."""
         if self.kind != "unit":
             return self
         cfg = type(self.cfg)(**{**_fields(self.cfg), "latency": 2, "name": None})
-        return Design(self.group, self.variant, cfg, self.kind)
+        return Design(self.group, self.variant, cfg)
 
     @property
     def label(self) -> str:
@@ -58,9 +67,9 @@ def unit_designs(formats=DEFAULT_FORMATS) -> list[Design]:
     out = []
     for fmt in formats:
         k = ks.get(fmt)
-        out.append(Design(fmt, f"L-Mul k={k}" if k else "L-Mul", LMulConfig(fmt, k=k), "unit"))
-        out.append(Design(fmt, "exact ftz", FPMulConfig(fmt, subnormals="ftz"), "unit"))
-        out.append(Design(fmt, "exact full", FPMulConfig(fmt, subnormals="full"), "unit"))
+        out.append(Design(fmt, f"L-Mul k={k}" if k else "L-Mul", LMulConfig(fmt, k=k)))
+        out.append(Design(fmt, "exact ftz", FPMulConfig(fmt, subnormals="ftz")))
+        out.append(Design(fmt, "exact full", FPMulConfig(fmt, subnormals="full")))
     return out
 
 
@@ -68,11 +77,10 @@ def array_designs(sizes=(4,), fmt: str = "e4m3", depth: int = 256) -> list[Desig
     """A PE and R x R cores, L-Mul against the exact ftz multiplier, exact accumulation."""
     out = []
     for mul, variant, options in (("lmul", "L-Mul", {}), ("fpmul", "exact ftz", {"subnormals": "ftz"})):
-        pe = CoreConfig(1, 1, mul, fmt, "exact", depth, **options)
-        out.append(Design(f"PE {fmt}", variant, pe, "pe"))
+        pe = CoreConfig(1, 1, mul, fmt, "exact", depth, **options).pe
+        out.append(Design(f"PE {fmt}", variant, pe))
         for n in sizes:
-            out.append(Design(f"core {n}x{n} {fmt}", variant, CoreConfig(n, n, mul, fmt, "exact", depth, **options),
-                              "core"))
+            out.append(Design(f"core {n}x{n} {fmt}", variant, CoreConfig(n, n, mul, fmt, "exact", depth, **options)))
     return out
 
 
@@ -110,13 +118,13 @@ def _measure_one(d: Design, tag: str, *, fpga, dsp, fmax, energy, accuracy, equi
     from . import energy as energy_mod
     from .fpga import fmax as run_fmax
     from .fpga import synthesize_fpga
-    from .synthesis import equivalence as check_equivalence
+    from .equivalence import equivalence as check_equivalence
     from .synthesis import synthesize_cmos
     v, top = d.verilog(), d.top
     row = Row(d)
     _progress(progress, f"{tag}: CMOS synthesis")
     cmos = synthesize_cmos(v, top)
-    macs = d.cfg.rows * d.cfg.cols if d.kind == "core" else 1
+    macs = d.pes
     row.values.update(transistors=cmos.transistors, nand2=cmos.nand2_equivalents, depth=cmos.depth,
                       cells=cmos.cell_count, flip_flops=cmos.flip_flops, macs=macs)
     if equivalence and d.kind == "unit":

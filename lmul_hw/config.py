@@ -4,14 +4,16 @@ simulation, synthesis and report (DESIGN.md).  Every check of SPEC §2-§5 happe
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import re
 from dataclasses import dataclass
 
 from .formats import UNIT_MAX_WIDTH, Format, accumulator_width, get_format, product_format
 
-__all__ = ["LMulConfig", "FPMulConfig", "CoreConfig", "default_offset_exp", "config_from_json",
-           "core_unit", "check_exact_accumulator", "exact_accumulator_width", "CORE_FORMATS", "MAX_ACC_WIDTH"]
+__all__ = ["LMulConfig", "FPMulConfig", "CoreConfig", "PEConfig", "default_offset_exp", "config_from_json",
+           "core_unit", "check_exact_accumulator", "exact_accumulator_width", "CORE_FORMATS", "MAX_ACC_WIDTH",
+           "Kind", "kind_of", "KINDS", "SPECIAL_FLAGS", "KULISCH_READOUT_STAGES"]
 
 OVERFLOW_MODES = ("ieee", "saturate")
 SUBNORMAL_MODES = ("full", "ftz")
@@ -89,6 +91,8 @@ class LMulConfig(_Serialisable):
     latency: int = 0
     name: str | None = None
 
+    mul = "lmul"                      # what multiplies (a class constant, not a field)
+
     def __post_init__(self):
         f = _unit_format(self.fmt)
         k = f.man_bits if self.k is None else _check_int("k", self.k, 1, f.man_bits)
@@ -125,6 +129,8 @@ class FPMulConfig(_Serialisable):
     overflow: str = "ieee"
     latency: int = 0
     name: str | None = None
+
+    mul = "fpmul"                     # what multiplies (a class constant, not a field)
 
     def __post_init__(self):
         f = _unit_format(self.fmt)
@@ -184,6 +190,73 @@ class CoreConfig(_Serialisable):
     def acc_width(self) -> int:
         return exact_accumulator_width(self.unit, self.depth)
 
+    # -- derived timing and widths: the hardware is built to these, the testbenches check them --
+
+    @property
+    def result_width(self) -> int:
+        """Bits of a PE's finished result: the Kulisch sum and its flags, or an fp32 word."""
+        return self.acc_width + len(SPECIAL_FLAGS) if self.acc == "exact" else 32
+
+    @property
+    def readout_stages(self) -> int:
+        """Registers between a column's drain chain and its deskew: the Kulisch readout has two."""
+        return KULISCH_READOUT_STAGES if self.acc == "exact" else 1
+
+    @property
+    def fifo_depth(self) -> int:
+        """Output rows the core can hold: enough that tiles of K >= R beats never wait for credits
+        while ``o`` is always ready (a tile's rows are reserved from its last beat until they leave,
+        about 2R + C cycles); the least that keeps K = R tiles bubble-free."""
+        return 2 * self.rows + self.cols + 3 + self.readout_stages
+
+    def latency(self, depth: int) -> int:
+        """Cycles from a tile's first input beat (the edge that takes it) to its first output row
+        (the first cycle ``o.valid`` is high for it), with no stalls: input register, K beats,
+        the skew and PE pipeline down to the bottom row, drain load, readout registers (two for the
+        Kulisch readout, one for fp32), deskew and the FIFO's two-cycle pass-through."""
+        return depth + self.rows + self.cols + 3 + self.readout_stages
+
+    @property
+    def pe(self) -> PEConfig:
+        """One processing element of this core."""
+        options = {"k": self.k, "offset": self.offset} if self.mul == "lmul" else {"subnormals": self.subnormals}
+        return PEConfig(self.mul, self.fmt, self.acc, self.depth, **options)
+
+
+@dataclass(frozen=True)
+class PEConfig(_Serialisable):
+    """One processing element of a tensor core (SPEC §4): the core's options without its size."""
+    mul: str
+    fmt: Format | str
+    acc: str
+    depth: int
+    k: int | None = None
+    offset_exp: int | None = None
+    offset: int | None = None
+    subnormals: str = "full"
+    name: str | None = None
+
+    def __post_init__(self):
+        core = CoreConfig(1, 1, self.mul, self.fmt, self.acc, self.depth, k=self.k, offset_exp=self.offset_exp,
+                          offset=self.offset, subnormals=self.subnormals)
+        _set(self, fmt=core.fmt, k=core.k, offset=core.offset, offset_exp=core.offset_exp)
+        object.__setattr__(self, "_core", core)
+        if self.name is None:
+            mul = f"lmul_k{self.k}_c{self.offset}" if self.mul == "lmul" else f"fpmul_{self.subnormals}"
+            _set(self, name=f"pe_{self.fmt.name}_{mul}_{self.acc}_d{self.depth}")
+        _check_name(self.name)
+
+    unit = property(lambda self: self._core.unit, doc="The multiplier inside the PE.")
+    product_fmt = property(lambda self: self._core.product_fmt)
+    acc_width = property(lambda self: self._core.acc_width)
+    result_width = property(lambda self: self._core.result_width)
+
+
+#: The flags an exact accumulator keeps beside its sum (SPEC §4).
+SPECIAL_FLAGS = ("nan", "pos_inf", "neg_inf")
+#: Register stages of the Kulisch readout: the magnitude, then normalisation and rounding.
+KULISCH_READOUT_STAGES = 2
+
 
 def core_unit(mul: str, fmt, *, k=None, offset_exp=None, offset=None, subnormals="full"):
     """The multiplier of a tensor-core PE: the unit producing SPEC §4's exact product format."""
@@ -202,7 +275,7 @@ def core_unit(mul: str, fmt, *, k=None, offset_exp=None, offset=None, subnormals
 
 
 def exact_accumulator_width(unit, depth: int) -> int:
-    if isinstance(unit, LMulConfig):
+    if unit.mul == "lmul":
         return accumulator_width(unit.fmt, "lmul", depth, k=unit.k, offset=unit.offset)
     return accumulator_width(unit.fmt, "fpmul", depth)
 
@@ -210,9 +283,8 @@ def exact_accumulator_width(unit, depth: int) -> int:
 def check_exact_accumulator(unit, depth: int) -> None:
     width = exact_accumulator_width(unit, depth)
     if width > MAX_ACC_WIDTH:
-        mul = "lmul" if isinstance(unit, LMulConfig) else "fpmul"
         raise ValueError(
-            f"exact accumulation of {unit.fmt.name} {mul} products needs a {width}-bit accumulator "
+            f"exact accumulation of {unit.fmt.name} {unit.mul} products needs a {width}-bit accumulator "
             f"(over {MAX_ACC_WIDTH}); use fp32 accumulation")
 
 
@@ -221,7 +293,49 @@ def _check_name(name: str) -> None:
         raise ValueError(f"module name {name!r} is not a Verilog identifier")
 
 
-_TYPES = {cls.__name__: cls for cls in (LMulConfig, FPMulConfig, CoreConfig)}
+# -- the registry: what each configuration type walks through -------------------------------------
+
+@dataclass(frozen=True)
+class Kind:
+    """Where each stage finds what belongs to one configuration type.  Names are ``module:attribute``
+    strings, imported on use, so this floor imports neither the hardware nor the model.
+
+    ``component``: the Amaranth component built from the config; ``model``: the bit-exact reference
+    (units: ``f(a, b, cfg)`` on bit-pattern arrays; cores: ``f(cfg, A, B)`` on one tile);
+    ``testbench``: the cocotb module in ``sim/``; ``role``: "unit" (a two-operand multiplier, a, b -> p),
+    "pe" or "core"."""
+    config: type
+    label: str
+    role: str
+    component: str
+    model: str | None
+    testbench: str | None
+
+    def load(self, what: str):
+        """The object named by ``component``, ``model`` or ``testbench``."""
+        target = getattr(self, what)
+        if target is None:
+            raise ValueError(f"a {self.label} has no {what}")
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr) if attr else importlib.import_module(module)
+
+
+KINDS = {kind.config: kind for kind in (
+    Kind(LMulConfig, "L-Mul unit", "unit", "lmul_hw.hw.lmul:LMul", "lmul_hw.model.lmul:lmul_bits", "test_lmul"),
+    Kind(FPMulConfig, "exact multiplier", "unit", "lmul_hw.hw.fpmul:FPMul", "lmul_hw.model.fpmul:fpmul_bits",
+         "test_fpmul"),
+    Kind(PEConfig, "processing element", "pe", "lmul_hw.hw.pe:ProcessingElement", None, None),
+    Kind(CoreConfig, "tensor core", "core", "lmul_hw.hw.core:TensorCore", "lmul_hw.tiles:model_tile", "test_core"),
+)}
+_TYPES = {cls.__name__: cls for cls in KINDS}
+
+
+def kind_of(cfg, role: str | None = None) -> Kind:
+    """The registry entry of a configuration; ValueError if it has none (or, with ``role``, another role)."""
+    kind = KINDS.get(type(cfg))
+    if kind is None or (role is not None and kind.role != role):
+        raise ValueError(f"not a {role or ''} configuration: {cfg!r}".replace("  ", " "))
+    return kind
 
 
 def config_from_json(text: str):

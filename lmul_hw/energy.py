@@ -289,30 +289,29 @@ def _replace(res: EnergyResult, **changes) -> EnergyResult:
     return EnergyResult(**{**asdict(res), **changes})
 
 
-def pe_energy(core_cfg, *, dist: str = "gaussian", vectors: int = 16384, seed: int = 0,
+def pe_energy(pe_cfg, *, dist: str = "gaussian", vectors: int = 16384, seed: int = 0,
               tile_depth: int | None = None, glitches: bool = False) -> EnergyResult:
-    """Energy per multiply-accumulate of one processing element of a core configuration
-    (``verilog.pe_verilog_text``): a new operand pair from ``dist`` and a valid control beat every cycle,
-    tiles of ``tile_depth`` beats (default min(depth, 32)) marked first/last; one MAC per cycle, over
+    """Energy per multiply-accumulate of one processing element (a PEConfig, e.g. ``CoreConfig.pe``): a
+    new operand pair from ``dist`` and a valid control beat every cycle, tiles of ``tile_depth`` beats (default min(depth, 32)) marked first/last; one MAC per cycle, over
     ``vectors`` MACs on up to 256 independent lanes.  The PE's operand forwarding registers are included."""
-    from .verilog import pe_name, pe_verilog_text
+    from .verilog import verilog_text
     if dist not in DISTRIBUTIONS:
         raise ValueError(f"unknown operand distribution {dist!r}: use one of {', '.join(DISTRIBUTIONS)}")
     if vectors < 1:
         raise ValueError("vectors must be >= 1")
-    depth = min(core_cfg.depth, 32) if tile_depth is None else tile_depth
-    if not 1 <= depth <= core_cfg.depth:
-        raise ValueError(f"tile depth {depth} is outside 1..{core_cfg.depth}")
-    synth, nl = load_netlist(pe_verilog_text(core_cfg), pe_name(core_cfg))
+    depth = min(pe_cfg.depth, 32) if tile_depth is None else tile_depth
+    if not 1 <= depth <= pe_cfg.depth:
+        raise ValueError(f"tile depth {depth} is outside 1..{pe_cfg.depth}")
+    synth, nl = load_netlist(verilog_text(pe_cfg), pe_cfg.name)
     rng = np.random.default_rng(seed)
     lanes = min(256, vectors)
     cycles = -(-vectors // lanes)
-    w = core_cfg.fmt.width
+    w = pe_cfg.fmt.width
     start = rng.integers(0, depth, lanes)          # lanes start at different points of a tile
 
     def stimulus(t, sim):
         for port in ("a_in", "b_in"):
-            sim.set_words(port, pack(ints_to_bits(operand_stream(core_cfg.fmt, lanes, rng, dist), w, lanes)))
+            sim.set_words(port, pack(ints_to_bits(operand_stream(pe_cfg.fmt, lanes, rng, dist), w, lanes)))
         k = (start + t) % depth
         ctl = 1 | ((k == 0) << 1) | ((k == depth - 1) << 2)           # valid, first, last
         sim.set({"ctl_in": ctl.astype(np.uint64)})
@@ -337,8 +336,7 @@ def core_energy(core_cfg, *, dist: str = "gaussian", cycles: int = 256, lanes: i
     if not 1 <= depth <= core_cfg.depth:
         raise ValueError(f"tile depth {depth} is outside 1..{core_cfg.depth}")
     synth, nl = load_netlist(verilog_text(core_cfg), core_cfg.name)
-    from .hw.core import latency
-    warmup = latency(core_cfg, depth) + rows + cols + 8
+    warmup = core_cfg.latency(depth) + rows + cols + 8
     total_beats = SETTLE_CYCLES + warmup + cycles + 1     # beats a lane can take after reset
     rng = np.random.default_rng(seed)
     A = operand_stream(core_cfg.fmt, total_beats * rows * lanes, rng, dist).reshape(total_beats, rows, lanes)

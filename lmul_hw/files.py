@@ -8,6 +8,15 @@ import tempfile
 from pathlib import Path
 
 
+def data_dir(name: str) -> Path:
+    """``sim/`` or ``synth/``: beside the package in a checkout, inside it in an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / name, here / "_data" / name):
+        if candidate.is_dir():
+            return candidate
+    raise ValueError(f"lmul-hw installation is incomplete: no {name}/ directory next to {here}")
+
+
 def _target(path) -> Path:
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")

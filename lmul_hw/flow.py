@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .compare import (DEFAULT_FORMATS, array_designs, dot_product_claim, measure, paper_claims,
                       unit_designs)
-from .files import atomic_write, output_dir
+from .files import output_dir
 from .report import tool_versions, write_report
 
 NOTES = [
@@ -56,10 +56,7 @@ def run_flow(out_dir, *, full: bool = False, formats=DEFAULT_FORMATS, core_sizes
 
     _step(progress, start, f"generating Verilog of {len(designs)} designs into {rtl}")
     for d in designs:
-        if d.kind == "pe":
-            atomic_write(rtl / f"{d.top}.v", d.verilog())
-        else:
-            write_verilog(d.cfg, rtl / f"{d.top}.v")
+        write_verilog(d.cfg, rtl / f"{d.top}.v")
 
     verified = _verify(designs, simulator, progress=lambda m: _step(progress, start, m))
     rows = measure(designs, dsp=full, progress=lambda m: _step(progress, start, m))
@@ -103,7 +100,7 @@ def _verify(designs, simulator, progress) -> list[str]:
 
 def _verify_core(cfg, simulator) -> str:
     from .errors import VerificationFailed
-    from .simulate_core import verify_core
+    from .simulate import verify_core
     result = verify_core(cfg, simulator, tiles=4, seed=1)
     if not result.ok:
         raise VerificationFailed(result.report())

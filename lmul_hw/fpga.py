@@ -2,21 +2,22 @@
 from ``stat -json``, and Fmax from nextpnr (iCE40 UP5K, ECP5 LFE5U-85F) through a serial pin harness.
 
 LUT-only mapping is the main comparison; the DSP-mapped flow runs beside it (``dsp=True``).  Every result
-is cached by the hash of the Verilog, the script and the tool versions (``synthesis.cache_dir``).
+is cached by the hash of the Verilog, the script and the tool versions (``lmul_hw.cache``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from . import cache, tools
 from .errors import ToolError
-from .synthesis import _tool, cache_dir, data_dir, publish, run_yosys, scratch_dir, yosys_version
+from .files import data_dir
+from .synthesis import run_yosys, yosys_slot, yosys_version
 
 __all__ = ["FAMILIES", "FpgaResult", "FmaxResult", "synthesize_fpga", "fmax", "harness_verilog",
            "harness_cost", "nextpnr_version", "design_ports"]
@@ -139,21 +140,20 @@ def synthesize_fpga(verilog: str, top: str, family: str, dsp: bool = False, *, _
     fam = _family(family)
     options = fam.dsp_option if dsp else fam.lut_option
     template = (data_dir("synth") / fam.script).read_text()
-    work = cache_dir(f"fpga-{family}", verilog, top, template, options)
-    result = work / "result.json"
-    if not result.exists():
-        run = scratch_dir(work)
-        (run / "design.v").write_text(verilog)
-        run_yosys(template.format(verilog="design.v", top=top, options=options, stat_json="stat.json",
-                                  netlist="netlist.json"), run)
-        stat = json.loads((run / "stat.json").read_text())
-        module = stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
-        publish(run, work, "design.v", "netlist.json", "stat.json", "yosys.log",
-                payload={"cells": dict(module.get("num_cells_by_type", {}))})
-    cells = json.loads(result.read_text())["cells"]
+    with yosys_slot("synth", f"{family}-{top}", verilog, top, template, options, keys=("cells",),
+                    check=cache.needs("netlist.json")) as s:
+        if not s.cached:
+            run = s.path
+            (run / "design.v").write_text(verilog)
+            run_yosys(template.format(verilog="design.v", top=top, options=options, stat_json="stat.json",
+                                      netlist="netlist.json"), run)
+            stat = json.loads((run / "stat.json").read_text())
+            module = stat["modules"].get(f"\\{top}") or next(iter(stat["modules"].values()))
+            s.publish({"cells": dict(module.get("num_cells_by_type", {}))})
+    cells = s.payload["cells"]
     _exclude = tuple(_exclude) + tuple("\\" + c for c in _exclude)
     kept = {c: n for c, n in cells.items() if c not in _exclude and c not in NOT_HARDWARE}
-    return FpgaResult(top=top, family=family, dsp=dsp, cells=kept, netlist=work / "netlist.json",
+    return FpgaResult(top=top, family=family, dsp=dsp, cells=kept, netlist=s.path / "netlist.json",
                       yosys=yosys_version(), **_classify(cells, fam, _exclude))
 
 
@@ -229,7 +229,7 @@ def nextpnr_version(family: str) -> str:
     try:
         return f"{fam.nextpnr} {metadata.version(fam.nextpnr)}"
     except metadata.PackageNotFoundError:
-        _tool(fam.nextpnr)          # ValueError naming `pip install ...` when it is missing
+        tools.find(fam.nextpnr)     # ValueError naming `pip install ...` when it is missing
         return fam.nextpnr
 
 
@@ -242,7 +242,6 @@ def fmax(verilog: str, top: str, family: str, dsp: bool = False, *, seed: int = 
     """Place and route ``top`` inside the pin harness with nextpnr; the achieved Fmax of its clock."""
     fam = _family(family)
     version = nextpnr_version(family)
-    tool = _tool(fam.nextpnr)
     target = float(target_mhz or fam.target_mhz)
     design = synthesize_fpga(verilog, top, family, dsp)
     ports = design_ports(design.netlist, top)
@@ -250,38 +249,32 @@ def fmax(verilog: str, top: str, family: str, dsp: bool = False, *, seed: int = 
     name, harness_text = harness_verilog(top, ports)
     mapped = synthesize_fpga(verilog + harness_text, name, family, dsp)
     netlist_text = mapped.netlist.read_text()
-    work = cache_dir(f"pnr-{family}", version, netlist_text, " ".join(fam.device), str(seed), repr(target))
-    result = work / "fmax.json"
-    if not result.exists():
-        run = scratch_dir(work)
-        (run / "design.json").write_text(netlist_text)
-        cmd = [tool, *fam.device, "--json", "design.json", "--freq", f"{target:g}", "--seed", str(seed),
-               "--timing-allow-fail", "--report", "report.json", "--log", "nextpnr.log", "-q"]
-        try:
-            proc = subprocess.run(cmd, cwd=run, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            raise ToolError("nextpnr", f"{fam.nextpnr} took more than {timeout:g} s in {run}",
-                            _read(run / "nextpnr.log")) from exc
-        log = _read(run / "nextpnr.log") + proc.stdout + proc.stderr
-        if proc.returncode != 0:
-            if _DOES_NOT_FIT.search(log):
+    keys = ("fmax_mhz", "clock", "utilisation", "detail")
+    with cache.slot("pnr", f"{family}-{top}", version, netlist_text, " ".join(fam.device), str(seed), repr(target),
+                    keys=keys) as s:
+        if not s.cached:
+            run = s.path
+            (run / "design.json").write_text(netlist_text)
+            cmd = [fam.nextpnr, *fam.device, "--json", "design.json", "--freq", f"{target:g}", "--seed", str(seed),
+                   "--timing-allow-fail", "--report", "report.json", "--log", "nextpnr.log", "-q"]
+            proc = tools.run(cmd, cwd=run, timeout=timeout, check=False, label="nextpnr")
+            log = _read(run / "nextpnr.log") + proc.stdout + proc.stderr
+            (run / "design.json").unlink()
+            if proc.returncode != 0:
+                if not _DOES_NOT_FIT.search(log):
+                    raise ToolError("nextpnr", f"{fam.nextpnr} exit status {proc.returncode} in {run}", log)
                 lines = [ln for ln in log.splitlines() if "ERROR" in ln]
-                payload = {"fmax_mhz": None, "clock": "", "utilisation": {},
-                           "detail": f"does not fit on {fam.device_name}: " + (lines[-1] if lines else "")}
-                publish(run, work, "nextpnr.log", result="fmax.json", payload=payload)
+                s.publish({"fmax_mhz": None, "clock": "", "utilisation": {},
+                           "detail": f"does not fit on {fam.device_name}: " + (lines[-1] if lines else "")})
             else:
-                raise ToolError("nextpnr", f"{fam.nextpnr} exit status {proc.returncode} in {run}", log)
-        else:
-            report = json.loads((run / "report.json").read_text())
-            clocks = report.get("fmax", {})
-            clock = next((c for c in clocks if "clk" in c), next(iter(clocks), ""))
-            achieved = clocks[clock]["achieved"] if clock else None
-            payload = {"fmax_mhz": achieved, "clock": clock, "utilisation": report.get("utilization", {}),
-                       "detail": "" if clock else "no clocked path"}
-            publish(run, work, "nextpnr.log", "report.json", result="fmax.json", payload=payload)
-    payload = json.loads(result.read_text())
+                report = json.loads((run / "report.json").read_text())
+                clocks = report.get("fmax", {})
+                clock = next((c for c in clocks if "clk" in c), next(iter(clocks), ""))
+                achieved = clocks[clock]["achieved"] if clock else None
+                s.publish({"fmax_mhz": achieved, "clock": clock, "utilisation": report.get("utilization", {}),
+                           "detail": "" if clock else "no clocked path"})
     return FmaxResult(top=top, family=family, device=fam.device_name, dsp=dsp, target_mhz=target, seed=seed,
-                      harness=harness, nextpnr=version, **payload)
+                      harness=harness, nextpnr=version, **s.payload)
 
 
 def _read(path: Path) -> str:

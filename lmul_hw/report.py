@@ -73,8 +73,7 @@ def _table(rows, columns, first="design") -> str:
 def _with_per_pe(rows):
     for r in rows:
         if r.design.kind in ("pe", "core") and r.get("transistors") is not None:
-            n = r.design.cfg.rows * r.design.cfg.cols
-            r.values["per_pe"] = r.get("transistors") / n
+            r.values["per_pe"] = r.get("transistors") / r.design.pes
     return rows
 
 

@@ -62,5 +62,4 @@ def beat_row(cfg: CoreConfig, payload: int) -> tuple[list[int], bool]:
 def model_tile(cfg: CoreConfig, A, B) -> np.ndarray:
     """What the core must output for one tile (SPEC §4), from the model."""
     from .model import matmul
-    options = {"k": cfg.k, "offset": cfg.offset} if cfg.mul == "lmul" else {"subnormals": cfg.subnormals}
-    return matmul(A, B, mul=cfg.mul, fmt=cfg.fmt, acc=cfg.acc, **options)
+    return matmul(A, B, cfg)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import FPMulConfig, LMulConfig
+from .config import FPMulConfig, LMulConfig, kind_of
 from .formats import FpClass, Format, classify, decode, encode
 
 __all__ = ["Vectors", "unit_vectors", "special_values", "special_pairs", "edge_pairs", "random_pairs",
@@ -107,12 +107,11 @@ def edge_pairs(cfg, rng: np.random.Generator, per_case: int = 24):
     in the normal and the subnormal range of the product format, and products around its smallest
     normal, largest finite value and half its smallest subnormal.
     """
-    if isinstance(cfg, LMulConfig):
-        a, b = _lmul_edges(cfg, rng, per_case)
-    elif isinstance(cfg, FPMulConfig):
-        a, b = _fpmul_edges(cfg, rng, per_case)
-    else:
-        raise ValueError(f"not a unit configuration: {cfg!r}")
+    kind_of(cfg, "unit")
+    edges = _EDGES.get(cfg.mul)
+    if edges is None:                   # a unit type without hand-made edge cases
+        return _pack([], cfg.fmt), _pack([], cfg.fmt)
+    a, b = edges(cfg, rng, per_case)
     return _pack(a, cfg.fmt), _pack(b, cfg.fmt)
 
 
@@ -254,13 +253,16 @@ def _fpmul_edges(cfg: FPMulConfig, rng, per_case: int):
     return a | _random_signs(len(a), f, rng), b | _random_signs(len(b), f, rng)
 
 
+#: Hand-made edge cases per multiplier type (``cfg.mul``).
+_EDGES = {"lmul": _lmul_edges, "fpmul": _fpmul_edges}
+
+
 # -- the whole set -------------------------------------------------------------------------------
 
 def unit_vectors(cfg, count: int = DEFAULT_RANDOM, seed: int = 0) -> Vectors:
     """The operand pairs a unit is checked on: exhaustive for formats of at most 8 bits, otherwise
     special pairs, edges and ``count`` seeded random pairs (in this order)."""
-    if not isinstance(cfg, (LMulConfig, FPMulConfig)):
-        raise ValueError(f"not a unit configuration: {cfg!r}")
+    kind_of(cfg, "unit")
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"the number of random vectors must be a non-negative integer, not {count!r}")
     f = cfg.fmt
@@ -276,13 +278,7 @@ def unit_vectors(cfg, count: int = DEFAULT_RANDOM, seed: int = 0) -> Vectors:
 
 def expected_bits(cfg, a, b) -> np.ndarray:
     """The model's products (the golden values) for a unit configuration."""
-    if isinstance(cfg, LMulConfig):
-        from .model.lmul import lmul_bits
-        return lmul_bits(a, b, cfg)
-    if isinstance(cfg, FPMulConfig):
-        from .model.fpmul import fpmul_bits
-        return fpmul_bits(a, b, cfg)
-    raise ValueError(f"not a unit configuration: {cfg!r}")
+    return kind_of(cfg, "unit").load("model")(a, b, cfg)
 
 
 def describe_pair(cfg, a: int, b: int, expected: int, actual: int | None) -> str:

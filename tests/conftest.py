@@ -4,10 +4,30 @@ failure in CI (CI=true), where every tool must be present."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_OWN_CACHE = "LMUL_HW_TEST_OWN_CACHE"
+
+
+def pytest_configure(config):
+    """One lmul-hw cache for the whole session, shared by the xdist workers (they inherit the
+    environment), so builds and synthesis results are made once per session and never land in the
+    user's own cache.  A cache the user named with $LMUL_HW_CACHE is used as it is."""
+    if hasattr(config, "workerinput") or os.environ.get("LMUL_HW_CACHE"):
+        return
+    os.environ["LMUL_HW_CACHE"] = tempfile.mkdtemp(prefix="lmul-hw-test-cache-")
+    os.environ[_OWN_CACHE] = os.environ["LMUL_HW_CACHE"]
+
+
+def pytest_unconfigure(config):
+    own = os.environ.pop(_OWN_CACHE, None)
+    if own and not hasattr(config, "workerinput"):
+        shutil.rmtree(own, ignore_errors=True)
+        os.environ.pop("LMUL_HW_CACHE", None)
 
 
 def require(available: bool, what: str, install: str) -> None:

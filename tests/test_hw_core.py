@@ -7,7 +7,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from lmul_hw.config import CoreConfig
-from lmul_hw.hw.core import TensorCore, latency
+from lmul_hw.hw.core import TensorCore
 from lmul_hw.tiles import beat_row, model_tile, random_operands, tile_beats
 
 
@@ -138,9 +138,9 @@ def test_throughput_and_latency_4x4():
     run = CoreRun(cfg, tiles).run(4 * 8)
     check_rows(cfg, tiles, run.rows)
     first_latency = run.out_cycles[0] - run.in_cycles[0]
-    assert first_latency == latency(cfg, 64)
+    assert first_latency == cfg.latency(64)
     total = run.out_cycles[-1] - run.in_cycles[0] + 1
-    assert total <= 8 * 64 / 0.95 + latency(cfg, 64), total
+    assert total <= 8 * 64 / 0.95 + cfg.latency(64), total
     assert run.ready_low == 0
 
 

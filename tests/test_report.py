@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lmul_hw.compare import Claim, Design, Row, dot_product_claim, unit_designs
-from lmul_hw.config import CoreConfig, LMulConfig
+from lmul_hw.config import LMulConfig, PEConfig
 from lmul_hw.report import markdown, to_html, write_report
 
 VERSIONS = {"lmul-hw": "test", "yosys": "Yosys 0.70"}
@@ -15,8 +15,8 @@ VERSIONS = {"lmul-hw": "test", "yosys": "Yosys 0.70"}
 
 def rows():
     lm, ftz, full = unit_designs(("e4m3",))
-    pe_l = Design("PE e4m3", "L-Mul", CoreConfig(1, 1, "lmul", "e4m3", "exact", 256), "pe")
-    pe_x = Design("PE e4m3", "exact ftz", CoreConfig(1, 1, "fpmul", "e4m3", "exact", 256, subnormals="ftz"), "pe")
+    pe_l = Design("PE e4m3", "L-Mul", PEConfig("lmul", "e4m3", "exact", 256))
+    pe_x = Design("PE e4m3", "exact ftz", PEConfig("fpmul", "e4m3", "exact", 256, subnormals="ftz"))
     return [Row(lm, {"transistors": 610, "xilinx_luts": 34, "energy_pj": 0.03, "mean_rel_err": 0.1}),
             Row(ftz, {"transistors": 1146, "xilinx_luts": 50, "energy_pj": 0.06, "mean_rel_err": 0.07}),
             Row(full, {"transistors": 2034, "energy_pj": 0.09}),
@@ -66,5 +66,5 @@ def test_dot_product_claim_from_pe_energy():
 
 
 def test_registered_twin_of_a_unit_has_latency_2():
-    d = Design("e4m3", "L-Mul", LMulConfig("e4m3"), "unit").registered()
+    d = Design("e4m3", "L-Mul", LMulConfig("e4m3")).registered()
     assert d.cfg.latency == 2 and d.top == "lmul_e4m3_k3_c1_l2"

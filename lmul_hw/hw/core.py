@@ -24,8 +24,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..config import CoreConfig
-from .pe import KULISCH_READOUT_STAGES, Control, ProcessingElement, kulisch_to_fp32, result_width
+from ..config import KULISCH_READOUT_STAGES, CoreConfig
+from .pe import Control, ProcessingElement, kulisch_to_fp32
 
 
 def input_layout(cfg: CoreConfig) -> data.StructLayout:
@@ -34,26 +34,6 @@ def input_layout(cfg: CoreConfig) -> data.StructLayout:
 
 def output_layout(cfg: CoreConfig) -> data.StructLayout:
     return data.StructLayout({"c": cfg.cols * 32, "last": 1})
-
-
-def fifo_depth(cfg: CoreConfig) -> int:
-    """Output rows the core can hold: enough that tiles of K >= R beats never wait for credits
-    while ``o`` is always ready (a tile's rows are reserved from its last beat until they leave,
-    about 2R + C cycles)."""
-    return 2 * cfg.rows + cfg.cols + 3 + readout_stages(cfg)   # the least that keeps K = R tiles bubble-free
-
-
-def readout_stages(cfg: CoreConfig) -> int:
-    """Registers between a column's drain chain and its deskew: the Kulisch readout has two."""
-    return KULISCH_READOUT_STAGES if cfg.acc == "exact" else 1
-
-
-def latency(cfg: CoreConfig, depth: int) -> int:
-    """Cycles from a tile's first input beat (the edge that takes it) to its first output row
-    (the first cycle ``o.valid`` is high for it), with no stalls: input register, K beats,
-    the skew and PE pipeline down to the bottom row, drain load, readout registers (two for the
-    Kulisch readout, one for fp32), deskew and the FIFO's two-cycle pass-through."""
-    return depth + cfg.rows + cfg.cols + 3 + readout_stages(cfg)
 
 
 class TensorCore(wiring.Component):
@@ -72,7 +52,7 @@ class TensorCore(wiring.Component):
         cfg = self.cfg
         rows, cols, w = cfg.rows, cfg.cols, cfg.fmt.width
 
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * 32 + 1, depth=fifo_depth(cfg))
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * 32 + 1, depth=cfg.fifo_depth)
         row_out = self.o.valid & self.o.ready
         m.d.comb += [self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data), fifo.r_en.eq(self.o.ready)]
 
@@ -81,8 +61,8 @@ class TensorCore(wiring.Component):
         held_valid = Signal(name="in_valid")
         starts_tile = Signal(init=1, name="starts_tile")
         since_last = Signal(range(rows), init=rows - 1, name="since_last")   # saturates at R - 1
-        reserved = Signal(range(fifo_depth(cfg) + 1), name="rows_reserved")
-        may_end = (since_last == rows - 1) & (reserved <= fifo_depth(cfg) - rows)
+        reserved = Signal(range(cfg.fifo_depth + 1), name="rows_reserved")
+        may_end = (since_last == rows - 1) & (reserved <= cfg.fifo_depth - rows)
         issue = Signal(name="issue")
         m.d.comb += [issue.eq(held_valid & (~held.last | may_end)),
                      self.i.ready.eq(~held_valid | issue)]
@@ -132,7 +112,7 @@ class TensorCore(wiring.Component):
         read each out to fp32 and register it."""
         cfg = self.cfg
         rows = cfg.rows
-        values = [Signal(result_width(cfg), name=f"drain_c{c}_r{r}", reset_less=True) for r in range(rows)]
+        values = [Signal(cfg.result_width, name=f"drain_c{c}_r{r}", reset_less=True) for r in range(rows)]
         valid = [Signal(name=f"drain_c{c}_r{r}_valid") for r in range(rows)]
         with m.If(column[-1].done):
             for r in range(rows):

@@ -8,7 +8,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import CoreConfig
+from ..config import SPECIAL_FLAGS, CoreConfig, PEConfig
 from ..formats import get_format, product_span
 from . import unit_for
 from .fp32add import FP32, fp32_add
@@ -16,15 +16,6 @@ from .rounding import normalise_round
 
 #: What travels with each operand beat: a valid bit and the tile's first/last marks.
 Control = data.StructLayout({"valid": 1, "first": 1, "last": 1})
-
-#: The flags an exact accumulator keeps beside its sum (SPEC §4).
-SPECIAL_FLAGS = ("nan", "pos_inf", "neg_inf")
-
-
-def result_width(cfg: CoreConfig) -> int:
-    """Bits of a PE's finished result: the Kulisch sum and its flags, or an fp32 word."""
-    return cfg.acc_width + len(SPECIAL_FLAGS) if cfg.acc == "exact" else 32
-
 
 class ProcessingElement(wiring.Component):
     """One PE: ``a`` moves right, ``b`` moves down, the control beat travels with ``a``.
@@ -34,13 +25,13 @@ class ProcessingElement(wiring.Component):
     ``done`` is high for one cycle afterwards.  The operands leave one cycle after they arrive.
     """
 
-    def __init__(self, cfg: CoreConfig):
+    def __init__(self, cfg: CoreConfig | PEConfig):
         self.cfg = cfg
         w = cfg.fmt.width
         super().__init__({
             "a_in": In(w), "b_in": In(w), "ctl_in": In(Control),
             "a_out": Out(w), "b_out": Out(w), "ctl_out": Out(Control),
-            "result": Out(result_width(cfg)), "done": Out(1),
+            "result": Out(cfg.result_width), "done": Out(1),
         })
 
     def elaborate(self, platform):
@@ -135,10 +126,6 @@ def _to_fp32(m: Module, product, g):
     with m.Else():
         m.d.comb += out.eq(Cat(value, sign))
     return out
-
-
-#: Register stages of the Kulisch readout: the magnitude, then normalisation and rounding.
-KULISCH_READOUT_STAGES = 2
 
 
 def kulisch_to_fp32(m: Module, cfg: CoreConfig, state, name: str = "readout"):

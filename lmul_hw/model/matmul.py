@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..config import LMulConfig, check_exact_accumulator, core_unit
+from ..config import check_exact_accumulator, core_unit
 from ..formats import decode
 from ._bits import Operand
 from .fpmul import fpmul_bits
@@ -31,8 +31,24 @@ _BLAS_BITS = 53
 _MAX_SPLIT_K = 5        # L-Mul with up to 2^5 mantissa classes uses the blocked BLAS path
 
 
-def matmul(A, B, *, mul="lmul", fmt, acc="exact", **unit_options):
-    """C = A @ B on bit patterns: A (MxK), B (KxN) in ``fmt``; returns MxN fp32 bit patterns (uint32)."""
+def matmul(A, B, cfg=None, *, mul="lmul", fmt=None, acc="exact", **unit_options):
+    """C = A @ B on bit patterns: A (MxK), B (KxN) in ``fmt``; returns MxN fp32 bit patterns (uint32).
+
+    The numerics come either from keywords (``mul``, ``fmt``, ``acc`` and the unit options) or from a
+    core or PE configuration ``cfg`` (then a tile deeper than its ``depth`` is a ValueError, as it is
+    for the core)."""
+    if cfg is not None:
+        if fmt is not None or unit_options or mul != "lmul" or acc != "exact":
+            raise ValueError("give either a configuration or the mul/fmt/acc/unit-option keywords, not both")
+        if not hasattr(cfg, "depth") or not hasattr(cfg, "unit"):
+            raise ValueError(f"matmul takes a core or PE configuration, not {cfg!r}")
+        A = np.asarray(A)
+        if A.ndim == 2 and A.shape[1] > cfg.depth:
+            raise ValueError(f"a tile of K = {A.shape[1]} is deeper than {cfg.name}'s K_max = {cfg.depth}")
+        options = {"k": cfg.k, "offset": cfg.offset} if cfg.mul == "lmul" else {"subnormals": cfg.subnormals}
+        return matmul(A, B, mul=cfg.mul, fmt=cfg.fmt, acc=cfg.acc, **options)
+    if fmt is None:
+        raise ValueError("matmul needs fmt (or a configuration)")
     if acc not in ("exact", "fp32"):
         raise ValueError(f"acc must be 'exact' or 'fp32', not {acc!r}")
     unknown = set(unit_options) - {"k", "offset_exp", "offset", "subnormals"}
@@ -59,14 +75,14 @@ def products(a, b, unit):
     """Exact products of ``a`` and ``b`` (broadcast) as float64 (inf and NaN included)."""
     if unit.fmt.width == 8:   # a table of all 65,536 products
         return _product_table(unit)[(np.asarray(a).astype(np.intp) << 8) | np.asarray(b).astype(np.intp)]
-    mul = lmul_bits if isinstance(unit, LMulConfig) else fpmul_bits
+    mul = lmul_bits if unit.mul == "lmul" else fpmul_bits
     return decode(mul(a, b, unit), unit.out_fmt)
 
 
 @lru_cache(maxsize=16)
 def _product_table(unit):
     codes = np.arange(256, dtype=np.uint8)
-    mul = lmul_bits if isinstance(unit, LMulConfig) else fpmul_bits
+    mul = lmul_bits if unit.mul == "lmul" else fpmul_bits
     return decode(mul(codes[:, None], codes[None, :], unit), unit.out_fmt).reshape(-1)
 
 
@@ -90,13 +106,13 @@ def _matmul_fp32(A, B, unit):
 def _matmul_exact(A, B, unit):
     f = unit.fmt
     x, y = Operand(A, f), Operand(B, f)
-    if isinstance(unit, LMulConfig) or unit.subnormals == "ftz":
+    if unit.mul == "lmul" or unit.subnormals == "ftz":
         zx, zy = x.zero_or_sub, y.zero_or_sub
     else:
         zx, zy = x.is_zero, y.is_zero
     finite_x = ~(zx | x.inf | x.nan)
     finite_y = ~(zy | y.inf | y.nan)
-    if isinstance(unit, LMulConfig) and unit.k > _MAX_SPLIT_K:
+    if unit.mul == "lmul" and unit.k > _MAX_SPLIT_K:
         hi, lo = _exact_sum_by_k(A, B, finite_x, finite_y, unit)
     else:
         hi, lo = _exact_finite_sum(A, B, x, y, finite_x, finite_y, unit)
@@ -114,7 +130,7 @@ def _exact_finite_sum(A, B, x, y, finite_x, finite_y, unit):
     guard bits stay those of K), for the exact multiplier simply the decoded operands."""
     f = unit.fmt
     M, K = A.shape
-    if isinstance(unit, LMulConfig):
+    if unit.mul == "lmul":
         # a = +-2**(e_a - B_F) * 1.v and L-Mul(a, b) = +-2**(e_a - B_F) * L-Mul(1.v, b): G never over/underflows
         k = unit.k
         v = x.man >> (f.man_bits - k)

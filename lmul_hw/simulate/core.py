@@ -1,11 +1,11 @@
 """Verification of the tensor core under cocotb: the core's generated Verilog is built once
-(cached by content, like the units' harnesses of :mod:`lmul_hw.simulate`, whose simulator
-selection, environment and runner it reuses), random tiles go through its ``i`` stream with random
+(cached by content, like the units' harnesses of :mod:`lmul_hw.simulate.units`; both use
+:mod:`lmul_hw.simulate.runner`), random tiles go through its ``i`` stream with random
 gaps while ``o`` sees random back-pressure, and every output row is compared bit for bit with
 ``lmul_hw.model.matmul`` while a protocol monitor holds SPEC §5's stream rules every cycle.
 
     from lmul_hw.config import CoreConfig
-    from lmul_hw.simulate_core import verify_core
+    from lmul_hw.simulate import verify_core
     res = verify_core(CoreConfig(4, 4, "lmul", "e4m3", "exact", 64), "verilator", tiles=8)
     print(res.report()); assert res.ok
 
@@ -16,26 +16,26 @@ JSON file (``LMUL_HW_CORE_RUN``) and reads back what the testbench saw (``LMUL_H
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import shutil
-import subprocess
 import tempfile
 import time
-import fcntl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .config import CoreConfig
-from .errors import ToolError
-from .formats import decode, get_format
-from .simulate import (SIMULATORS, TIMESCALE, VERILATOR_ARGS, VERILATOR_MAKE, _log_tail, _patched_environ,
-                       _patched_syspath, _runner, _tool_environ, _tool_version, build_slot, check_simulator,
-                       sim_dir, verilator_root)
-from .tiles import DISTRIBUTIONS, model_tile, random_operands, tile_beats
+from .. import tools
+from ..config import CoreConfig
+from ..errors import ToolError
+from ..formats import decode, get_format
+from ..tiles import DISTRIBUTIONS, model_tile, random_operands, tile_beats
+from ..verilog import verilog_text
+from .runner import (SIMULATORS, VERILATOR_MAKE, build_design, build_slot, check_simulator, log_tail,
+                     run_directory, run_testbench, simulator_version, verilator_root)
 
 __all__ = ["CoreDesign", "CoreMismatch", "CoreVerifyResult", "build_core", "run_core", "verify_core", "make_tiles",
            "default_depths", "TESTBENCH"]
@@ -52,21 +52,13 @@ def _quiet(_msg: str) -> None:
 # -- build ---------------------------------------------------------------------------------------
 
 _VERILOG: dict = {}          # config JSON -> generated Verilog (Amaranth takes seconds for a large core)
-_VERSIONS: dict = {}         # simulator -> version line
 
 
 def _core_verilog(cfg: CoreConfig) -> str:
     key = cfg.to_json()
     if key not in _VERILOG:
-        from .verilog import verilog_text
         _VERILOG[key] = verilog_text(cfg)
     return _VERILOG[key]
-
-
-def _version(simulator: str) -> str:
-    if simulator not in _VERSIONS:
-        _VERSIONS[simulator] = _tool_version(simulator)
-    return _VERSIONS[simulator]
 
 
 #: Verilator's run-time library, compiled into every build with the same flags whatever the design:
@@ -78,10 +70,10 @@ RUNTIME_OBJECTS = ("verilated.o", "verilated_vpi.o", "verilated_threads.o")
 def _runtime_dir(root: Path) -> Path:
     import cocotb
     try:
-        cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
+        cxx = tools.version("c++")
+    except (ToolError, ValueError):
         cxx = "unknown"
-    key = json.dumps([_version("verilator"), str(verilator_root()), cocotb.__version__, VERILATOR_MAKE, cxx])
+    key = json.dumps([simulator_version("verilator"), str(verilator_root()), cocotb.__version__, VERILATOR_MAKE, cxx])
     return root / f"verilator-runtime-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
@@ -106,23 +98,6 @@ def _keep_runtime(runtime: Path, build_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build(cfg: CoreConfig, simulator: str, src: Path, build_dir: Path, log: Path, reused: list[str]) -> None:
-    args = list(VERILATOR_ARGS) if simulator == "verilator" else []
-    with _patched_environ(_tool_environ(simulator)):
-        runner = _runner(simulator)
-        if reused:
-            make_commands = runner._build_command
-
-            def build_command():
-                cmds = make_commands()
-                for name in reused:          # "old files": never remade (cocotb's second command is make)
-                    cmds[-1] += ["-o", name]
-                return cmds
-            runner._build_command = build_command
-        runner.build(sources=[src], hdl_toplevel=cfg.name, build_dir=build_dir, build_args=args,
-                     timescale=TIMESCALE, log_file=log, always=True)
-
-
 @dataclass
 class CoreDesign:
     """A built core: its configuration, the simulator, the build directory and what the build cost."""
@@ -138,7 +113,7 @@ def _check_config(cfg) -> None:
         raise ValueError(f"not a core configuration: {cfg!r}")
 
 
-def build_core(cfg: CoreConfig, simulator: str = "verilator", *, cache_dir=None, progress: Progress | None = None,
+def build_core(cfg: CoreConfig, simulator: str = "verilator", *, progress: Progress | None = None,
                verilog: str | None = None) -> CoreDesign:
     """Generate and build (once: cached by the hash of the Verilog, the simulator and its version,
     cocotb's version and the build options) the core's simulation.  ``verilog`` replaces the
@@ -149,17 +124,16 @@ def build_core(cfg: CoreConfig, simulator: str = "verilator", *, cache_dir=None,
     check_simulator(simulator)
     source = verilog if verilog is not None else _core_verilog(cfg)
     start = time.perf_counter()
-    with build_slot(simulator, "core-", [cfg.name, source], cache_dir) as (build_dir, cached):
+    with build_slot(simulator, "core", cfg.name, [source]) as (build_dir, cached):
         if cached:
             return CoreDesign(cfg, simulator, build_dir, 0.0, True)
         src = build_dir / "src" / f"{cfg.name}.v"
         src.parent.mkdir(parents=True)
         src.write_text(source)
         progress(f"building {simulator} simulation of {cfg.name} in {build_dir}")
-        log = build_dir / "build.log"
         runtime = _runtime_dir(build_dir.parent) if simulator == "verilator" else None
         with _runtime_lock(runtime):
-            _build_with_runtime(cfg, simulator, src, build_dir, log, runtime, progress)
+            _build_with_runtime(cfg, simulator, src, build_dir, runtime, progress)
     seconds = time.perf_counter() - start
     progress(f"built in {seconds:.1f} s")
     return CoreDesign(cfg, simulator, build_dir, seconds, False)
@@ -177,26 +151,22 @@ def _runtime_lock(runtime: Path | None):
         yield
 
 
-def _build_with_runtime(cfg, simulator, src, build_dir, log, runtime, progress) -> None:
+def _build_with_runtime(cfg, simulator, src, build_dir, runtime, progress) -> None:
     """Build, with the cached Verilator run-time objects when there are (and keep them when not)."""
     reused = _place_runtime(runtime, build_dir)
     try:
-        _build(cfg, simulator, src, build_dir, log, reused)
-    except (RuntimeError, SystemExit, OSError, subprocess.SubprocessError) as exc:
+        build_design(simulator, [src], cfg.name, build_dir, cfg.name, reused)
+    except ToolError as exc:
         if not reused or not (build_dir / "Vtop.mk").exists():     # not past Verilator: the design's fault
-            raise ToolError(simulator, f"building the simulation of {cfg.name} failed ({exc}); log: {log}",
-                            _log_tail(log)) from None
+            raise
         # the C++ build failed: the reused run-time objects may be at fault, so build everything afresh
-        progress(f"the build with cached Verilator run-time objects failed ({exc}); building them too")
+        progress(f"the build with cached Verilator run-time objects failed ({str(exc).splitlines()[0]}); "
+                 "building them too")
         for path in build_dir.iterdir():
             if path.name != "src":
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         reused = []
-        try:
-            _build(cfg, simulator, src, build_dir, log, reused)
-        except (RuntimeError, SystemExit, OSError, subprocess.SubprocessError) as exc2:
-            raise ToolError(simulator, f"building the simulation of {cfg.name} failed ({exc2}); log: {log}",
-                            _log_tail(log)) from None
+        build_design(simulator, [src], cfg.name, build_dir, cfg.name)
         shutil.rmtree(runtime, ignore_errors=True)       # they were: replace them below
     if runtime is not None and not reused:
         _keep_runtime(runtime, build_dir)
@@ -363,7 +333,6 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
     ``reset_tile`` = j, only the first ``reset_beats`` beats of tile j are sent, then ``rst`` is
     asserted for one cycle: tiles before j may have left partly (those rows are checked), the
     rest of them and tile j are dropped, and tiles after j must come out whole."""
-    from .hw.core import latency
     cfg = design.cfg
     progress = progress or _quiet
     check_simulator(design.simulator)
@@ -393,38 +362,29 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
     first_kept = 0 if reset_tile is None else reset_tile + 1
     if first_kept >= len(tiles):
         raise ValueError("a reset in the middle of the last tile leaves no tile to check after it")
-    lat = latency(cfg, depths[first_kept])
-    max_idle = 4 * latency(cfg, cfg.depth) + 8 * cfg.rows + 200
+    lat = cfg.latency(depths[first_kept])
+    max_idle = 4 * cfg.latency(cfg.depth) + 8 * cfg.rows + 200
     spec = {"config": cfg.to_json(), "beats": [format(b, "x") for b in beats],
             "expected": [[format(r, "x") for r in rows] for rows in expected], "reset_before": reset_before,
             "gaps": gaps, "stall": stall, "seed": seed, "max_idle": max_idle,
             "tail": 2 * cfg.rows + cfg.cols + 16}
 
-    work = Path(tempfile.mkdtemp(prefix="core-run-", dir=design.build_dir.parent))
-    run_file, res_file, log = work / "run.json", work / "results.json", work / "sim.log"
-    run_file.write_text(json.dumps(spec))
-    env = {"LMUL_HW_CORE_RUN": str(run_file), "LMUL_HW_CORE_RESULTS": str(res_file),
-           "LMUL_HW_SIMULATOR": design.simulator}
-    progress(f"simulating {len(tiles)} tiles ({len(beats)} beats, {len(expected[0]) + len(expected[1])} rows) "
-             f"of {cfg.name} on {design.simulator}")
-    package_root = str(Path(__file__).resolve().parent.parent)
-    start = time.perf_counter()
-    failed = None
-    try:
-        with _patched_environ(_tool_environ(design.simulator), remove=["PYTEST_CURRENT_TEST"]), \
-                _patched_syspath([str(sim_dir()), package_root]):
-            _runner(design.simulator).test(
-                test_module=TESTBENCH, hdl_toplevel=cfg.name, hdl_toplevel_lang="verilog", build_dir=design.build_dir,
-                test_dir=work, extra_env=env, timescale=TIMESCALE, log_file=log,
-                results_xml=str(work / "results.xml"), seed=seed)
-    except (SystemExit, RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        failed = exc                     # a failing testbench exits non-zero: the results tell why
-    wall = time.perf_counter() - start
-    try:
-        data = json.loads(res_file.read_text())
-    except (OSError, ValueError) as exc:
-        raise ToolError(design.simulator, f"the core simulation ended without results ({failed or exc}); log: {log}",
-                        _log_tail(log)) from None
+    with run_directory(keep, progress) as work:
+        run_file, res_file, log = work / "run.json", work / "results.json", work / "sim.log"
+        run_file.write_text(json.dumps(spec))
+        env = {"LMUL_HW_CORE_RUN": str(run_file), "LMUL_HW_CORE_RESULTS": str(res_file),
+               "LMUL_HW_SIMULATOR": design.simulator}
+        progress(f"simulating {len(tiles)} tiles ({len(beats)} beats, {len(expected[0]) + len(expected[1])} rows) "
+                 f"of {cfg.name} on {design.simulator}")
+        start = time.perf_counter()
+        failed = run_testbench(design.simulator, design.build_dir, work, [TESTBENCH], cfg.name, env, seed)
+        wall = time.perf_counter() - start
+        try:
+            data = json.loads(res_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ToolError(design.simulator, f"the core simulation ended without results ({failed or exc})",
+                            log_tail(log)) from None
+        sim_log = log_tail(log)
 
     res = CoreVerifyResult(cfg, design.simulator, depths, gaps=gaps, stall=stall, dist=dist, seed=seed,
                            build_seconds=design.build_seconds, cached=design.cached, sim_seconds=data["sim_seconds"],
@@ -462,19 +422,15 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
     if res.rows_received >= res.rows_expected and kept_rows and first_beat < len(in_cycles):
         res.cycles = kept_rows[-1] - in_cycles[first_beat] + 1
     if failed is not None and res.ok:
-        raise ToolError(design.simulator, f"the core testbench failed although its results are clean ({failed}); "
-                        f"log: {log}", _log_tail(log))
-    if keep:
-        progress(f"kept the run directory {work} (run.json, results.json, sim.log)")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+        raise ToolError(design.simulator, f"the core testbench failed although its results are clean ({failed})",
+                        sim_log)
     progress(f"simulated {res.sim_cycles} cycles in {res.sim_seconds:.2f} s ({wall:.1f} s with start-up)")
     return res
 
 
 def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8, seed: int = 0,
                 depths: Sequence[int] | None = None, gaps: float = 0.3, stall: float = 0.3, dist: str = "gaussian",
-                reset_mid_tile: bool = False, progress: Progress | None = None, cache_dir=None,
+                reset_mid_tile: bool = False, progress: Progress | None = None,
                 special_rate: float = 0.04, verilog: str | None = None, keep: bool = False) -> CoreVerifyResult:
     """Build (or reuse) the core's simulation, send ``tiles`` random tiles (``depths``: their K,
     default a seeded mix of 1, K_max and values between) with input gaps and output stalls of the
@@ -508,6 +464,6 @@ def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8
         reset_beats = depths[reset_tile] // 2
     check_simulator(simulator)
     operands = make_tiles(cfg, depths, rng, dist, special_rate)
-    design = build_core(cfg, simulator, cache_dir=cache_dir, progress=progress, verilog=verilog)
+    design = build_core(cfg, simulator, progress=progress, verilog=verilog)
     return run_core(design, operands, seed=seed, gaps=gaps, stall=stall, reset_tile=reset_tile,
                     reset_beats=reset_beats, dist=dist, progress=progress, keep=keep)

@@ -43,9 +43,11 @@ def pe_verilog_text(cfg, name: str | None = None) -> str:
     """Reproducible Verilog of one processing element of a core configuration (for synthesis),
     named ``name`` or :func:`pe_name`."""
     from . import __version__
+    from .config import check_name
     from .hw.pe import ProcessingElement
+    name = pe_name(cfg) if name is None else check_name(name)
     with _CONVERT:
-        text = amaranth_verilog.convert(ProcessingElement(cfg), name=name or pe_name(cfg), emit_src=False)
+        text = amaranth_verilog.convert(ProcessingElement(cfg), name=name, emit_src=False)
     return HEADER.format(version=__version__, config=cfg.to_json()) + text
 
 

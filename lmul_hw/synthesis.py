@@ -131,11 +131,17 @@ class CmosResult:
         return sum(self.cells.values())
 
 
-def synthesize_cmos(verilog: str, top: str) -> CmosResult:
-    """Run (or fetch from the cache) the pinned generic CMOS flow on Verilog text."""
+def synthesize_cmos(verilog: str, top: str, progress=None) -> CmosResult:
+    """Run (or fetch from the cache) the pinned generic CMOS flow on Verilog text; ``progress(message)``,
+    if given, hears which of the two.  ValueError for a design with cells the flow cannot cost
+    (latches, asynchronous resets, $display, memories: see ``unsupported_cells``)."""
+    from .config import check_name
+    check_name(top, "top module name", dollar=True)     # it goes into the yosys script
     template = (data_dir("synth") / "cmos.ys").read_text()
     work = cache_dir("cmos", verilog, top, template, CMOS_COST_MODEL)
     result = work / "result.json"
+    if progress is not None:
+        progress(f"{top}: generic CMOS synthesis" + (" (cached)" if result.exists() else " with yosys"))
     if not result.exists():
         run = scratch_dir(work)
         (run / "design.v").write_text(verilog)
@@ -148,8 +154,8 @@ def synthesize_cmos(verilog: str, top: str) -> CmosResult:
                                                    "$_XOR_", "$_XNOR_", "$_ANDNOT_", "$_ORNOT_", "$_MUX_",
                                                    "$_NMUX_", "$_AOI3_", "$_OAI3_", "$_AOI4_", "$_OAI4_"}
         if unknown:
-            raise ToolError("yosys", f"the CMOS flow left cells it cannot cost: {sorted(unknown)}",
-                            (run / "yosys.log").read_text())
+            shutil.rmtree(run, ignore_errors=True)
+            raise ValueError(unsupported_cells(top, {c: cells[c] for c in unknown}))
         depth = re.search(r"Longest topological path .*?\(length=(\d+)\)", (run / "ltp.txt").read_text())
         flip_flops = sum(cells.get(ff, 0) for ff in FLIP_FLOPS)
         logic = int(module.get("estimated_num_transistors", 0)) - YOSYS_CMOS_DFF * flip_flops
@@ -158,6 +164,30 @@ def synthesize_cmos(verilog: str, top: str) -> CmosResult:
         publish(run, work, "design.v", "netlist.json", "stat.json", "ltp.txt", "yosys.log", payload=payload)
     payload = json.loads(result.read_text())
     return CmosResult(top=top, netlist=work / "netlist.json", yosys=yosys_version(), **payload)
+
+
+#: What a cell left by the CMOS flow means in the design (cell-type prefix -> description).
+_UNSUPPORTED = (("$_DLATCH", "latches (a signal not assigned on every path of a combinational block)"),
+                ("$_SR_", "set/reset latches"),
+                ("$_DFFSR", "flip-flops with asynchronous set and reset"),
+                ("$_DFF_", "flip-flops with an asynchronous reset (use a synchronous one)"),
+                ("$_ALDFF", "flip-flops with an asynchronous load"),
+                ("$print", "$display/$write statements (simulation-only)"),
+                ("$check", "assertions or $finish/$stop (simulation-only)"),
+                ("$assert", "assertions (simulation-only)"), ("$assume", "assumptions (simulation-only)"),
+                ("$cover", "cover statements (simulation-only)"),
+                ("$mem", "memories that did not map to logic"))
+
+
+def unsupported_cells(top: str, cells: dict) -> str:
+    """The one-line message for cells the CMOS flow cannot cost: what in the design they come from."""
+    found = {}
+    for cell, n in sorted(cells.items()):
+        what = next((text for prefix, text in _UNSUPPORTED if cell.startswith(prefix)), "cells of other types")
+        found.setdefault(what, []).append(f"{n} {cell}")
+    parts = "; ".join(f"{what}: {', '.join(names)}" for what, names in found.items())
+    return (f"{top} uses what the generic CMOS flow does not support ({parts}); it costs combinational "
+            f"logic and D flip-flops with synchronous reset only")
 
 
 # -- equivalence of a combinational unit's CMOS netlist with its RTL ---------------------------
@@ -384,8 +414,9 @@ TARGETS = ("cmos", "ice40", "ecp5", "xilinx")
 
 def pe_verilog(core_cfg, name: str | None = None) -> tuple[str, str]:
     """(module name, Verilog) of one processing element of a tensor core configuration."""
+    from .config import check_name
     from .verilog import pe_name, pe_verilog_text
-    name = name or pe_name(core_cfg)
+    name = pe_name(core_cfg) if name is None else check_name(name)
     return name, pe_verilog_text(core_cfg, name)
 
 

@@ -21,8 +21,8 @@ def check_bits(bits, fmt: Format, name: str) -> np.ndarray:
         top = (1 << fmt.width) - 1
         if lo < 0 or hi > top:
             bad = lo if lo < 0 else hi
-            raise ValueError(f"{name} holds {bad}, outside {fmt.name}'s bit patterns 0..{top:#x} "
-                             f"({fmt.width} bits, unsigned)")
+            raise ValueError(f"{name} holds {bad}, out of range for {fmt.name}: its bit patterns are "
+                             f"0..{top:#x} ({fmt.width} bits, unsigned)")
     return x
 
 

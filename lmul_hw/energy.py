@@ -66,9 +66,9 @@ BYTES_PER_WIDE_INPUT = 96
 class _Ticker:
     """Calls ``say(message())`` at most once every ``period`` seconds (for loops with steps)."""
 
-    def __init__(self, say, period: float = PROGRESS_PERIOD):
-        self.say, self.period = say, period
-        self.next = time.monotonic() + period
+    def __init__(self, say, period: float | None = None):
+        self.say, self.period = say, PROGRESS_PERIOD if period is None else period
+        self.next = time.monotonic() + self.period
 
     def __call__(self, message) -> None:
         if self.say is not None and time.monotonic() >= self.next:
@@ -77,7 +77,7 @@ class _Ticker:
 
 
 @contextlib.contextmanager
-def _heartbeat(say, what: str, period: float = PROGRESS_PERIOD):
+def _heartbeat(say, what: str, period: float | None = None):
     """While the block runs (a step with no progress of its own: yosys, loading a netlist), tell
     ``say`` every ``period`` seconds that ``what`` is still running."""
     if say is None:
@@ -85,6 +85,7 @@ def _heartbeat(say, what: str, period: float = PROGRESS_PERIOD):
         return
     stop = threading.Event()
     start = time.monotonic()
+    period = max(PROGRESS_PERIOD if period is None else period, 0.01)     # never a busy loop
 
     def beat():
         while not stop.wait(period):
@@ -201,8 +202,9 @@ def combinational_energy(netlist: Netlist, inputs: dict, *, glitches: bool = Fal
     inputs = {p: np.asarray(v) for p, v in inputs.items()}
     tick = _Ticker(progress)
     toggles = None
-    for start in range(0, n, COMBINATIONAL_CHUNK):
-        stop = min(start + COMBINATIONAL_CHUNK, n)
+    chunk = COMBINATIONAL_CHUNK
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
         sim = Simulator(netlist, stop - start, glitches=glitches)
         sim.set({p: v[start:stop] for p, v in inputs.items()})
         sim.settle()

@@ -18,6 +18,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def seed_type(text: str) -> int:
+    """argparse type of every ``--seed``: a non-negative integer (numpy's generators refuse others)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {value}")
+    return value
+
+
+def check_count(option: str, value: int, minimum: int, bytes_each: float) -> int:
+    """A count option (``--samples``, ``--vectors``, ...): at least ``minimum`` and small enough for this
+    machine's memory at ``bytes_each`` bytes per item (lmul_hw.limits); ValueError naming the option."""
+    from .limits import check_count as fits
+    if value < minimum:
+        raise ValueError(f"{option} must be at least {minimum}, not {value}")
+    return fits(option, value, bytes_each)
+
+
 def _unit_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--format", required=True, help="operand format: e4m3, e5m2, bf16, fp16, fp32 or eXmY")
     p.add_argument("--out-format", help="product format (default: the operand format)")
@@ -103,6 +123,8 @@ def _run_generate(args) -> int:
         cfg = core_config(args, name=args.name)
     else:
         cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
+    from .files import output_file
+    output_file(args.output)                    # a bad -o fails before the conversion
     path = write_verilog(cfg, args.output)
     print(f"wrote {path} (module {cfg.name})")
     return EXIT_OK
@@ -125,7 +147,7 @@ def _add_verify(sub) -> None:
         _unit_options(q, kind)
         q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
         q.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator (default verilator)")
-        q.add_argument("--seed", type=int, default=0, help="seed of the random pairs (default 0)")
+        q.add_argument("--seed", type=seed_type, default=0, help="seed of the random pairs (default 0)")
         q.add_argument("--vectors", type=int, default=100_000, metavar="N",
                        help="random pairs for formats wider than 8 bits (default 100000); 8-bit formats are "
                             "checked on all 65,536 pairs")
@@ -139,16 +161,16 @@ def _add_verify(sub) -> None:
     q.add_argument("--tiles", type=int, default=8, help="tiles to send (default 8)")
     q.add_argument("--dist", choices=("gaussian", "heavy"), default="gaussian", help="operand distribution")
     q.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator (default verilator)")
-    q.add_argument("--seed", type=int, default=0, help="seed of the tiles, gaps and stalls (default 0)")
+    q.add_argument("--seed", type=seed_type, default=0, help="seed of the tiles, gaps and stalls (default 0)")
 
 
 def _run_verify(args) -> int:
     if args.unit == "core":
         return _run_verify_core(args)
     from .simulate import verify
+    from .vectors import BYTES_PER_VECTOR
     cfg = unit_config(args.unit, args, latency=args.latency)
-    if args.vectors < 0:
-        raise ValueError(f"--vectors must be at least 0, not {args.vectors}")
+    check_count("--vectors", args.vectors, 0, BYTES_PER_VECTOR)
     res = verify(cfg, args.sim, count=args.vectors, seed=args.seed, progress=lambda m: print(m, flush=True))
     print(res.report())
     if not res.ok:
@@ -184,16 +206,16 @@ def _add_vectors(sub) -> None:
         _unit_options(q, kind)
         q.add_argument("--count", type=int, default=100_000, metavar="N",
                        help="random pairs for formats wider than 8 bits (default 100000)")
-        q.add_argument("--seed", type=int, default=0, help="seed of the random pairs (default 0)")
+        q.add_argument("--seed", type=seed_type, default=0, help="seed of the random pairs (default 0)")
         q.add_argument("-o", "--output", required=True, help="text file to write")
 
 
 def _run_vectors(args) -> int:
-    from .files import atomic_write
-    from .vectors import golden_text
+    from .files import atomic_write, output_file
+    from .vectors import BYTES_PER_VECTOR, golden_text
     cfg = unit_config(args.unit, args)
-    if args.count < 0:
-        raise ValueError(f"--count must be at least 0, not {args.count}")
+    check_count("--count", args.count, 0, BYTES_PER_VECTOR)
+    output_file(args.output)                    # a bad -o fails before the work
     text, n = golden_text(cfg, count=args.count, seed=args.seed)
     path = atomic_write(args.output, text)
     print(f"wrote {path}: {n} vectors of {cfg.name}")
@@ -212,15 +234,17 @@ def _add_estimate(sub) -> None:
     p.add_argument("--verilog", required=True, help="Verilog source file")
     p.add_argument("--top", required=True, help="top module name")
     p.add_argument("--vectors", type=int, default=4096, help="operations to measure (default 4096)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=seed_type, default=0, help="random seed (default 0)")
     p.add_argument("--glitches", action="store_true",
                    help="unit-delay simulation that counts glitches (default: zero-delay)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _run_estimate(args) -> int:
-    from .energy import estimate_file
-    res = estimate_file(args.verilog, args.top, vectors=args.vectors, seed=args.seed, glitches=args.glitches)
+    from .energy import BYTES_PER_INPUT, estimate_file
+    check_count("--vectors", args.vectors, 1, BYTES_PER_INPUT)
+    res = estimate_file(args.verilog, args.top, vectors=args.vectors, seed=args.seed, glitches=args.glitches,
+                        progress=_progress_line)
     if args.json:
         print(res.to_json())
     else:
@@ -243,7 +267,9 @@ def _add_compare(sub) -> None:
 
 def _run_compare(args) -> int:
     from .compare import array_designs, dot_product_claim, measure, paper_claims, unit_designs
+    from .files import output_dir
     from .report import tool_versions, write_report
+    output_dir(args.out)                        # fail before the measurements, not after them
     designs = unit_designs(_formats(args.formats)) + array_designs((4, 8) if args.full else (4,))
     rows = measure(designs, dsp=args.full, progress=_progress_line)
     claims = paper_claims(progress=_progress_line)
@@ -320,7 +346,7 @@ def _add_synth(sub) -> None:
                        help="comma-separated: cmos, ice40, ecp5, xilinx (default: all)")
         q.add_argument("--dsp", action="store_true", help="also the DSP-mapped FPGA flows (beside LUT-only)")
         q.add_argument("--fmax", action="store_true", help="place and route with nextpnr for Fmax (ice40, ecp5)")
-        q.add_argument("--seed", type=int, default=1, help="nextpnr seed (default 1)")
+        q.add_argument("--seed", type=seed_type, default=1, help="nextpnr seed (default 1)")
         q.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 

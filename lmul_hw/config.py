@@ -6,20 +6,26 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import numbers
 import re
 from dataclasses import dataclass
+
+import numpy as np
 
 from .formats import UNIT_MAX_WIDTH, Format, accumulator_width, get_format, product_format
 
 __all__ = ["LMulConfig", "FPMulConfig", "CoreConfig", "PEConfig", "default_offset_exp", "config_from_json",
-           "core_unit", "check_exact_accumulator", "exact_accumulator_width", "CORE_FORMATS", "MAX_ACC_WIDTH",
-           "Kind", "kind_of", "KINDS", "SPECIAL_FLAGS", "KULISCH_READOUT_STAGES"]
+           "core_unit", "check_exact_accumulator", "exact_accumulator_width", "check_name", "check_int",
+           "CORE_FORMATS", "MAX_ACC_WIDTH", "MAX_NAME_LENGTH", "Kind", "kind_of", "KINDS", "SPECIAL_FLAGS",
+           "KULISCH_READOUT_STAGES"]
 
 OVERFLOW_MODES = ("ieee", "saturate")
 SUBNORMAL_MODES = ("full", "ftz")
 CORE_FORMATS = ("e4m3", "e5m2", "fp16", "bf16")
 MAX_ACC_WIDTH = 128
 MAX_LATENCY = 4
+#: Longest module name accepted: names become file names (``NAME.v``), which most file systems cap at 255 bytes.
+MAX_NAME_LENGTH = 200
 
 
 def default_offset_exp(k: int) -> int:
@@ -37,12 +43,17 @@ def _check_choice(what: str, value, choices) -> None:
         raise ValueError(f"{what} must be one of {', '.join(map(str, choices))}, not {value!r}")
 
 
-def _check_int(what: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def check_int(what: str, value, lo: int, hi: int) -> int:
+    """``value`` as a Python int within lo..hi: any integer (numpy integers too), never a bool."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{what} must be an integer, not {value!r}")
+    value = int(value)
     if not lo <= value <= hi:
         raise ValueError(f"{what} = {value} is out of range {lo}..{hi}")
     return value
+
+
+_check_int = check_int
 
 
 def _unit_format(fmt) -> Format:
@@ -109,10 +120,10 @@ class LMulConfig(_Serialisable):
                 _check_int("offset_exp", self.offset_exp, 0, k)
             c = 1 << (k - offset_exp)
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
-        _check_int("latency", self.latency, 0, MAX_LATENCY)
-        _set(self, fmt=f, k=k, out_fmt=g, offset=c, offset_exp=offset_exp,
-             name=self.name or _unit_name(f"lmul_{f.name}_k{k}_c{c}", f, g, self.overflow, self.latency))
-        _check_name(self.name)
+        latency = _check_int("latency", self.latency, 0, MAX_LATENCY)
+        _set(self, fmt=f, k=k, out_fmt=g, offset=c, offset_exp=offset_exp, latency=latency,
+             name=_unit_name(f"lmul_{f.name}_k{k}_c{c}", f, g, self.overflow, latency) if self.name is None
+             else check_name(self.name))
 
     @property
     def bias_offset(self) -> int:
@@ -137,10 +148,10 @@ class FPMulConfig(_Serialisable):
         g = f if self.out_fmt is None else get_format(self.out_fmt)
         _check_choice("subnormals", self.subnormals, SUBNORMAL_MODES)
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
-        _check_int("latency", self.latency, 0, MAX_LATENCY)
-        _set(self, fmt=f, out_fmt=g,
-             name=self.name or _unit_name(f"fpmul_{f.name}_{self.subnormals}", f, g, self.overflow, self.latency))
-        _check_name(self.name)
+        latency = _check_int("latency", self.latency, 0, MAX_LATENCY)
+        _set(self, fmt=f, out_fmt=g, latency=latency,
+             name=_unit_name(f"fpmul_{f.name}_{self.subnormals}", f, g, self.overflow, latency)
+             if self.name is None else check_name(self.name))
 
 
 @dataclass(frozen=True)
@@ -159,11 +170,10 @@ class CoreConfig(_Serialisable):
     name: str | None = None
 
     def __post_init__(self):
-        _check_int("rows", self.rows, 1, 32)
-        _check_int("cols", self.cols, 1, 32)
+        _set(self, rows=_check_int("rows", self.rows, 1, 32), cols=_check_int("cols", self.cols, 1, 32))
         f = get_format(self.fmt)
         _check_choice("acc", self.acc, ("exact", "fp32"))
-        _check_int("depth", self.depth, 1, 65536)
+        _set(self, depth=_check_int("depth", self.depth, 1, 65536))
         unit = core_unit(self.mul, f, k=self.k, offset_exp=self.offset_exp, offset=self.offset,
                          subnormals=self.subnormals)
         if self.mul == "lmul":
@@ -175,7 +185,8 @@ class CoreConfig(_Serialisable):
         if self.name is None:
             mul = f"lmul_k{self.k}_c{self.offset}" if self.mul == "lmul" else f"fpmul_{self.subnormals}"
             _set(self, name=f"core_{self.rows}x{self.cols}_{f.name}_{mul}_{self.acc}_d{self.depth}")
-        _check_name(self.name)
+        else:
+            check_name(self.name)
 
     @property
     def unit(self) -> LMulConfig | FPMulConfig:
@@ -244,7 +255,7 @@ class PEConfig(_Serialisable):
         if self.name is None:
             mul = f"lmul_k{self.k}_c{self.offset}" if self.mul == "lmul" else f"fpmul_{self.subnormals}"
             _set(self, name=f"pe_{self.fmt.name}_{mul}_{self.acc}_d{self.depth}")
-        _check_name(self.name)
+        check_name(self.name)
 
     unit = property(lambda self: self._core.unit, doc="The multiplier inside the PE.")
     product_fmt = property(lambda self: self._core.product_fmt)
@@ -288,9 +299,20 @@ def check_exact_accumulator(unit, depth: int) -> None:
             f"(over {MAX_ACC_WIDTH}); use fp32 accumulation")
 
 
-def _check_name(name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError(f"module name {name!r} is not a Verilog identifier")
+def check_name(name, what: str = "module name", *, dollar: bool = False) -> str:
+    """``name`` if it is a plain Verilog identifier (letters, digits, ``_``, not starting with a digit;
+    with ``dollar`` also ``$`` after the first character, as Verilog allows) of at most
+    MAX_NAME_LENGTH characters; ValueError otherwise.  Every module name that reaches Verilog text,
+    a yosys script or a file name passes here."""
+    pattern = r"[A-Za-z_][A-Za-z0-9_$]*" if dollar else r"[A-Za-z_][A-Za-z0-9_]*"
+    if not isinstance(name, str) or not re.fullmatch(pattern, name, flags=re.ASCII):
+        shown = name if not isinstance(name, str) or len(name) <= 60 else name[:60] + "..."
+        raise ValueError(f"{what} {shown!r} is not a Verilog identifier (letters, digits and _"
+                         f"{', $' if dollar else ''}; not starting with a digit)")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"{what} {name[:40]}... is {len(name)} characters long; at most {MAX_NAME_LENGTH}")
+    return name
+
 
 
 # -- the registry: what each configuration type walks through -------------------------------------

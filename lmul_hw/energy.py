@@ -19,7 +19,10 @@ the same flow) on uniform random operands costs 0.1 pJ per addition, Horowitz's 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -48,6 +51,53 @@ HOROWITZ_PJ = {"add8": 0.03, "add32": 0.1, "mul8": 0.2, "mul32": 3.1}
 PJ_PER_UNIT = {False: 1.534e-4, True: 1.066e-4}
 
 DISTRIBUTIONS = ("gaussian", "uniform")
+
+#: Seconds between progress lines of a long step (synthesis, netlist load, simulation).
+PROGRESS_PERIOD = 5.0
+#: Input vectors of a combinational netlist simulated at once (bit-parallel lanes): bounds the memory
+#: of the simulation whatever the number of vectors; the toggle counts do not depend on it.
+COMBINATIONAL_CHUNK = 1 << 15
+#: Bytes kept per measured vector and input port (the random inputs, drawn up front) by
+#: ``verilog_energy``; ports wider than 64 bits hold Python integers instead.
+BYTES_PER_INPUT = 16
+BYTES_PER_WIDE_INPUT = 96
+
+
+class _Ticker:
+    """Calls ``say(message())`` at most once every ``period`` seconds (for loops with steps)."""
+
+    def __init__(self, say, period: float | None = None):
+        self.say, self.period = say, PROGRESS_PERIOD if period is None else period
+        self.next = time.monotonic() + self.period
+
+    def __call__(self, message) -> None:
+        if self.say is not None and time.monotonic() >= self.next:
+            self.say(message())
+            self.next = time.monotonic() + self.period
+
+
+@contextlib.contextmanager
+def _heartbeat(say, what: str, period: float | None = None):
+    """While the block runs (a step with no progress of its own: yosys, loading a netlist), tell
+    ``say`` every ``period`` seconds that ``what`` is still running."""
+    if say is None:
+        yield
+        return
+    stop = threading.Event()
+    start = time.monotonic()
+    period = max(PROGRESS_PERIOD if period is None else period, 0.01)     # never a busy loop
+
+    def beat():
+        while not stop.wait(period):
+            say(f"{what}: still running ({time.monotonic() - start:.0f} s)")
+
+    thread = threading.Thread(target=beat, name="lmul-hw-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass(frozen=True)
@@ -137,37 +187,53 @@ def _random_words(rng: np.random.Generator, width: int, nwords: int) -> np.ndarr
 # -- simulations -----------------------------------------------------------------------------------
 
 def combinational_energy(netlist: Netlist, inputs: dict, *, glitches: bool = False, dist: str = "custom",
-                         transistors: int | None = None, cells: int | None = None) -> EnergyResult:
+                         transistors: int | None = None, cells: int | None = None,
+                         progress=None) -> EnergyResult:
     """Energy per operation of a combinational netlist over consecutive input vectors: ``inputs`` maps
-    every input port to N+1 integers; the N transitions from vector i to i+1 are the N operations."""
+    every input port to N+1 integers; the N transitions from vector i to i+1 are the N operations.
+    They are simulated COMBINATIONAL_CHUNK at a time (independent lanes: the counts are the same);
+    ``progress(message)``, if given, hears how many are done every PROGRESS_PERIOD seconds."""
     if netlist.flip_flops:
         raise ValueError(f"{netlist.name} has flip-flops; use clocked_energy")
     lengths = {len(v) for v in inputs.values()}
     if len(lengths) != 1 or lengths.pop() < 2:
         raise ValueError("give every input port the same number (>= 2) of vectors")
     n = len(next(iter(inputs.values()))) - 1
-    sim = Simulator(netlist, n, glitches=glitches)
-    sim.set({p: np.asarray(v)[:-1] for p, v in inputs.items()})
-    sim.settle()
-    sim.start_counting()
-    sim.set({p: np.asarray(v)[1:] for p, v in inputs.items()})
-    sim.settle()
+    inputs = {p: np.asarray(v) for p, v in inputs.items()}
+    tick = _Ticker(progress)
+    toggles = None
+    chunk = COMBINATIONAL_CHUNK
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        sim = Simulator(netlist, stop - start, glitches=glitches)
+        sim.set({p: v[start:stop] for p, v in inputs.items()})
+        sim.settle()
+        sim.start_counting()
+        sim.set({p: v[start + 1:stop + 1] for p, v in inputs.items()})
+        sim.settle()
+        toggles = sim.toggles if toggles is None else toggles + sim.toggles
+        tick(lambda: f"{netlist.name}: simulated {stop:,} of {n:,} input vectors")
+    sim.toggles = toggles
     return _result(netlist, sim, n, operation="operation", dist=dist, transistors=transistors, cells=cells)
 
 
 def clocked_energy(netlist: Netlist, stimulus, cycles: int, *, lanes: int = 64, warmup: int = SETTLE_CYCLES,
                    reset: str | None = "rst", observe=None, ops_per_cycle: float = 1, glitches: bool = False,
-                   dist: str = "custom", transistors: int | None = None, cells: int | None = None) -> EnergyResult:
+                   dist: str = "custom", transistors: int | None = None, cells: int | None = None,
+                   progress=None) -> EnergyResult:
     """Energy per cycle of a clocked netlist on ``lanes`` independent streams: ``stimulus(cycle, sim)``
     drives the inputs of one cycle (the clock is implicit), ``observe(cycle, sim)`` (optional) reads
     the settled outputs before the clock edge; ``reset`` (if the design has that port) is high for
     the first RESET_CYCLES cycles, low afterwards; toggles are counted over the last ``cycles``
     cycles, after ``warmup`` more.  Operations = cycles x lanes x ``ops_per_cycle`` (e.g. the MACs a
-    PE or core completes per cycle; 1: one operation per cycle)."""
+    PE or core completes per cycle; 1: one operation per cycle).  ``progress(message)``, if given,
+    hears the cycles done every PROGRESS_PERIOD seconds."""
     has_reset = reset is not None and reset in netlist.inputs
     total = (RESET_CYCLES if has_reset else 0) + warmup + cycles
     sim = Simulator(netlist, lanes, glitches=glitches)
+    tick = _Ticker(progress)
     for t in range(total):
+        tick(lambda: f"{netlist.name}: simulated {t:,} of {total:,} cycles ({lanes} lanes)")
         if t == total - cycles:
             sim.start_counting()
         if has_reset:
@@ -188,26 +254,47 @@ def _load(path: str) -> Netlist:
     return Netlist.load(path)
 
 
-def load_netlist(verilog: str, top: str):
-    """Synthesize (cached) and load: (CmosResult, Netlist)."""
+def load_netlist(verilog: str, top: str, progress=None):
+    """Synthesize (cached) and load: (CmosResult, Netlist).  ``progress(message)``, if given, hears
+    each step (whether the synthesis was cached) and, every PROGRESS_PERIOD seconds, that a long
+    one is still running."""
     from .synthesis import synthesize_cmos
-    result = synthesize_cmos(verilog, top)
-    return result, _load(str(result.netlist))
+    with _heartbeat(progress, f"{top}: synthesis"):
+        result = synthesize_cmos(verilog, top, progress=progress)
+    if progress is not None:
+        progress(f"{top}: loading the gate netlist ({result.cell_count:,} cells)")
+    with _heartbeat(progress, f"{top}: netlist load"):
+        return result, _load(str(result.netlist))
+
+
+def _check_vectors(nl: Netlist, ports: dict, vectors: int) -> None:
+    """ValueError when the random inputs of ``vectors`` vectors would not fit in memory."""
+    from .limits import check_count
+    each = sum(BYTES_PER_INPUT if w <= 64 else BYTES_PER_WIDE_INPUT for w in ports.values()) or 1
+    check_count("vectors", vectors, each, per=f" for the {len(ports)} input port(s) of {nl.name}")
 
 
 def verilog_energy(verilog: str, top: str, *, vectors: int = 4096, seed: int = 0, glitches: bool = False,
-                   lanes: int = 64, ops_per_cycle: float = 1) -> EnergyResult:
+                   lanes: int = 64, ops_per_cycle: float = 1, progress=None) -> EnergyResult:
     """Any module: every input except ``clk`` and ``rst`` uniform random each cycle/vector.
     Combinational: ``vectors`` transitions between consecutive random vectors.  Clocked: ``rst`` high
     for the first cycles, then ``lanes`` independent random streams for ceil(vectors/lanes) cycles;
-    ``ops_per_cycle`` (e.g. MACs per cycle of a PE) divides the energy per cycle."""
+    ``ops_per_cycle`` (e.g. MACs per cycle of a PE) divides the energy per cycle.  ``progress(message)``,
+    if given, hears each step (synthesis, cached or not; netlist load; simulation) and, every
+    PROGRESS_PERIOD seconds, how far a long one is."""
     if ops_per_cycle <= 0:
         raise ValueError("ops_per_cycle must be positive")
-    if vectors < 1:
-        raise ValueError("vectors must be >= 1")
-    synth, nl = load_netlist(verilog, top)
+    if isinstance(vectors, bool) or not isinstance(vectors, (int, np.integer)) or vectors < 1:
+        raise ValueError(f"vectors must be an integer >= 1, not {vectors!r}")
+    vectors = int(vectors)
+    synth, nl = load_netlist(verilog, top, progress)
     rng = np.random.default_rng(seed)
     ports = {p: w for p, w in nl.data_inputs().items() if p not in ("clk", "rst")}
+    _check_vectors(nl, ports, vectors)
+    if progress is not None:
+        kind = f"{-(-vectors // min(lanes, vectors)):,} cycles on {min(lanes, vectors)} lanes" if nl.flip_flops \
+            else f"{vectors:,} input vectors"
+        progress(f"{top}: simulating the gate netlist ({nl.n_nets:,} nets): {kind}")
     if not nl.flip_flops:
         inputs = {p: (_random_ints(rng, w, vectors + 1)) for p, w in ports.items()}
         if not inputs:
@@ -217,7 +304,7 @@ def verilog_energy(verilog: str, top: str, *, vectors: int = 4096, seed: int = 0
         if "clk" in nl.inputs:
             inputs["clk"] = np.zeros(vectors + 1, dtype=np.uint64)
         res = combinational_energy(nl, inputs, glitches=glitches, dist="uniform",
-                                   transistors=synth.transistors, cells=synth.cell_count)
+                                   transistors=synth.transistors, cells=synth.cell_count, progress=progress)
         return res if ops_per_cycle == 1 else _per(res, round(res.operations * ops_per_cycle), "operation")
     lanes = min(lanes, vectors)
     cycles = -(-vectors // lanes)
@@ -227,23 +314,27 @@ def verilog_energy(verilog: str, top: str, *, vectors: int = 4096, seed: int = 0
             sim.set_words(p, _random_words(rng, w, sim.nwords))
 
     return clocked_energy(nl, stimulus, cycles, lanes=lanes, ops_per_cycle=ops_per_cycle, glitches=glitches,
-                          dist="uniform", transistors=synth.transistors, cells=synth.cell_count)
+                          dist="uniform", transistors=synth.transistors, cells=synth.cell_count, progress=progress)
 
 
-def estimate_file(path, top: str, *, vectors: int = 4096, seed: int = 0, glitches: bool = False) -> EnergyResult:
+def estimate_file(path, top: str, *, vectors: int = 4096, seed: int = 0, glitches: bool = False,
+                  progress=None) -> EnergyResult:
     """``verilog_energy`` of a Verilog file (``lmul-hw estimate``); ValueError if the file cannot be
-    read or defines no module ``top``."""
+    read, ``top`` is not a Verilog identifier or the file defines no module ``top``."""
     import re
     from pathlib import Path
+
+    from .config import check_name
+    check_name(top, "top module name", dollar=True)
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    modules = re.findall(r"^\s*module\s+\\?([A-Za-z_$][\w$]*)", text, flags=re.M)
+    modules = list(dict.fromkeys(re.findall(r"^\s*module\s+\\?([A-Za-z_$][\w$]*)", text, flags=re.M)))
     if top not in modules:
-        raise ValueError(f"{path} defines no module {top!r}"
-                         + (f" (it defines {', '.join(modules)})" if modules else ""))
-    return verilog_energy(text, top, vectors=vectors, seed=seed, glitches=glitches)
+        listed = ", ".join(modules[:20]) + (f" and {len(modules) - 20} more" if len(modules) > 20 else "")
+        raise ValueError(f"{path} defines no module {top!r}" + (f" (it defines {listed})" if modules else ""))
+    return verilog_energy(text, top, vectors=vectors, seed=seed, glitches=glitches, progress=progress)
 
 
 def _random_ints(rng: np.random.Generator, width: int, n: int) -> np.ndarray:

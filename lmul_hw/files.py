@@ -17,8 +17,31 @@ def data_dir(name: str) -> Path:
     raise ValueError(f"lmul-hw installation is incomplete: no {name}/ directory next to {here}")
 
 
+def _inspect_error(p, exc) -> ValueError:
+    """Path inspection failed (a name longer than the system allows, a symbolic-link loop, ...)."""
+    return ValueError(f"cannot write {_short(p)}: {_reason(exc)}")
+
+
+def _reason(exc) -> str:
+    if isinstance(exc, RuntimeError):           # pathlib reports a link loop so (before Python 3.13)
+        return "too many levels of symbolic links"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _short(p) -> str:
+    """A path for a one-line message: very long names are shortened in the middle."""
+    text = str(p)
+    return text if len(text) <= 120 else f"{text[:60]}...{text[-40:]} ({len(text)} characters)"
+
+
 def _target(path) -> Path:
-    p = Path(path)
+    try:
+        return _check_target(Path(path))
+    except (OSError, RuntimeError) as exc:      # ENAMETOOLONG, ELOOP (RuntimeError: pathlib's link loop)
+        raise _inspect_error(path, exc) from None
+
+
+def _check_target(p: Path) -> Path:
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir():
         raise ValueError(f"cannot write {p}: it is a directory")
@@ -27,6 +50,12 @@ def _target(path) -> Path:
     if not os.access(parent, os.W_OK):
         raise ValueError(f"cannot write {p}: directory {parent} is not writable")
     return p
+
+
+def output_file(path) -> Path:
+    """Check, before any work, that ``path`` can be written (its directory exists and is writable, it
+    is no directory); ValueError naming the path if not.  Nothing is created."""
+    return _target(path)
 
 
 def _umask() -> int:
@@ -39,9 +68,14 @@ def atomic_write(path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and a rename; ValueError if it cannot."""
     p = _target(path)
     mode = "wb" if isinstance(data, bytes) else "w"
-    if p.exists() and not p.is_file():           # follows links: a device or pipe (e.g. /dev/stdout)
+    try:
+        special = p.exists() and not p.is_file()  # follows links: a device or pipe (e.g. /dev/stdout)
+        if not special:
+            p = p.resolve(strict=False) if p.is_symlink() else p   # replace the file a link points to
+    except (OSError, RuntimeError) as exc:
+        raise _inspect_error(p, exc) from None
+    if special:
         return _write_special(p, data, mode)      # is written in place, never replaced
-    p = p.resolve() if p.is_symlink() else p      # replace the file a link points to, not the link
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
         with os.fdopen(fd, mode) as fh:
@@ -51,7 +85,7 @@ def atomic_write(path, data: str | bytes) -> Path:
     except OSError as exc:
         if "tmp" in locals() and os.path.exists(tmp):
             os.unlink(tmp)
-        raise ValueError(f"cannot write {p}: {exc.strerror or exc}") from None
+        raise ValueError(f"cannot write {_short(p)}: {exc.strerror or exc}") from None
     return p
 
 
@@ -71,8 +105,9 @@ def output_dir(path) -> Path:
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot create output directory {p}: {exc.strerror or exc}") from None
-    if not os.access(p, os.W_OK):
-        raise ValueError(f"output directory {p} is not writable")
+        writable = os.access(p, os.W_OK)
+    except (OSError, RuntimeError) as exc:      # also ENAMETOOLONG, ELOOP
+        raise ValueError(f"cannot create output directory {_short(p)}: {_reason(exc)}") from None
+    if not writable:
+        raise ValueError(f"output directory {_short(p)} is not writable")
     return p

@@ -10,7 +10,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import cache, tools
-from .errors import ToolError
 from .files import data_dir
 
 __all__ = ["DFF_TRANSISTORS", "CmosResult", "synthesize_cmos", "run_yosys", "yosys_version", "ToolTimeout",
@@ -72,12 +71,18 @@ class CmosResult:
         return sum(self.cells.values())
 
 
-def synthesize_cmos(verilog: str, top: str) -> CmosResult:
-    """Run (or fetch from the cache) the pinned generic CMOS flow on Verilog text."""
+def synthesize_cmos(verilog: str, top: str, progress=None) -> CmosResult:
+    """Run (or fetch from the cache) the pinned generic CMOS flow on Verilog text; ``progress(message)``,
+    if given, hears which of the two.  ValueError for a design with cells the flow cannot cost
+    (latches, asynchronous resets, $display, memories: see ``unsupported_cells``)."""
+    from .config import check_name
+    check_name(top, "top module name", dollar=True)     # it goes into the yosys script
     template = (data_dir("synth") / "cmos.ys").read_text()
     keys = ("cells", "logic_transistors", "flip_flops", "depth")
     with yosys_slot("synth", f"cmos-{top}", verilog, top, template, CMOS_COST_MODEL, keys=keys,
                     check=cache.needs("netlist.json")) as s:
+        if progress is not None:
+            progress(f"{top}: generic CMOS synthesis" + (" (cached)" if s.cached else " with yosys"))
         if not s.cached:
             run = s.path
             (run / "design.v").write_text(verilog)
@@ -90,11 +95,34 @@ def synthesize_cmos(verilog: str, top: str) -> CmosResult:
                                                        "$_XOR_", "$_XNOR_", "$_ANDNOT_", "$_ORNOT_", "$_MUX_",
                                                        "$_NMUX_", "$_AOI3_", "$_OAI3_", "$_AOI4_", "$_OAI4_"}
             if unknown:
-                raise ToolError("yosys", f"the CMOS flow left cells it cannot cost: {sorted(unknown)}",
-                                (run / "yosys.log").read_text())
+                raise ValueError(unsupported_cells(top, {c: cells[c] for c in unknown}))
             depth = re.search(r"Longest topological path .*?\(length=(\d+)\)", (run / "ltp.txt").read_text())
             flip_flops = sum(cells.get(ff, 0) for ff in FLIP_FLOPS)
             logic = int(module.get("estimated_num_transistors", 0)) - YOSYS_CMOS_DFF * flip_flops
             s.publish({"cells": cells, "logic_transistors": logic, "flip_flops": flip_flops,
                        "depth": int(depth.group(1)) if depth else 0})
     return CmosResult(top=top, netlist=s.path / "netlist.json", yosys=yosys_version(), **s.payload)
+
+
+#: What a cell left by the CMOS flow means in the design (cell-type prefix -> description).
+_UNSUPPORTED = (("$_DLATCH", "latches (a signal not assigned on every path of a combinational block)"),
+                ("$_SR_", "set/reset latches"),
+                ("$_DFFSR", "flip-flops with asynchronous set and reset"),
+                ("$_DFF_", "flip-flops with an asynchronous reset (use a synchronous one)"),
+                ("$_ALDFF", "flip-flops with an asynchronous load"),
+                ("$print", "$display/$write statements (simulation-only)"),
+                ("$check", "assertions or $finish/$stop (simulation-only)"),
+                ("$assert", "assertions (simulation-only)"), ("$assume", "assumptions (simulation-only)"),
+                ("$cover", "cover statements (simulation-only)"),
+                ("$mem", "memories that did not map to logic"))
+
+
+def unsupported_cells(top: str, cells: dict) -> str:
+    """The one-line message for cells the CMOS flow cannot cost: what in the design they come from."""
+    found = {}
+    for cell, n in sorted(cells.items()):
+        what = next((text for prefix, text in _UNSUPPORTED if cell.startswith(prefix)), "cells of other types")
+        found.setdefault(what, []).append(f"{n} {cell}")
+    parts = "; ".join(f"{what}: {', '.join(names)}" for what, names in found.items())
+    return (f"{top} uses what the generic CMOS flow does not support ({parts}); it costs combinational "
+            f"logic and D flip-flops with synchronous reset only")

@@ -20,12 +20,16 @@ from .config import FPMulConfig, LMulConfig, kind_of
 from .formats import FpClass, Format, classify, decode, encode
 
 __all__ = ["Vectors", "unit_vectors", "special_values", "special_pairs", "edge_pairs", "random_pairs",
-           "exhaustive_pairs", "is_exhaustive", "expected_bits", "describe_pair", "golden_text", "DEFAULT_RANDOM", "EXHAUSTIVE_MAX_WIDTH"]
+           "exhaustive_pairs", "is_exhaustive", "expected_bits", "describe_pair", "golden_text", "DEFAULT_RANDOM", "EXHAUSTIVE_MAX_WIDTH",
+           "BYTES_PER_VECTOR"]
 
 #: Seeded random pairs checked for a format too wide for the exhaustive set.
 DEFAULT_RANDOM = 100_000
 #: Operand formats up to this width are checked on every pair.
 EXHAUSTIVE_MAX_WIDTH = 8
+#: Peak memory per random pair, for the largest use (``golden_text``: operands, products, Python
+#: integers and text lines; measured about 300 bytes for fp32, with margin): bounds ``count``.
+BYTES_PER_VECTOR = 600
 
 
 @dataclass
@@ -265,6 +269,8 @@ def unit_vectors(cfg, count: int = DEFAULT_RANDOM, seed: int = 0) -> Vectors:
     kind_of(cfg, "unit")
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ValueError(f"the number of random vectors must be a non-negative integer, not {count!r}")
+    from .limits import check_count
+    count = check_count("count", int(count), BYTES_PER_VECTOR)
     f = cfg.fmt
     if is_exhaustive(f):
         a, b = exhaustive_pairs(f)

@@ -1,5 +1,5 @@
 """Layer 3 for the tensor core: its generated Verilog against lmul_hw.model.matmul under cocotb
-(sim/test_core.py through lmul_hw.simulate_core) on Verilator and on Icarus Verilog.
+(sim/test_core.py through lmul_hw.simulate.core) on Verilator and on Icarus Verilog.
 
 Every test sends a stream of tiles through the core's ``i`` with random gaps while ``o`` sees
 random back-pressure; the testbench's monitor holds SPEC §5's stream rules every cycle and every

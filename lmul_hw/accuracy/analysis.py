@@ -24,6 +24,9 @@ DOT_LENGTHS = (64, 512, 4096)
 DEFAULT_SAMPLES = 1 << 20
 CALIBRATION_SAMPLES = 1 << 18
 MIN_DOTS = 16
+#: Peak memory per operand pair of ``samples`` (measured about 150 bytes for bf16 and e4m3 at 2**19
+#: pairs: operands, exact products, one product array per unit, the dot-product pool; with margin).
+BYTES_PER_SAMPLE = 400
 _FORMAT_IDS = {"bf16": 1, "fp16": 2, "e4m3": 3, "e5m2": 4}
 #: methods whose signed errors are kept (subsampled) for the histogram plot
 _HIST_KEEP = 100_000
@@ -152,10 +155,13 @@ class Settings:
             raise ValueError("no format to analyse")
         if not self.dists and all(get_format(f).width > 8 for f in self.formats):
             raise ValueError("no distribution to analyse")
-        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+        if isinstance(self.samples, (bool, np.bool_)) or not isinstance(self.samples, (int, np.integer)) \
+                or self.samples < 1:
             raise ValueError(f"samples must be a positive integer, not {self.samples!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, not {self.seed!r}")
+        from ..limits import check_count
+        self.samples, self.seed = check_count("samples", int(self.samples), BYTES_PER_SAMPLE), int(self.seed)
         if any(not isinstance(K, int) or K < 1 for K in self.dot_lengths):
             raise ValueError(f"dot-product lengths must be positive integers, not {self.dot_lengths!r}")
 

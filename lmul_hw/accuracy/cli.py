@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-from .analysis import DEFAULT_SAMPLES, Settings, analyse
+from ..cli import seed_type
+from .analysis import BYTES_PER_SAMPLE, DEFAULT_SAMPLES, Settings, analyse
 from .operands import DISTRIBUTIONS
 from .paper import claims as paper_claims
 from .paper import table7
@@ -24,7 +25,7 @@ def add_arguments(parser) -> None:
                         help=f"operand distributions, comma-separated or repeated: {'|'.join(DISTRIBUTIONS)} "
                              "(default: all)")
     parser.add_argument("--out", metavar="DIR", help="write CSV, JSON, a text copy and PNG plots into DIR")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_type, default=0, help="random seed (default 0)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                         help=f"operand pairs per distribution (default {DEFAULT_SAMPLES}); dot products use "
                              "2*N terms per length")
@@ -43,6 +44,8 @@ def _split(values, default):
 
 
 def run_cli(args) -> int:
+    from ..cli import check_count
+    check_count("--samples", args.samples, 1, BYTES_PER_SAMPLE)
     dists = _split(args.dist, DISTRIBUTIONS)
     for d in dists:
         if d not in DISTRIBUTIONS:

@@ -7,6 +7,32 @@ import numpy as np
 from ..formats import Format
 
 
+def check_bits(bits, fmt: Format, name: str) -> np.ndarray:
+    """``bits`` as an integer array of bit patterns of ``fmt``; ValueError naming the argument ``name``
+    for non-integer dtypes (floats, bools, objects) or values outside 0..2**width - 1."""
+    try:
+        x = np.asarray(bits)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"{name} must be integer bit patterns: {exc}") from None
+    if x.dtype.kind not in "ui":
+        raise ValueError(f"{name} must be integer bit patterns of {fmt.name}, not an array of {x.dtype}")
+    if x.size:
+        lo, hi = int(x.min()), int(x.max())
+        top = (1 << fmt.width) - 1
+        if lo < 0 or hi > top:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name} holds {bad}, out of range for {fmt.name}: its bit patterns are "
+                             f"0..{top:#x} ({fmt.width} bits, unsigned)")
+    return x
+
+
+def as_result(out: np.ndarray):
+    """The results' common shape: a numpy array, or for 0-d (scalar) operands a numpy scalar of the
+    product format's unsigned dtype (e.g. ``np.uint8``), as numpy's own ufuncs return."""
+    out = np.asarray(out)
+    return out[()] if out.ndim == 0 else out
+
+
 class Operand:
     """The fields of an array of bit patterns, as int64 arrays."""
 

@@ -22,7 +22,7 @@ def lookup(a, b, cfg, compute):
     a, b = np.asarray(a), np.asarray(b)
     if cfg.fmt.width != 8 or a.dtype.kind not in "ui" or b.dtype.kind not in "ui":
         return None
-    if (a.size and int(a.max()) > 255) or (b.size and int(b.max()) > 255):
+    if any(x.size and (int(x.min()) < 0 or int(x.max()) > 255) for x in (a, b)):
         return None                     # let the model report the range error
     table = result_table(cfg, compute)
     a, b = np.broadcast_arrays(a, b)

@@ -6,17 +6,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import FPMulConfig
-from ._bits import Operand, finish
+from ._bits import Operand, as_result, check_bits, finish
 from ._table import lookup
 
 __all__ = ["fpmul", "fpmul_bits", "round_to_format"]
 
 
 def fpmul(a, b, *, fmt, out_fmt=None, subnormals="full", overflow="ieee"):
-    """Exact product of bit-pattern arrays ``a`` and ``b`` (broadcast), rounded RNE to the product format."""
+    """Exact product of bit-pattern arrays ``a`` and ``b`` (broadcast), rounded RNE to the product format;
+    returned in its unsigned dtype: an array, or a numpy scalar (e.g. ``np.uint8``) when both operands
+    are scalars.  ValueError for operands that are not integer bit patterns of ``fmt`` (negative, too
+    wide, float arrays)."""
     cfg = FPMulConfig(fmt, out_fmt=out_fmt, subnormals=subnormals, overflow=overflow)
+    a, b = check_bits(a, cfg.fmt, "a"), check_bits(b, cfg.fmt, "b")
     fast = lookup(a, b, cfg, fpmul_bits)
-    return fpmul_bits(a, b, cfg) if fast is None else fast
+    return as_result(fpmul_bits(a, b, cfg) if fast is None else fast)
 
 
 def _bit_length(n):

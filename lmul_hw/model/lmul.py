@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from ..config import LMulConfig
-from ._bits import Operand, finish
+from ._bits import Operand, as_result, check_bits, finish
 from ._table import lookup
 
 __all__ = ["lmul", "lmul_bits"]
 
 
 def lmul(a, b, *, fmt, k=None, offset_exp=None, offset=None, out_fmt=None, overflow="ieee"):
-    """L-Mul of bit-pattern arrays ``a`` and ``b`` (broadcast), returned in the product format's dtype."""
+    """L-Mul of bit-pattern arrays ``a`` and ``b`` (broadcast), returned in the product format's unsigned
+    dtype: an array, or a numpy scalar (e.g. ``np.uint8``) when both operands are scalars.  ValueError
+    for operands that are not integer bit patterns of ``fmt`` (negative, too wide, float arrays)."""
     cfg = LMulConfig(fmt, k=k, offset_exp=offset_exp, offset=offset, out_fmt=out_fmt, overflow=overflow)
+    a, b = check_bits(a, cfg.fmt, "a"), check_bits(b, cfg.fmt, "b")
     fast = lookup(a, b, cfg, lmul_bits)
-    return lmul_bits(a, b, cfg) if fast is None else fast
+    return as_result(lmul_bits(a, b, cfg) if fast is None else fast)
 
 
 def lmul_bits(a, b, cfg: LMulConfig):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import check_exact_accumulator, core_unit
 from ..formats import decode
-from ._bits import Operand
+from ._bits import Operand, check_bits
 from .fpmul import fpmul_bits
 from .lmul import lmul_bits
 
@@ -32,7 +32,9 @@ _MAX_SPLIT_K = 5        # L-Mul with up to 2^5 mantissa classes uses the blocked
 
 
 def matmul(A, B, cfg=None, *, mul="lmul", fmt=None, acc="exact", **unit_options):
-    """C = A @ B on bit patterns: A (MxK), B (KxN) in ``fmt``; returns MxN fp32 bit patterns (uint32).
+    """C = A @ B on bit patterns: A (MxK), B (KxN) in ``fmt``; returns MxN fp32 bit patterns (always a
+    uint32 array, never a scalar: A and B are 2-D).  ValueError for operands that are not integer bit
+    patterns of ``fmt`` (negative, too wide, float arrays).
 
     The numerics come either from keywords (``mul``, ``fmt``, ``acc`` and the unit options) or from a
     core or PE configuration ``cfg`` (then a tile deeper than its ``depth`` is a ValueError, as it is
@@ -56,7 +58,7 @@ def matmul(A, B, cfg=None, *, mul="lmul", fmt=None, acc="exact", **unit_options)
         raise ValueError(f"unknown unit option(s) {', '.join(sorted(unknown))}: "
                          "use k, offset_exp or offset (lmul) or subnormals (fpmul)")
     unit = core_unit(mul, fmt, **unit_options)
-    A, B = np.asarray(A), np.asarray(B)
+    A, B = check_bits(A, unit.fmt, "A"), check_bits(B, unit.fmt, "B")
     if A.ndim != 2 or B.ndim != 2:
         raise ValueError(f"A and B must be 2-D, got shapes {A.shape} and {B.shape}")
     if A.shape[1] != B.shape[0]:

@@ -38,17 +38,40 @@ def check_count(option: str, value: int, minimum: int, bytes_each: float) -> int
     return fits(option, value, bytes_each)
 
 
+def _unit_class(kind: str):
+    """The configuration class of a unit kind named on the command line (its ``mul``)."""
+    from .config import KINDS
+    return next(k.config for k in KINDS.values() if k.role == "unit" and k.config.mul == kind)
+
+
+def _unit_flag(field_name: str) -> str:
+    return {"fmt": "--format", "out_fmt": "--out-format"}.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def _unit_fields(kind: str):
+    """The options of a unit kind: every field of its configuration class that carries CLI metadata."""
+    import dataclasses
+    return [f for f in dataclasses.fields(_unit_class(kind)) if "help" in f.metadata]
+
+
 def _unit_options(p: argparse.ArgumentParser, kind: str) -> None:
-    p.add_argument("--format", required=True, help="operand format: e4m3, e5m2, bf16, fp16, fp32 or eXmY")
-    p.add_argument("--out-format", help="product format (default: the operand format)")
-    if kind == "lmul":
-        p.add_argument("--k", type=int, help="operand mantissa bits used (default: all)")
-        group = p.add_mutually_exclusive_group()
-        group.add_argument("--offset-exp", type=int, help="offset exponent l: c = 2^(k-l) (default: the paper's l(k))")
-        group.add_argument("--offset", type=int, help="integer offset c, 0..2^k (calibrated offsets)")
-    else:
-        p.add_argument("--subnormals", choices=("full", "ftz"), default="full")
-    p.add_argument("--overflow", choices=("ieee", "saturate"), default="ieee")
+    """``--format`` and the other options of a unit kind, from its configuration class (lmul_hw.config)."""
+    groups = {}
+    for f in _unit_fields(kind):
+        meta = dict(f.metadata)
+        target = p
+        if "exclusive" in meta:
+            group = meta.pop("exclusive")
+            if group not in groups:
+                groups[group] = p.add_mutually_exclusive_group()
+            target = groups[group]
+        options = {k: meta[k] for k in ("type", "choices", "required") if k in meta}
+        if "choices" in meta:
+            options["default"] = f.default
+        flag = _unit_flag(f.name)
+        if "choices" not in meta:
+            options["metavar"] = flag[2:].upper().replace("-", "_")
+        target.add_argument(flag, dest=f.name, help=meta["help"], **options)
 
 
 def _core_options(p: argparse.ArgumentParser) -> None:
@@ -77,12 +100,14 @@ def core_config(args, name: str | None = None):
 
 def unit_config(kind: str, args, latency: int = 0, name: str | None = None):
     """The unit configuration named by parsed command-line options."""
-    from .config import FPMulConfig, LMulConfig
-    if kind == "lmul":
-        return LMulConfig(args.format, k=args.k, offset_exp=args.offset_exp, offset=args.offset,
-                          out_fmt=args.out_format, overflow=args.overflow, latency=latency, name=name)
-    return FPMulConfig(args.format, out_fmt=args.out_format, subnormals=args.subnormals,
-                       overflow=args.overflow, latency=latency, name=name)
+    options = {f.name: getattr(args, f.name) for f in _unit_fields(kind)}
+    return _unit_class(kind)(**options, latency=latency, name=name)
+
+
+def _unit_kinds():
+    """(command-line name, help) of every unit kind in the registry: lmul, fpmul, ..."""
+    from .config import KINDS
+    return [(k.config.mul, k.label) for k in KINDS.values() if k.role == "unit"]
 
 
 # -- accuracy ----------------------------------------------------------------------------------
@@ -105,7 +130,7 @@ def _run_accuracy(args) -> int:
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="emit Verilog for an L-Mul unit, an exact multiplier or a tensor core")
     units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul,core}", parser_class=_Parser)
-    for kind, text in (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)")):
+    for kind, text in _unit_kinds():
         q = units.add_parser(kind, help=text)
         _unit_options(q, kind)
         q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
@@ -132,7 +157,6 @@ def _run_generate(args) -> int:
 
 # -- verify, vectors ---------------------------------------------------------------------------
 
-_UNIT_HELP = (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)"))
 
 
 def _add_verify(sub) -> None:
@@ -142,7 +166,7 @@ def _add_verify(sub) -> None:
                     "the model: every pair for 8-bit formats, otherwise special values, edges and seeded random "
                     "pairs. Exit status 1 when any product differs (the first few are printed).")
     units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul,core}", parser_class=_Parser)
-    for kind, text in _UNIT_HELP:
+    for kind, text in _unit_kinds():
         q = units.add_parser(kind, help=text)
         _unit_options(q, kind)
         q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
@@ -201,7 +225,7 @@ def _add_vectors(sub) -> None:
                     "of hex bit patterns each: every pair for 8-bit formats, otherwise special values, edges and "
                     "seeded random pairs.")
     units = p.add_subparsers(dest="unit", required=True, metavar="{lmul,fpmul}", parser_class=_Parser)
-    for kind, text in _UNIT_HELP:
+    for kind, text in _unit_kinds():
         q = units.add_parser(kind, help=text)
         _unit_options(q, kind)
         q.add_argument("--count", type=int, default=100_000, metavar="N",
@@ -319,7 +343,7 @@ def _add_synth(sub) -> None:
                     "LFE5U-85F). Results are cached by content (see lmul-hw cache info).")
     designs = p.add_subparsers(dest="design", required=True, metavar="{lmul,fpmul,core,pe}", parser_class=_Parser)
     parsers = []
-    for kind, text in (("lmul", "an L-Mul unit (SPEC §2)"), ("fpmul", "an exact multiplier, RNE (SPEC §3)")):
+    for kind, text in _unit_kinds():
         q = designs.add_parser(kind, help=text)
         _unit_options(q, kind)
         q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")

@@ -33,6 +33,14 @@ def default_offset_exp(k: int) -> int:
     return k if k <= 3 else 3 if k == 4 else 4
 
 
+def _option(default, help: str, **cli):
+    """A unit configuration field that the command line offers as ``--name`` (``cli``: argparse's type,
+    choices and required, and ``exclusive``, a group of options that exclude each other)."""
+    if cli.get("required"):
+        return dataclasses.field(metadata={"help": help, **cli})
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
 def _set(obj, **fields):
     for key, value in fields.items():
         object.__setattr__(obj, key, value)
@@ -93,12 +101,13 @@ class _Serialisable:
 class LMulConfig(_Serialisable):
     """An L-Mul unit (SPEC §2). ``offset`` is resolved to the integer c on construction;
     ``offset_exp`` is kept only when it was given (or is the paper's default)."""
-    fmt: Format | str
-    k: int | None = None
-    offset_exp: int | None = None
-    offset: int | None = None
-    out_fmt: Format | str | None = None
-    overflow: str = "ieee"
+    fmt: Format | str = _option(None, "operand format: e4m3, e5m2, bf16, fp16, fp32 or eXmY", required=True)
+    k: int | None = _option(None, "operand mantissa bits used (default: all)", type=int)
+    offset_exp: int | None = _option(None, "offset exponent l: c = 2^(k-l) (default: the paper's l(k))", type=int,
+                                     exclusive="offset")
+    offset: int | None = _option(None, "integer offset c, 0..2^k (calibrated offsets)", type=int, exclusive="offset")
+    out_fmt: Format | str | None = _option(None, "product format (default: the operand format)")
+    overflow: str = _option("ieee", "what an overflow gives: inf/NaN (ieee) or max finite", choices=OVERFLOW_MODES)
     latency: int = 0
     name: str | None = None
 
@@ -134,10 +143,11 @@ class LMulConfig(_Serialisable):
 @dataclass(frozen=True)
 class FPMulConfig(_Serialisable):
     """An exact floating-point multiplier, rounded once to nearest even (SPEC §3)."""
-    fmt: Format | str
-    out_fmt: Format | str | None = None
-    subnormals: str = "full"
-    overflow: str = "ieee"
+    fmt: Format | str = _option(None, "operand format: e4m3, e5m2, bf16, fp16, fp32 or eXmY", required=True)
+    out_fmt: Format | str | None = _option(None, "product format (default: the operand format)")
+    subnormals: str = _option("full", "subnormal inputs and outputs kept (full) or flushed to zero (ftz)",
+                              choices=SUBNORMAL_MODES)
+    overflow: str = _option("ieee", "what an overflow gives: inf/NaN (ieee) or max finite", choices=OVERFLOW_MODES)
     latency: int = 0
     name: str | None = None
 
@@ -337,17 +347,17 @@ class Kind:
         """The object named by ``component``, ``model`` or ``testbench``."""
         target = getattr(self, what)
         if target is None:
-            raise ValueError(f"a {self.label} has no {what}")
+            raise ValueError(f"{self.config.__name__} has no {what}")
         module, _, attr = target.partition(":")
         return getattr(importlib.import_module(module), attr) if attr else importlib.import_module(module)
 
 
 KINDS = {kind.config: kind for kind in (
-    Kind(LMulConfig, "L-Mul unit", "unit", "lmul_hw.hw.lmul:LMul", "lmul_hw.model.lmul:lmul_bits", "test_lmul"),
-    Kind(FPMulConfig, "exact multiplier", "unit", "lmul_hw.hw.fpmul:FPMul", "lmul_hw.model.fpmul:fpmul_bits",
+    Kind(LMulConfig, "an L-Mul unit (SPEC §2)", "unit", "lmul_hw.hw.lmul:LMul", "lmul_hw.model.lmul:lmul_bits", "test_lmul"),
+    Kind(FPMulConfig, "an exact multiplier, RNE (SPEC §3)", "unit", "lmul_hw.hw.fpmul:FPMul", "lmul_hw.model.fpmul:fpmul_bits",
          "test_fpmul"),
-    Kind(PEConfig, "processing element", "pe", "lmul_hw.hw.pe:ProcessingElement", None, None),
-    Kind(CoreConfig, "tensor core", "core", "lmul_hw.hw.core:TensorCore", "lmul_hw.tiles:model_tile", "test_core"),
+    Kind(PEConfig, "a processing element of a tensor core", "pe", "lmul_hw.hw.pe:ProcessingElement", None, None),
+    Kind(CoreConfig, "an RxC systolic tensor core (SPEC §4, §5)", "core", "lmul_hw.hw.core:TensorCore", "lmul_hw.tiles:model_tile", "test_core"),
 )}
 _TYPES = {cls.__name__: cls for cls in KINDS}
 

@@ -130,7 +130,7 @@ def test_the_cold_cache_race_on_plain_yowasp_then_gone_through_tools(tmp_path):
     assert through["compiles"] == 1, through            # exactly one process compiled
     assert through["retries"] == 0, through             # the lock alone did it, not the retry
     assert not through["rewritten"], through
-    assert through["runs"] >= plain["runs"] - 2 or through["runs"] > 2, through
+    assert through["runs"] > 2, through                  # runs came while the second cold one waited
 
 
 @pytest.mark.slow

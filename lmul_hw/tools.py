@@ -177,7 +177,7 @@ def _run_once(cmd, *, cwd, env, timeout, label, quiet, input_text=None) -> Resul
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
-                                text=True, errors="replace", start_new_session=True)
+                                text=True, errors="replace")
     except OSError as exc:
         raise ToolError(label, f"cannot start {cmd[0]}: {exc.strerror or exc}") from None
     out, err = [], []
@@ -200,8 +200,8 @@ def _run_once(cmd, *, cwd, env, timeout, label, quiet, input_text=None) -> Resul
                 elapsed = time.monotonic() - started
                 if timeout is not None and elapsed >= timeout:
                     _kill(proc)
-                    for t in readers:
-                        t.join()
+                    for t in readers:            # a grandchild may still hold the pipes: do not wait for it
+                        t.join(timeout=2)
                     raise ToolTimeout(label, f"no result within {timeout:g} s ({' '.join(map(str, cmd[:3]))} "
                                              f"in {cwd or os.getcwd()})", "".join(out) + "".join(err))
                 if not quiet and elapsed >= next_beat:
@@ -216,8 +216,9 @@ def _run_once(cmd, *, cwd, env, timeout, label, quiet, input_text=None) -> Resul
 
 
 def _kill(proc: subprocess.Popen) -> None:
+    """Kill the tool (it shares our process group, so Ctrl-C at a terminal reaches it by itself)."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
     except OSError:
         pass
     proc.wait()

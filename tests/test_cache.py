@@ -160,3 +160,31 @@ def test_nothing_is_written_into_the_working_directory(fresh, tmp_path, monkeypa
     if simulator_available("icarus"):
         assert main(["verify", "lmul", "--format", "e4m3", "--sim", "icarus"]) == 0
     assert os.listdir(work) == []
+
+
+def test_sigint_during_synthesis_is_exit_130_with_nothing_left_and_a_clean_rerun(fresh, tmp_path):
+    """Ctrl-C while yosys runs: exit 130, no half-made entry in the cache, and the rerun succeeds."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    work = tmp_path / "work"
+    work.mkdir()
+    design = work / "mul.v"
+    design.write_text("module mul(input [23:0] a, input [23:0] b, output [47:0] p);\n  assign p = a * b;\nendmodule\n")
+    env = {**os.environ, "LMUL_HW_CACHE": str(fresh)}
+    argv = [sys.executable, "-m", "lmul_hw.cli", "estimate", "--verilog", str(design), "--top", "mul"]
+    proc = subprocess.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any((fresh / "synth").glob("cmos-mul-*/design.v")):    # yosys is at work
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert [p for p in (fresh / "synth").iterdir() if p.is_dir()] == []
+    rerun = subprocess.run(argv, env=env, cwd=work, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(os.listdir(work)) == ["mul.v"]

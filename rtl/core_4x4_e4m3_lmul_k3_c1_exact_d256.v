@@ -7,18 +7,18 @@
 module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
-  wire [47:0] \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire [2:0] \$102 ;
-  wire \$103 ;
-  wire [2:0] \$104 ;
-  wire [5:0] \$105 ;
+  wire \$10 ;
+  wire [2:0] \$100 ;
+  wire [5:0] \$101 ;
+  wire \$102 ;
+  wire [6:0] \$103 ;
+  wire \$104 ;
+  wire \$105 ;
   wire \$106 ;
-  wire [6:0] \$107 ;
+  wire \$107 ;
   wire \$108 ;
   wire \$109 ;
-  wire [48:0] \$11 ;
+  wire \$11 ;
   wire \$110 ;
   wire \$111 ;
   wire \$112 ;
@@ -58,14 +58,14 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$143 ;
   wire \$144 ;
   wire \$145 ;
-  wire \$146 ;
+  wire [41:0] \$146 ;
   wire \$147 ;
-  wire \$148 ;
+  wire [42:0] \$148 ;
   wire \$149 ;
-  wire [49:0] \$15 ;
-  wire [41:0] \$150 ;
+  wire \$15 ;
+  wire \$150 ;
   wire \$151 ;
-  wire [42:0] \$152 ;
+  wire \$152 ;
   wire \$153 ;
   wire \$154 ;
   wire \$155 ;
@@ -111,15 +111,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$191 ;
   wire \$192 ;
   wire \$193 ;
-  wire \$194 ;
+  wire [41:0] \$194 ;
   wire \$195 ;
-  wire \$196 ;
+  wire [42:0] \$196 ;
   wire \$197 ;
-  wire [41:0] \$198 ;
+  wire \$198 ;
   wire \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire [42:0] \$200 ;
+  wire \$200 ;
   wire \$201 ;
   wire \$202 ;
   wire \$203 ;
@@ -163,15 +163,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$238 ;
   wire \$239 ;
   wire \$24 ;
-  wire \$240 ;
+  wire [41:0] \$240 ;
   wire \$241 ;
-  wire \$242 ;
+  wire [42:0] \$242 ;
   wire \$243 ;
   wire \$244 ;
   wire \$245 ;
-  wire [41:0] \$246 ;
+  wire \$246 ;
   wire \$247 ;
-  wire [42:0] \$248 ;
+  wire \$248 ;
   wire \$249 ;
   wire \$25 ;
   wire \$250 ;
@@ -213,102 +213,62 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$283 ;
   wire \$284 ;
   wire \$285 ;
-  wire \$286 ;
+  wire [41:0] \$286 ;
   wire \$287 ;
-  wire \$288 ;
+  wire [42:0] \$288 ;
   wire \$289 ;
-  wire \$29 ;
-  wire \$290 ;
-  wire \$291 ;
-  wire \$292 ;
-  wire \$293 ;
-  wire [41:0] \$294 ;
-  wire \$295 ;
-  wire [42:0] \$296 ;
-  wire \$297 ;
-  wire \$298 ;
-  wire \$299 ;
+  wire [8:0] \$29 ;
+  reg [64:0] \$290 ;
+  reg \$291 ;
+  reg \$292 ;
+  reg [1:0] \$293 ;
+  reg [4:0] \$294 ;
+  reg [2:0] \$295 ;
+  reg [2:0] \$296 ;
+  reg [2:0] \$297 ;
+  reg [2:0] \$298 ;
+  reg [2:0] \$299 ;
   wire \$3 ;
-  wire [8:0] \$30 ;
-  reg [64:0] \$300 ;
-  reg \$301 ;
-  reg \$302 ;
-  reg [1:0] \$303 ;
-  reg [4:0] \$304 ;
-  reg [2:0] \$305 ;
-  reg [2:0] \$306 ;
-  reg [2:0] \$307 ;
-  reg [2:0] \$308 ;
-  reg [2:0] \$309 ;
-  wire [9:0] \$31 ;
-  reg [2:0] \$310 ;
-  reg [44:0] \$311 ;
+  wire [47:0] \$30 ;
+  reg [2:0] \$300 ;
+  reg [44:0] \$301 ;
+  reg [44:0] \$302 ;
+  reg [44:0] \$303 ;
+  reg [44:0] \$304 ;
+  reg \$305 ;
+  reg \$306 ;
+  reg \$307 ;
+  reg \$308 ;
+  reg \$309 ;
+  wire [48:0] \$31 ;
+  reg \$310 ;
+  reg \$311 ;
   reg \$312 ;
-  reg [44:0] \$313 ;
+  reg \$313 ;
   reg \$314 ;
-  reg [44:0] \$315 ;
+  reg \$315 ;
   reg \$316 ;
-  reg [44:0] \$317 ;
+  reg \$317 ;
   reg \$318 ;
-  reg \$319 ;
-  wire [104:0] \$32 ;
-  reg \$320 ;
-  reg \$321 ;
-  reg \$322 ;
-  reg \$323 ;
-  reg \$324 ;
-  reg \$325 ;
-  reg \$326 ;
-  reg \$327 ;
-  reg \$328 ;
+  reg [44:0] \$319 ;
+  wire \$32 ;
+  reg [44:0] \$320 ;
+  reg [44:0] \$321 ;
+  reg [44:0] \$322 ;
+  reg [44:0] \$323 ;
+  reg [44:0] \$324 ;
+  reg [44:0] \$325 ;
+  reg [44:0] \$326 ;
+  reg [44:0] \$327 ;
+  reg [44:0] \$328 ;
   reg [44:0] \$329 ;
-  wire [47:0] \$33 ;
-  reg \$330 ;
-  reg [44:0] \$331 ;
-  reg \$332 ;
-  reg [44:0] \$333 ;
-  reg \$334 ;
-  reg [44:0] \$335 ;
-  reg \$336 ;
-  reg \$337 ;
-  reg \$338 ;
-  reg \$339 ;
-  wire [48:0] \$34 ;
-  reg \$340 ;
-  reg \$341 ;
-  reg \$342 ;
-  reg \$343 ;
-  reg \$344 ;
-  reg [44:0] \$345 ;
-  reg \$346 ;
-  reg [44:0] \$347 ;
-  reg \$348 ;
-  reg [44:0] \$349 ;
+  wire \$33 ;
+  reg [44:0] \$330 ;
+  wire \$34 ;
   wire \$35 ;
-  reg \$350 ;
-  reg [44:0] \$351 ;
-  reg \$352 ;
-  reg \$353 ;
-  reg \$354 ;
-  reg \$355 ;
-  reg \$356 ;
-  reg \$357 ;
-  reg \$358 ;
-  reg [44:0] \$359 ;
   wire \$36 ;
-  reg \$360 ;
-  reg [44:0] \$361 ;
-  reg \$362 ;
-  reg [44:0] \$363 ;
-  reg \$364 ;
-  reg [44:0] \$365 ;
-  reg \$366 ;
-  reg \$367 ;
-  reg \$368 ;
-  reg \$369 ;
   wire \$37 ;
-  reg \$370 ;
-  wire [49:0] \$38 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
@@ -323,18 +283,18 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire [8:0] \$53 ;
-  wire [9:0] \$54 ;
-  wire [104:0] \$55 ;
-  wire [47:0] \$56 ;
-  wire [48:0] \$57 ;
+  wire [8:0] \$51 ;
+  wire [47:0] \$52 ;
+  wire [48:0] \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
   wire \$60 ;
-  wire [49:0] \$61 ;
+  wire \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
@@ -347,25 +307,25 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire [8:0] \$76 ;
-  wire [9:0] \$77 ;
-  wire [104:0] \$78 ;
-  wire [47:0] \$79 ;
-  wire [9:0] \$8 ;
-  wire [48:0] \$80 ;
+  wire [8:0] \$73 ;
+  wire [47:0] \$74 ;
+  wire [48:0] \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire [47:0] \$8 ;
+  wire \$80 ;
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
-  wire [49:0] \$84 ;
+  wire \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire [104:0] \$9 ;
+  wire [48:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -374,7 +334,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$95 ;
   wire \$96 ;
   wire \$97 ;
-  wire \$98 ;
+  wire [2:0] \$98 ;
   wire \$99 ;
   wire [7:0] a_in;
   wire [7:0] \a_in$105 ;
@@ -555,20 +515,14 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg deskew_l0_0 = 1'h0;
   reg deskew_l0_1 = 1'h0;
   reg deskew_l0_2 = 1'h0;
-  reg deskew_l1_0 = 1'h0;
-  reg deskew_l1_1 = 1'h0;
-  reg deskew_l2_0 = 1'h0;
   reg deskew_v0_0 = 1'h0;
   reg deskew_v0_1 = 1'h0;
   (* init = 1'h0 *)
   wire deskew_v0_2;
-  reg deskew_v1_0 = 1'h0;
-  reg deskew_v1_1 = 1'h0;
-  reg deskew_v2_0 = 1'h0;
   wire done;
   wire \done$184 ;
-  wire \done$207 ;
-  wire \done$227 ;
+  wire \done$195 ;
+  wire \done$205 ;
   reg [44:0] drain_c0_r0 = 45'h000000000000;
   reg drain_c0_r0_valid = 1'h0;
   reg [44:0] drain_c0_r1 = 45'h000000000000;
@@ -578,29 +532,17 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [44:0] drain_c0_r3 = 45'h000000000000;
   reg drain_c0_r3_valid = 1'h0;
   reg [44:0] drain_c1_r0 = 45'h000000000000;
-  reg drain_c1_r0_valid = 1'h0;
   reg [44:0] drain_c1_r1 = 45'h000000000000;
-  reg drain_c1_r1_valid = 1'h0;
   reg [44:0] drain_c1_r2 = 45'h000000000000;
-  reg drain_c1_r2_valid = 1'h0;
   reg [44:0] drain_c1_r3 = 45'h000000000000;
-  reg drain_c1_r3_valid = 1'h0;
   reg [44:0] drain_c2_r0 = 45'h000000000000;
-  reg drain_c2_r0_valid = 1'h0;
   reg [44:0] drain_c2_r1 = 45'h000000000000;
-  reg drain_c2_r1_valid = 1'h0;
   reg [44:0] drain_c2_r2 = 45'h000000000000;
-  reg drain_c2_r2_valid = 1'h0;
   reg [44:0] drain_c2_r3 = 45'h000000000000;
-  reg drain_c2_r3_valid = 1'h0;
   reg [44:0] drain_c3_r0 = 45'h000000000000;
-  reg drain_c3_r0_valid = 1'h0;
   reg [44:0] drain_c3_r1 = 45'h000000000000;
-  reg drain_c3_r1_valid = 1'h0;
   reg [44:0] drain_c3_r2 = 45'h000000000000;
-  reg drain_c3_r2_valid = 1'h0;
   reg [44:0] drain_c3_r3 = 45'h000000000000;
-  reg drain_c3_r3_valid = 1'h0;
   input [64:0] i__payload;
   wire [64:0] i__payload;
   wire [31:0] \i__payload.a ;
@@ -631,74 +573,62 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire [128:0] r_data;
   wire r_en;
   wire r_rdy;
-  wire [41:0] readout_c0_aligned;
-  wire [16:0] readout_c0_e_lead;
+  wire [104:0] readout_c0_aligned;
+  wire [9:0] readout_c0_e_lead;
   reg [2:0] readout_c0_flags = 3'h0;
   reg [31:0] readout_c0_fp32;
   reg readout_c0_l_0 = 1'h0;
   reg readout_c0_last = 1'h0;
   reg [5:0] readout_c0_lz;
   reg [41:0] readout_c0_mag = 42'h00000000000;
-  wire [40:0] \readout_c0_mag$115 ;
+  wire [49:0] \readout_c0_mag$115 ;
   reg readout_c0_negative = 1'h0;
   reg [31:0] readout_c0_q = 32'd0;
   reg readout_c0_v_0 = 1'h0;
   reg readout_c0_valid = 1'h0;
-  wire [41:0] readout_c1_aligned;
-  wire [16:0] readout_c1_e_lead;
+  wire [104:0] readout_c1_aligned;
+  wire [9:0] readout_c1_e_lead;
   reg [2:0] readout_c1_flags = 3'h0;
   reg [31:0] readout_c1_fp32;
-  reg readout_c1_l_0 = 1'h0;
-  reg readout_c1_last = 1'h0;
   reg [5:0] readout_c1_lz;
   reg [41:0] readout_c1_mag = 42'h00000000000;
-  wire [40:0] \readout_c1_mag$123 ;
+  wire [49:0] \readout_c1_mag$123 ;
   reg readout_c1_negative = 1'h0;
   reg [31:0] readout_c1_q = 32'd0;
-  reg readout_c1_v_0 = 1'h0;
-  reg readout_c1_valid = 1'h0;
-  wire [41:0] readout_c2_aligned;
-  wire [16:0] readout_c2_e_lead;
+  wire [104:0] readout_c2_aligned;
+  wire [9:0] readout_c2_e_lead;
   reg [2:0] readout_c2_flags = 3'h0;
   reg [31:0] readout_c2_fp32;
-  reg readout_c2_l_0 = 1'h0;
-  reg readout_c2_last = 1'h0;
   reg [5:0] readout_c2_lz;
   reg [41:0] readout_c2_mag = 42'h00000000000;
-  wire [40:0] \readout_c2_mag$131 ;
+  wire [49:0] \readout_c2_mag$131 ;
   reg readout_c2_negative = 1'h0;
   reg [31:0] readout_c2_q = 32'd0;
-  reg readout_c2_v_0 = 1'h0;
-  reg readout_c2_valid = 1'h0;
-  wire [41:0] readout_c3_aligned;
-  wire [16:0] readout_c3_e_lead;
+  wire [104:0] readout_c3_aligned;
+  wire [9:0] readout_c3_e_lead;
   reg [2:0] readout_c3_flags = 3'h0;
   reg [31:0] readout_c3_fp32;
-  reg readout_c3_l_0 = 1'h0;
-  reg readout_c3_last = 1'h0;
   reg [5:0] readout_c3_lz;
   reg [41:0] readout_c3_mag = 42'h00000000000;
-  wire [40:0] \readout_c3_mag$139 ;
+  wire [49:0] \readout_c3_mag$139 ;
   reg readout_c3_negative = 1'h0;
   reg [31:0] readout_c3_q = 32'd0;
-  reg readout_c3_v_0 = 1'h0;
-  reg readout_c3_valid = 1'h0;
   wire [44:0] result;
-  wire [44:0] \result$165 ;
+  wire [44:0] \result$164 ;
+  wire [44:0] \result$166 ;
   wire [44:0] \result$168 ;
-  wire [44:0] \result$171 ;
   wire [44:0] \result$186 ;
-  wire [44:0] \result$189 ;
+  wire [44:0] \result$188 ;
+  wire [44:0] \result$190 ;
   wire [44:0] \result$192 ;
-  wire [44:0] \result$195 ;
+  wire [44:0] \result$197 ;
+  wire [44:0] \result$199 ;
+  wire [44:0] \result$201 ;
+  wire [44:0] \result$203 ;
+  wire [44:0] \result$207 ;
   wire [44:0] \result$209 ;
-  wire [44:0] \result$212 ;
-  wire [44:0] \result$215 ;
-  wire [44:0] \result$218 ;
-  wire [44:0] \result$229 ;
-  wire [44:0] \result$232 ;
-  wire [44:0] \result$235 ;
-  wire [44:0] \result$238 ;
+  wire [44:0] \result$211 ;
+  wire [44:0] \result$213 ;
   reg [4:0] rows_reserved = 5'h00;
   input rst;
   wire rst;
@@ -742,102 +672,114 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \$6  = ~ in_valid;
   assign i__ready = \$6  | issue;
   assign \$7  = 5'h1a - readout_c0_lz;
-  assign \$8  = $signed(\$7 ) + $signed(8'h7f);
-  assign \$9  = readout_c0_mag << readout_c0_lz;
-  assign \$11  = $signed(\$10 ) + $signed({ 1'h0, \$9 [40:18] });
-  assign \$12  = | \$9 [16:0];
-  assign \$13  = \$12  | \$9 [18];
-  assign \$14  = \$9 [17] & \$13 ;
-  assign \$15  = $signed(\$11 ) + $signed({ 1'h0, \$14  });
-  assign \$16  = readout_c0_flags[1] & readout_c0_flags[2];
-  assign \$17  = readout_c0_flags[0] | \$16 ;
-  assign \$18  = readout_c0_flags[1] | readout_c0_flags[2];
-  assign \$19  = | readout_c0_mag;
-  assign \$20  = ~ \$19 ;
-  assign \$21  = ! \$15 [40:0];
-  assign \$22  = \$20  | \$21 ;
-  assign \$23  = $signed(\$15 [40:0]) >= $signed(32'd2139095040);
-  assign \$24  = | readout_c0_mag;
+  assign readout_c0_e_lead = $signed(\$7 ) + $signed(8'h7f);
+  assign readout_c0_aligned = readout_c0_mag << readout_c0_lz;
+  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, readout_c0_aligned[40:18] });
+  assign \$10  = | readout_c0_aligned[16:0];
+  assign \$11  = \$10  | readout_c0_aligned[18];
+  assign \$12  = readout_c0_aligned[17] & \$11 ;
+  assign \readout_c0_mag$115  = $signed(\$9 ) + $signed({ 1'h0, \$12  });
+  assign \$13  = readout_c0_flags[1] & readout_c0_flags[2];
+  assign \$14  = readout_c0_flags[0] | \$13 ;
+  assign \$15  = readout_c0_flags[1] | readout_c0_flags[2];
+  assign \$16  = | readout_c0_mag;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = | \readout_c0_mag$115 [40:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  | \$19 ;
+  assign \$21  = $signed(\readout_c0_mag$115 [40:0]) >= $signed(32'd2139095040);
+  assign \$22  = | readout_c0_mag;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = | \readout_c0_mag$115 [40:0];
   assign \$25  = ~ \$24 ;
-  assign \$26  = ! \$15 [40:0];
-  assign \$27  = \$25  | \$26 ;
-  assign \$28  = ~ \$27 ;
-  assign \$29  = \$23  & \$28 ;
-  assign \$30  = 5'h1a - readout_c1_lz;
-  assign \$31  = $signed(\$30 ) + $signed(8'h7f);
-  assign \$32  = readout_c1_mag << readout_c1_lz;
-  assign \$34  = $signed(\$33 ) + $signed({ 1'h0, \$32 [40:18] });
-  assign \$35  = | \$32 [16:0];
-  assign \$36  = \$35  | \$32 [18];
-  assign \$37  = \$32 [17] & \$36 ;
-  assign \$38  = $signed(\$34 ) + $signed({ 1'h0, \$37  });
-  assign \$39  = readout_c1_flags[1] & readout_c1_flags[2];
-  assign \$40  = readout_c1_flags[0] | \$39 ;
-  assign \$41  = readout_c1_flags[1] | readout_c1_flags[2];
-  assign \$42  = | readout_c1_mag;
-  assign \$43  = ~ \$42 ;
-  assign \$44  = ! \$38 [40:0];
-  assign \$45  = \$43  | \$44 ;
-  assign \$46  = $signed(\$38 [40:0]) >= $signed(32'd2139095040);
-  assign \$47  = | readout_c1_mag;
-  assign \$48  = ~ \$47 ;
-  assign \$49  = ! \$38 [40:0];
-  assign \$50  = \$48  | \$49 ;
-  assign \$51  = ~ \$50 ;
-  assign \$52  = \$46  & \$51 ;
-  assign \$53  = 5'h1a - readout_c2_lz;
-  assign \$54  = $signed(\$53 ) + $signed(8'h7f);
-  assign \$55  = readout_c2_mag << readout_c2_lz;
-  assign \$57  = $signed(\$56 ) + $signed({ 1'h0, \$55 [40:18] });
-  assign \$58  = | \$55 [16:0];
-  assign \$59  = \$58  | \$55 [18];
-  assign \$60  = \$55 [17] & \$59 ;
-  assign \$61  = $signed(\$57 ) + $signed({ 1'h0, \$60  });
-  assign \$62  = readout_c2_flags[1] & readout_c2_flags[2];
-  assign \$63  = readout_c2_flags[0] | \$62 ;
-  assign \$64  = readout_c2_flags[1] | readout_c2_flags[2];
-  assign \$65  = | readout_c2_mag;
-  assign \$66  = ~ \$65 ;
-  assign \$67  = ! \$61 [40:0];
-  assign \$68  = \$66  | \$67 ;
-  assign \$69  = $signed(\$61 [40:0]) >= $signed(32'd2139095040);
-  assign \$70  = | readout_c2_mag;
+  assign \$26  = \$23  | \$25 ;
+  assign \$27  = ~ \$26 ;
+  assign \$28  = \$21  & \$27 ;
+  assign \$29  = 5'h1a - readout_c1_lz;
+  assign readout_c1_e_lead = $signed(\$29 ) + $signed(8'h7f);
+  assign readout_c1_aligned = readout_c1_mag << readout_c1_lz;
+  assign \$31  = $signed(\$30 ) + $signed({ 1'h0, readout_c1_aligned[40:18] });
+  assign \$32  = | readout_c1_aligned[16:0];
+  assign \$33  = \$32  | readout_c1_aligned[18];
+  assign \$34  = readout_c1_aligned[17] & \$33 ;
+  assign \readout_c1_mag$123  = $signed(\$31 ) + $signed({ 1'h0, \$34  });
+  assign \$35  = readout_c1_flags[1] & readout_c1_flags[2];
+  assign \$36  = readout_c1_flags[0] | \$35 ;
+  assign \$37  = readout_c1_flags[1] | readout_c1_flags[2];
+  assign \$38  = | readout_c1_mag;
+  assign \$39  = ~ \$38 ;
+  assign \$40  = | \readout_c1_mag$123 [40:0];
+  assign \$41  = ~ \$40 ;
+  assign \$42  = \$39  | \$41 ;
+  assign \$43  = $signed(\readout_c1_mag$123 [40:0]) >= $signed(32'd2139095040);
+  assign \$44  = | readout_c1_mag;
+  assign \$45  = ~ \$44 ;
+  assign \$46  = | \readout_c1_mag$123 [40:0];
+  assign \$47  = ~ \$46 ;
+  assign \$48  = \$45  | \$47 ;
+  assign \$49  = ~ \$48 ;
+  assign \$50  = \$43  & \$49 ;
+  assign \$51  = 5'h1a - readout_c2_lz;
+  assign readout_c2_e_lead = $signed(\$51 ) + $signed(8'h7f);
+  assign readout_c2_aligned = readout_c2_mag << readout_c2_lz;
+  assign \$53  = $signed(\$52 ) + $signed({ 1'h0, readout_c2_aligned[40:18] });
+  assign \$54  = | readout_c2_aligned[16:0];
+  assign \$55  = \$54  | readout_c2_aligned[18];
+  assign \$56  = readout_c2_aligned[17] & \$55 ;
+  assign \readout_c2_mag$131  = $signed(\$53 ) + $signed({ 1'h0, \$56  });
+  assign \$57  = readout_c2_flags[1] & readout_c2_flags[2];
+  assign \$58  = readout_c2_flags[0] | \$57 ;
+  assign \$59  = readout_c2_flags[1] | readout_c2_flags[2];
+  assign \$60  = | readout_c2_mag;
+  assign \$61  = ~ \$60 ;
+  assign \$62  = | \readout_c2_mag$131 [40:0];
+  assign \$63  = ~ \$62 ;
+  assign \$64  = \$61  | \$63 ;
+  assign \$65  = $signed(\readout_c2_mag$131 [40:0]) >= $signed(32'd2139095040);
+  assign \$66  = | readout_c2_mag;
+  assign \$67  = ~ \$66 ;
+  assign \$68  = | \readout_c2_mag$131 [40:0];
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$67  | \$69 ;
   assign \$71  = ~ \$70 ;
-  assign \$72  = ! \$61 [40:0];
-  assign \$73  = \$71  | \$72 ;
-  assign \$74  = ~ \$73 ;
-  assign \$75  = \$69  & \$74 ;
-  assign \$76  = 5'h1a - readout_c3_lz;
-  assign \$77  = $signed(\$76 ) + $signed(8'h7f);
-  assign \$78  = readout_c3_mag << readout_c3_lz;
-  assign \$80  = $signed(\$79 ) + $signed({ 1'h0, \$78 [40:18] });
-  assign \$81  = | \$78 [16:0];
-  assign \$82  = \$81  | \$78 [18];
-  assign \$83  = \$78 [17] & \$82 ;
-  assign \$84  = $signed(\$80 ) + $signed({ 1'h0, \$83  });
-  assign \$85  = readout_c3_flags[1] & readout_c3_flags[2];
-  assign \$86  = readout_c3_flags[0] | \$85 ;
-  assign \$87  = readout_c3_flags[1] | readout_c3_flags[2];
+  assign \$72  = \$65  & \$71 ;
+  assign \$73  = 5'h1a - readout_c3_lz;
+  assign readout_c3_e_lead = $signed(\$73 ) + $signed(8'h7f);
+  assign readout_c3_aligned = readout_c3_mag << readout_c3_lz;
+  assign \$75  = $signed(\$74 ) + $signed({ 1'h0, readout_c3_aligned[40:18] });
+  assign \$76  = | readout_c3_aligned[16:0];
+  assign \$77  = \$76  | readout_c3_aligned[18];
+  assign \$78  = readout_c3_aligned[17] & \$77 ;
+  assign \readout_c3_mag$139  = $signed(\$75 ) + $signed({ 1'h0, \$78  });
+  assign \$79  = readout_c3_flags[1] & readout_c3_flags[2];
+  assign \$80  = readout_c3_flags[0] | \$79 ;
+  assign \$81  = readout_c3_flags[1] | readout_c3_flags[2];
+  assign \$82  = | readout_c3_mag;
+  assign \$83  = ~ \$82 ;
+  assign \$84  = | \readout_c3_mag$139 [40:0];
+  assign \$85  = ~ \$84 ;
+  assign \$86  = \$83  | \$85 ;
+  assign \$87  = $signed(\readout_c3_mag$139 [40:0]) >= $signed(32'd2139095040);
   assign \$88  = | readout_c3_mag;
   assign \$89  = ~ \$88 ;
-  assign \$90  = ! \$84 [40:0];
-  assign \$91  = \$89  | \$90 ;
-  assign \$92  = $signed(\$84 [40:0]) >= $signed(32'd2139095040);
-  assign \$93  = | readout_c3_mag;
-  assign \$94  = ~ \$93 ;
-  assign \$95  = ! \$84 [40:0];
-  assign \$96  = \$94  | \$95 ;
-  assign \$97  = ~ \$96 ;
-  assign \$98  = \$92  & \$97 ;
-  assign \$99  = i__valid & i__ready;
-  assign \$100  = issue & in_beat[64];
-  assign \$101  = since_last != 2'h3;
-  assign \$102  = since_last + 1'h1;
-  assign \$103  = issue & in_beat[64];
-  assign \$104  = \$103  ? 3'h4 : 3'h0;
-  assign \$105  = rows_reserved + \$104 ;
-  assign \$106  = o__valid & o__ready;
-  assign \$107  = \$105  - \$106 ;
+  assign \$90  = | \readout_c3_mag$139 [40:0];
+  assign \$91  = ~ \$90 ;
+  assign \$92  = \$89  | \$91 ;
+  assign \$93  = ~ \$92 ;
+  assign \$94  = \$87  & \$93 ;
+  assign \$95  = i__valid & i__ready;
+  assign \$96  = issue & in_beat[64];
+  assign \$97  = since_last != 2'h3;
+  assign \$98  = since_last + 1'h1;
+  assign \$99  = issue & in_beat[64];
+  assign \$100  = \$99  ? 3'h4 : 3'h0;
+  assign \$101  = rows_reserved + \$100 ;
+  assign \$102  = o__valid & o__ready;
+  assign \$103  = \$101  - \$102 ;
+  assign \$104  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$105  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$106  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$107  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
   assign \$108  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
   assign \$109  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
   assign \$110  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
@@ -876,16 +818,16 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \$143  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
   assign \$144  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
   assign \$145  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$146  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$146  = drain_c0_r0[41:0] ^ { \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104  };
   assign \$147  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$148  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$148  = \$146  + \$147 ;
   assign \$149  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$150  = drain_c0_r0[41:0] ^ { \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108  };
-  assign \$151  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$152  = \$150  + \$151 ;
-  assign \$153  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$154  = ~ drain_c0_r1_valid;
-  assign \$155  = drain_c0_r0_valid & \$154 ;
+  assign \$150  = ~ drain_c0_r1_valid;
+  assign \$151  = drain_c0_r0_valid & \$150 ;
+  assign \$152  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$153  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$154  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$155  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
   assign \$156  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
   assign \$157  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
   assign \$158  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
@@ -924,16 +866,16 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \$191  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
   assign \$192  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
   assign \$193  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$194  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$194  = drain_c1_r0[41:0] ^ { \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152  };
   assign \$195  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$196  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$196  = \$194  + \$195 ;
   assign \$197  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$198  = drain_c1_r0[41:0] ^ { \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156  };
-  assign \$199  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$200  = \$198  + \$199 ;
-  assign \$201  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$202  = ~ drain_c1_r1_valid;
-  assign \$203  = drain_c1_r0_valid & \$202 ;
+  assign \$198  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$199  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$200  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$201  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$202  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$203  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
   assign \$204  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
   assign \$205  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
   assign \$206  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
@@ -970,18 +912,18 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \$237  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
   assign \$238  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
   assign \$239  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$240  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$240  = drain_c2_r0[41:0] ^ { \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198  };
   assign \$241  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$242  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$242  = \$240  + \$241 ;
   assign \$243  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$244  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$245  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$246  = drain_c2_r0[41:0] ^ { \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204  };
-  assign \$247  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$248  = \$246  + \$247 ;
-  assign \$249  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$250  = ~ drain_c2_r1_valid;
-  assign \$251  = drain_c2_r0_valid & \$250 ;
+  assign \$244  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$245  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$246  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$247  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$248  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$249  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$250  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$251  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
   assign \$252  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
   assign \$253  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
   assign \$254  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
@@ -1016,30 +958,20 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \$283  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
   assign \$284  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
   assign \$285  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$286  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$286  = drain_c3_r0[41:0] ^ { \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244  };
   assign \$287  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$288  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$288  = \$286  + \$287 ;
   assign \$289  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$290  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$291  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$292  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$293  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$294  = drain_c3_r0[41:0] ^ { \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252  };
-  assign \$295  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$296  = \$294  + \$295 ;
-  assign \$297  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$298  = ~ drain_c3_r1_valid;
-  assign \$299  = drain_c3_r0_valid & \$298 ;
   always @(posedge clk)
-    in_beat <= \$300 ;
+    in_beat <= \$290 ;
   always @(posedge clk)
-    in_valid <= \$301 ;
+    in_valid <= \$291 ;
   always @(posedge clk)
-    starts_tile <= \$302 ;
+    starts_tile <= \$292 ;
   always @(posedge clk)
-    since_last <= \$303 ;
+    since_last <= \$293 ;
   always @(posedge clk)
-    rows_reserved <= \$304 ;
+    rows_reserved <= \$294 ;
   always @(posedge clk)
     \b_in$25  <= in_beat[47:40];
   always @(posedge clk)
@@ -1055,15 +987,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$39  <= in_beat[15:8];
   always @(posedge clk)
-    \ctl_in$41  <= \$305 ;
+    \ctl_in$41  <= \$295 ;
   always @(posedge clk)
     skew_a2_0 <= in_beat[23:16];
   always @(posedge clk)
     \a_in$63  <= skew_a2_0;
   always @(posedge clk)
-    skew_ctl2_0 <= \$306 ;
+    skew_ctl2_0 <= \$296 ;
   always @(posedge clk)
-    \ctl_in$65  <= \$307 ;
+    \ctl_in$65  <= \$297 ;
   always @(posedge clk)
     skew_a3_0 <= in_beat[31:24];
   always @(posedge clk)
@@ -1071,43 +1003,43 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \a_in$87  <= skew_a3_1;
   always @(posedge clk)
-    skew_ctl3_0 <= \$308 ;
+    skew_ctl3_0 <= \$298 ;
   always @(posedge clk)
-    skew_ctl3_1 <= \$309 ;
+    skew_ctl3_1 <= \$299 ;
   always @(posedge clk)
-    \ctl_in$89  <= \$310 ;
+    \ctl_in$89  <= \$300 ;
   always @(posedge clk)
-    drain_c0_r0 <= \$311 ;
+    drain_c0_r0 <= \$301 ;
   always @(posedge clk)
-    drain_c0_r0_valid <= \$312 ;
+    drain_c0_r1 <= \$302 ;
   always @(posedge clk)
-    drain_c0_r1 <= \$313 ;
+    drain_c0_r2 <= \$303 ;
   always @(posedge clk)
-    drain_c0_r1_valid <= \$314 ;
+    drain_c0_r3 <= \$304 ;
   always @(posedge clk)
-    drain_c0_r2 <= \$315 ;
+    drain_c0_r0_valid <= \$305 ;
   always @(posedge clk)
-    drain_c0_r2_valid <= \$316 ;
+    drain_c0_r1_valid <= \$306 ;
   always @(posedge clk)
-    drain_c0_r3 <= \$317 ;
+    drain_c0_r2_valid <= \$307 ;
   always @(posedge clk)
-    drain_c0_r3_valid <= \$318 ;
+    drain_c0_r3_valid <= \$308 ;
   always @(posedge clk)
-    readout_c0_mag <= \$152 [41:0];
+    readout_c0_mag <= \$148 [41:0];
   always @(posedge clk)
-    readout_c0_negative <= \$153 ;
+    readout_c0_negative <= \$149 ;
   always @(posedge clk)
     readout_c0_flags <= drain_c0_r0[44:42];
   always @(posedge clk)
-    readout_c0_v_0 <= \$319 ;
-  always @(posedge clk)
-    readout_c0_l_0 <= \$320 ;
-  always @(posedge clk)
     readout_c0_q <= readout_c0_fp32;
   always @(posedge clk)
-    readout_c0_valid <= \$321 ;
+    readout_c0_v_0 <= \$309 ;
   always @(posedge clk)
-    readout_c0_last <= \$322 ;
+    readout_c0_l_0 <= \$310 ;
+  always @(posedge clk)
+    readout_c0_valid <= \$311 ;
+  always @(posedge clk)
+    readout_c0_last <= \$312 ;
   always @(posedge clk)
     deskew_c0_0 <= readout_c0_q;
   always @(posedge clk)
@@ -1115,138 +1047,78 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     deskew_c0_2 <= deskew_c0_1;
   always @(posedge clk)
-    deskew_v0_0 <= \$323 ;
+    deskew_v0_0 <= \$313 ;
   always @(posedge clk)
-    deskew_v0_1 <= \$324 ;
+    deskew_v0_1 <= \$314 ;
   always @(posedge clk)
-    w_en <= \$325 ;
+    w_en <= \$315 ;
   always @(posedge clk)
-    deskew_l0_0 <= \$326 ;
+    deskew_l0_0 <= \$316 ;
   always @(posedge clk)
-    deskew_l0_1 <= \$327 ;
+    deskew_l0_1 <= \$317 ;
   always @(posedge clk)
-    deskew_l0_2 <= \$328 ;
+    deskew_l0_2 <= \$318 ;
   always @(posedge clk)
-    drain_c1_r0 <= \$329 ;
+    drain_c1_r0 <= \$319 ;
   always @(posedge clk)
-    drain_c1_r0_valid <= \$330 ;
+    drain_c1_r1 <= \$320 ;
   always @(posedge clk)
-    drain_c1_r1 <= \$331 ;
+    drain_c1_r2 <= \$321 ;
   always @(posedge clk)
-    drain_c1_r1_valid <= \$332 ;
+    drain_c1_r3 <= \$322 ;
   always @(posedge clk)
-    drain_c1_r2 <= \$333 ;
+    readout_c1_mag <= \$196 [41:0];
   always @(posedge clk)
-    drain_c1_r2_valid <= \$334 ;
-  always @(posedge clk)
-    drain_c1_r3 <= \$335 ;
-  always @(posedge clk)
-    drain_c1_r3_valid <= \$336 ;
-  always @(posedge clk)
-    readout_c1_mag <= \$200 [41:0];
-  always @(posedge clk)
-    readout_c1_negative <= \$201 ;
+    readout_c1_negative <= \$197 ;
   always @(posedge clk)
     readout_c1_flags <= drain_c1_r0[44:42];
   always @(posedge clk)
-    readout_c1_v_0 <= \$337 ;
-  always @(posedge clk)
-    readout_c1_l_0 <= \$338 ;
-  always @(posedge clk)
     readout_c1_q <= readout_c1_fp32;
-  always @(posedge clk)
-    readout_c1_valid <= \$339 ;
-  always @(posedge clk)
-    readout_c1_last <= \$340 ;
   always @(posedge clk)
     deskew_c1_0 <= readout_c1_q;
   always @(posedge clk)
     deskew_c1_1 <= deskew_c1_0;
   always @(posedge clk)
-    deskew_v1_0 <= \$341 ;
+    drain_c2_r0 <= \$323 ;
   always @(posedge clk)
-    deskew_v1_1 <= \$342 ;
+    drain_c2_r1 <= \$324 ;
   always @(posedge clk)
-    deskew_l1_0 <= \$343 ;
+    drain_c2_r2 <= \$325 ;
   always @(posedge clk)
-    deskew_l1_1 <= \$344 ;
+    drain_c2_r3 <= \$326 ;
   always @(posedge clk)
-    drain_c2_r0 <= \$345 ;
+    readout_c2_mag <= \$242 [41:0];
   always @(posedge clk)
-    drain_c2_r0_valid <= \$346 ;
-  always @(posedge clk)
-    drain_c2_r1 <= \$347 ;
-  always @(posedge clk)
-    drain_c2_r1_valid <= \$348 ;
-  always @(posedge clk)
-    drain_c2_r2 <= \$349 ;
-  always @(posedge clk)
-    drain_c2_r2_valid <= \$350 ;
-  always @(posedge clk)
-    drain_c2_r3 <= \$351 ;
-  always @(posedge clk)
-    drain_c2_r3_valid <= \$352 ;
-  always @(posedge clk)
-    readout_c2_mag <= \$248 [41:0];
-  always @(posedge clk)
-    readout_c2_negative <= \$249 ;
+    readout_c2_negative <= \$243 ;
   always @(posedge clk)
     readout_c2_flags <= drain_c2_r0[44:42];
   always @(posedge clk)
-    readout_c2_v_0 <= \$353 ;
-  always @(posedge clk)
-    readout_c2_l_0 <= \$354 ;
-  always @(posedge clk)
     readout_c2_q <= readout_c2_fp32;
-  always @(posedge clk)
-    readout_c2_valid <= \$355 ;
-  always @(posedge clk)
-    readout_c2_last <= \$356 ;
   always @(posedge clk)
     deskew_c2_0 <= readout_c2_q;
   always @(posedge clk)
-    deskew_v2_0 <= \$357 ;
+    drain_c3_r0 <= \$327 ;
   always @(posedge clk)
-    deskew_l2_0 <= \$358 ;
+    drain_c3_r1 <= \$328 ;
   always @(posedge clk)
-    drain_c3_r0 <= \$359 ;
+    drain_c3_r2 <= \$329 ;
   always @(posedge clk)
-    drain_c3_r0_valid <= \$360 ;
+    drain_c3_r3 <= \$330 ;
   always @(posedge clk)
-    drain_c3_r1 <= \$361 ;
+    readout_c3_mag <= \$288 [41:0];
   always @(posedge clk)
-    drain_c3_r1_valid <= \$362 ;
-  always @(posedge clk)
-    drain_c3_r2 <= \$363 ;
-  always @(posedge clk)
-    drain_c3_r2_valid <= \$364 ;
-  always @(posedge clk)
-    drain_c3_r3 <= \$365 ;
-  always @(posedge clk)
-    drain_c3_r3_valid <= \$366 ;
-  always @(posedge clk)
-    readout_c3_mag <= \$296 [41:0];
-  always @(posedge clk)
-    readout_c3_negative <= \$297 ;
+    readout_c3_negative <= \$289 ;
   always @(posedge clk)
     readout_c3_flags <= drain_c3_r0[44:42];
   always @(posedge clk)
-    readout_c3_v_0 <= \$367 ;
-  always @(posedge clk)
-    readout_c3_l_0 <= \$368 ;
-  always @(posedge clk)
     readout_c3_q <= readout_c3_fp32;
-  always @(posedge clk)
-    readout_c3_valid <= \$369 ;
-  always @(posedge clk)
-    readout_c3_last <= \$370 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo  fifo (
     .clk(clk),
-    .\port$3353$0 (deskew_c0_2),
-    .\port$3365$0 (deskew_l0_2),
-    .\port$3395$0 (deskew_c1_1),
-    .\port$3432$0 (deskew_c2_0),
-    .\port$3460$0 (readout_c3_q),
+    .\port$3419$0 (deskew_c0_2),
+    .\port$3431$0 (deskew_l0_2),
+    .\port$3445$0 (deskew_c1_1),
+    .\port$3458$0 (deskew_c2_0),
+    .\port$3470$0 (readout_c3_q),
     .r_data(o__payload),
     .r_en(o__ready),
     .r_rdy(o__valid),
@@ -1283,7 +1155,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$29 ),
     .ctl_out(\ctl_in$35 ),
-    .result(\result$209 ),
+    .result(\result$197 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3  pe_0_3 (
@@ -1292,7 +1164,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$61 ),
     .clk(clk),
     .ctl_in(\ctl_in$35 ),
-    .result(\result$229 ),
+    .result(\result$207 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0  pe_1_0 (
@@ -1303,7 +1175,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$41 ),
     .ctl_out(\ctl_in$47 ),
-    .result(\result$165 ),
+    .result(\result$164 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1  pe_1_1 (
@@ -1314,7 +1186,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$47 ),
     .ctl_out(\ctl_in$53 ),
-    .result(\result$189 ),
+    .result(\result$188 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2  pe_1_2 (
@@ -1325,7 +1197,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$53 ),
     .ctl_out(\ctl_in$59 ),
-    .result(\result$212 ),
+    .result(\result$199 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3  pe_1_3 (
@@ -1334,7 +1206,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$85 ),
     .clk(clk),
     .ctl_in(\ctl_in$59 ),
-    .result(\result$232 ),
+    .result(\result$209 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0  pe_2_0 (
@@ -1345,7 +1217,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$65 ),
     .ctl_out(\ctl_in$71 ),
-    .result(\result$168 ),
+    .result(\result$166 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1  pe_2_1 (
@@ -1356,7 +1228,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$71 ),
     .ctl_out(\ctl_in$77 ),
-    .result(\result$192 ),
+    .result(\result$190 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2  pe_2_2 (
@@ -1367,7 +1239,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$77 ),
     .ctl_out(\ctl_in$83 ),
-    .result(\result$215 ),
+    .result(\result$201 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3  pe_2_3 (
@@ -1376,7 +1248,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$109 ),
     .clk(clk),
     .ctl_in(\ctl_in$83 ),
-    .result(\result$235 ),
+    .result(\result$211 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0  pe_3_0 (
@@ -1387,7 +1259,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .ctl_in(\ctl_in$89 ),
     .ctl_out(\ctl_in$95 ),
     .done(done),
-    .result(\result$171 ),
+    .result(\result$168 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1  pe_3_1 (
@@ -1398,7 +1270,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .ctl_in(\ctl_in$95 ),
     .ctl_out(\ctl_in$101 ),
     .done(\done$184 ),
-    .result(\result$195 ),
+    .result(\result$192 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2  pe_3_2 (
@@ -1408,8 +1280,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$101 ),
     .ctl_out(\ctl_in$107 ),
-    .done(\done$207 ),
-    .result(\result$218 ),
+    .done(\done$195 ),
+    .result(\result$203 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3  pe_3_3 (
@@ -1417,8 +1289,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b(\b_in$109 ),
     .clk(clk),
     .ctl_in(\ctl_in$107 ),
-    .done(\done$227 ),
-    .result(\result$238 ),
+    .done(\done$205 ),
+    .result(\result$213 ),
     .rst(rst)
   );
   always @* begin
@@ -1554,16 +1426,16 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$17 ) begin
+    if (\$14 ) begin
       readout_c0_fp32 = 32'd2143289344;
-    end else if (\$18 ) begin
+    end else if (\$15 ) begin
       readout_c0_fp32 = { readout_c0_flags[2], 31'h7f800000 };
-    end else if (\$22 ) begin
+    end else if (\$20 ) begin
       readout_c0_fp32 = 32'd0;
-    end else if (\$29 ) begin
+    end else if (\$28 ) begin
       readout_c0_fp32 = { readout_c0_negative, 31'h7f800000 };
     end else begin
-      readout_c0_fp32 = { readout_c0_negative, \$15 [30:0] };
+      readout_c0_fp32 = { readout_c0_negative, \readout_c0_mag$115 [30:0] };
     end
   end
   always @* begin
@@ -1699,16 +1571,16 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$40 ) begin
+    if (\$36 ) begin
       readout_c1_fp32 = 32'd2143289344;
-    end else if (\$41 ) begin
+    end else if (\$37 ) begin
       readout_c1_fp32 = { readout_c1_flags[2], 31'h7f800000 };
-    end else if (\$45 ) begin
+    end else if (\$42 ) begin
       readout_c1_fp32 = 32'd0;
-    end else if (\$52 ) begin
+    end else if (\$50 ) begin
       readout_c1_fp32 = { readout_c1_negative, 31'h7f800000 };
     end else begin
-      readout_c1_fp32 = { readout_c1_negative, \$38 [30:0] };
+      readout_c1_fp32 = { readout_c1_negative, \readout_c1_mag$123 [30:0] };
     end
   end
   always @* begin
@@ -1844,16 +1716,16 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$63 ) begin
+    if (\$58 ) begin
       readout_c2_fp32 = 32'd2143289344;
-    end else if (\$64 ) begin
+    end else if (\$59 ) begin
       readout_c2_fp32 = { readout_c2_flags[2], 31'h7f800000 };
-    end else if (\$68 ) begin
+    end else if (\$64 ) begin
       readout_c2_fp32 = 32'd0;
-    end else if (\$75 ) begin
+    end else if (\$72 ) begin
       readout_c2_fp32 = { readout_c2_negative, 31'h7f800000 };
     end else begin
-      readout_c2_fp32 = { readout_c2_negative, \$61 [30:0] };
+      readout_c2_fp32 = { readout_c2_negative, \readout_c2_mag$131 [30:0] };
     end
   end
   always @* begin
@@ -1989,630 +1861,360 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\$86 ) begin
+    if (\$80 ) begin
       readout_c3_fp32 = 32'd2143289344;
-    end else if (\$87 ) begin
+    end else if (\$81 ) begin
       readout_c3_fp32 = { readout_c3_flags[2], 31'h7f800000 };
-    end else if (\$91 ) begin
+    end else if (\$86 ) begin
       readout_c3_fp32 = 32'd0;
-    end else if (\$98 ) begin
+    end else if (\$94 ) begin
       readout_c3_fp32 = { readout_c3_negative, 31'h7f800000 };
     end else begin
-      readout_c3_fp32 = { readout_c3_negative, \$84 [30:0] };
+      readout_c3_fp32 = { readout_c3_negative, \readout_c3_mag$139 [30:0] };
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$300  = in_beat;
-    if (\$99 ) begin
-      \$300  = i__payload;
+    \$290  = in_beat;
+    if (\$95 ) begin
+      \$290  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$301  = in_valid;
-    if (\$99 ) begin
-      \$301  = 1'h1;
+    \$291  = in_valid;
+    if (\$95 ) begin
+      \$291  = 1'h1;
     end else if (issue) begin
-      \$301  = 1'h0;
+      \$291  = 1'h0;
     end
     if (rst) begin
-      \$301  = 1'h0;
+      \$291  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$302  = starts_tile;
+    \$292  = starts_tile;
     if (issue) begin
-      \$302  = in_beat[64];
+      \$292  = in_beat[64];
     end
     if (rst) begin
-      \$302  = 1'h1;
+      \$292  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$303  = since_last;
-    if (\$100 ) begin
-      \$303  = 2'h0;
-    end else if (\$101 ) begin
-      \$303  = \$102 [1:0];
+    \$293  = since_last;
+    if (\$96 ) begin
+      \$293  = 2'h0;
+    end else if (\$97 ) begin
+      \$293  = \$98 [1:0];
     end
     if (rst) begin
-      \$303  = 2'h3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$304  = \$107 [4:0];
-    if (rst) begin
-      \$304  = 5'h00;
+      \$293  = 2'h3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$305  = issued;
+    \$294  = \$103 [4:0];
     if (rst) begin
-      \$305  = 3'h0;
+      \$294  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$306  = issued;
+    \$295  = issued;
     if (rst) begin
-      \$306  = 3'h0;
+      \$295  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$307  = skew_ctl2_0;
+    \$296  = issued;
     if (rst) begin
-      \$307  = 3'h0;
+      \$296  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$308  = issued;
+    \$297  = skew_ctl2_0;
     if (rst) begin
-      \$308  = 3'h0;
+      \$297  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$309  = skew_ctl3_0;
+    \$298  = issued;
     if (rst) begin
-      \$309  = 3'h0;
+      \$298  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$310  = skew_ctl3_1;
+    \$299  = skew_ctl3_0;
     if (rst) begin
-      \$310  = 3'h0;
+      \$299  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$300  = skew_ctl3_1;
+    if (rst) begin
+      \$300  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$311  = result;
+      \$301  = result;
     end else begin
-      \$311  = drain_c0_r1;
+      \$301  = drain_c0_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$312  = 1'h1;
+      \$302  = \result$164 ;
     end else begin
-      \$312  = drain_c0_r1_valid;
+      \$302  = drain_c0_r2;
     end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$303  = \result$166 ;
+    end else begin
+      \$303  = drain_c0_r3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$304  = drain_c0_r3;
+    if (done) begin
+      \$304  = \result$168 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$305  = 1'h1;
+    end else begin
+      \$305  = drain_c0_r1_valid;
+    end
+    if (rst) begin
+      \$305  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$306  = 1'h1;
+    end else begin
+      \$306  = drain_c0_r2_valid;
+    end
+    if (rst) begin
+      \$306  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$307  = 1'h1;
+    end else begin
+      \$307  = drain_c0_r3_valid;
+    end
+    if (rst) begin
+      \$307  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    (* full_case = 32'd1 *)
+    if (done) begin
+      \$308  = 1'h1;
+    end else begin
+      \$308  = 1'h0;
+    end
+    if (rst) begin
+      \$308  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$309  = drain_c0_r0_valid;
+    if (rst) begin
+      \$309  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$310  = \$151 ;
+    if (rst) begin
+      \$310  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$311  = readout_c0_v_0;
+    if (rst) begin
+      \$311  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$312  = readout_c0_l_0;
     if (rst) begin
       \$312  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$313  = \result$165 ;
-    end else begin
-      \$313  = drain_c0_r2;
+    \$313  = readout_c0_valid;
+    if (rst) begin
+      \$313  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$314  = 1'h1;
-    end else begin
-      \$314  = drain_c0_r2_valid;
-    end
+    \$314  = deskew_v0_0;
     if (rst) begin
       \$314  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$315  = \result$168 ;
-    end else begin
-      \$315  = drain_c0_r3;
+    \$315  = deskew_v0_1;
+    if (rst) begin
+      \$315  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$316  = 1'h1;
-    end else begin
-      \$316  = drain_c0_r3_valid;
-    end
+    \$316  = readout_c0_last;
     if (rst) begin
       \$316  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$317  = drain_c0_r3;
-    if (done) begin
-      \$317  = \result$171 ;
+    \$317  = deskew_l0_0;
+    if (rst) begin
+      \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$318  = 1'h1;
-    end else begin
-      \$318  = 1'h0;
-    end
+    \$318  = deskew_l0_1;
     if (rst) begin
       \$318  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$319  = drain_c0_r0_valid;
-    if (rst) begin
-      \$319  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$320  = \$155 ;
-    if (rst) begin
-      \$320  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$321  = readout_c0_v_0;
-    if (rst) begin
-      \$321  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$322  = readout_c0_l_0;
-    if (rst) begin
-      \$322  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$323  = readout_c0_valid;
-    if (rst) begin
-      \$323  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$324  = deskew_v0_0;
-    if (rst) begin
-      \$324  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$325  = deskew_v0_1;
-    if (rst) begin
-      \$325  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$326  = readout_c0_last;
-    if (rst) begin
-      \$326  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$327  = deskew_l0_0;
-    if (rst) begin
-      \$327  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$328  = deskew_l0_1;
-    if (rst) begin
-      \$328  = 1'h0;
+    (* full_case = 32'd1 *)
+    if (\done$184 ) begin
+      \$319  = \result$186 ;
+    end else begin
+      \$319  = drain_c1_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (\done$184 ) begin
-      \$329  = \result$186 ;
+      \$320  = \result$188 ;
     end else begin
-      \$329  = drain_c1_r1;
+      \$320  = drain_c1_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (\done$184 ) begin
-      \$330  = 1'h1;
+      \$321  = \result$190 ;
     end else begin
-      \$330  = drain_c1_r1_valid;
-    end
-    if (rst) begin
-      \$330  = 1'h0;
+      \$321  = drain_c1_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
+    \$322  = drain_c1_r3;
     if (\done$184 ) begin
-      \$331  = \result$189 ;
-    end else begin
-      \$331  = drain_c1_r2;
+      \$322  = \result$192 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$184 ) begin
-      \$332  = 1'h1;
+    if (\done$195 ) begin
+      \$323  = \result$197 ;
     end else begin
-      \$332  = drain_c1_r2_valid;
-    end
-    if (rst) begin
-      \$332  = 1'h0;
+      \$323  = drain_c2_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$184 ) begin
-      \$333  = \result$192 ;
+    if (\done$195 ) begin
+      \$324  = \result$199 ;
     end else begin
-      \$333  = drain_c1_r3;
+      \$324  = drain_c2_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$184 ) begin
-      \$334  = 1'h1;
+    if (\done$195 ) begin
+      \$325  = \result$201 ;
     end else begin
-      \$334  = drain_c1_r3_valid;
-    end
-    if (rst) begin
-      \$334  = 1'h0;
+      \$325  = drain_c2_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$335  = drain_c1_r3;
-    if (\done$184 ) begin
-      \$335  = \result$195 ;
+    \$326  = drain_c2_r3;
+    if (\done$195 ) begin
+      \$326  = \result$203 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$184 ) begin
-      \$336  = 1'h1;
+    if (\done$205 ) begin
+      \$327  = \result$207 ;
     end else begin
-      \$336  = 1'h0;
-    end
-    if (rst) begin
-      \$336  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$337  = drain_c1_r0_valid;
-    if (rst) begin
-      \$337  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$338  = \$203 ;
-    if (rst) begin
-      \$338  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$339  = readout_c1_v_0;
-    if (rst) begin
-      \$339  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$340  = readout_c1_l_0;
-    if (rst) begin
-      \$340  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$341  = readout_c1_valid;
-    if (rst) begin
-      \$341  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$342  = deskew_v1_0;
-    if (rst) begin
-      \$342  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$343  = readout_c1_last;
-    if (rst) begin
-      \$343  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$344  = deskew_l1_0;
-    if (rst) begin
-      \$344  = 1'h0;
+      \$327  = drain_c3_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$207 ) begin
-      \$345  = \result$209 ;
+    if (\done$205 ) begin
+      \$328  = \result$209 ;
     end else begin
-      \$345  = drain_c2_r1;
+      \$328  = drain_c3_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$207 ) begin
-      \$346  = 1'h1;
+    if (\done$205 ) begin
+      \$329  = \result$211 ;
     end else begin
-      \$346  = drain_c2_r1_valid;
-    end
-    if (rst) begin
-      \$346  = 1'h0;
+      \$329  = drain_c3_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$207 ) begin
-      \$347  = \result$212 ;
-    end else begin
-      \$347  = drain_c2_r2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$207 ) begin
-      \$348  = 1'h1;
-    end else begin
-      \$348  = drain_c2_r2_valid;
-    end
-    if (rst) begin
-      \$348  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$207 ) begin
-      \$349  = \result$215 ;
-    end else begin
-      \$349  = drain_c2_r3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$207 ) begin
-      \$350  = 1'h1;
-    end else begin
-      \$350  = drain_c2_r3_valid;
-    end
-    if (rst) begin
-      \$350  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$351  = drain_c2_r3;
-    if (\done$207 ) begin
-      \$351  = \result$218 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$207 ) begin
-      \$352  = 1'h1;
-    end else begin
-      \$352  = 1'h0;
-    end
-    if (rst) begin
-      \$352  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$353  = drain_c2_r0_valid;
-    if (rst) begin
-      \$353  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$354  = \$251 ;
-    if (rst) begin
-      \$354  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$355  = readout_c2_v_0;
-    if (rst) begin
-      \$355  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$356  = readout_c2_l_0;
-    if (rst) begin
-      \$356  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$357  = readout_c2_valid;
-    if (rst) begin
-      \$357  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$358  = readout_c2_last;
-    if (rst) begin
-      \$358  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$227 ) begin
-      \$359  = \result$229 ;
-    end else begin
-      \$359  = drain_c3_r1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$227 ) begin
-      \$360  = 1'h1;
-    end else begin
-      \$360  = drain_c3_r1_valid;
-    end
-    if (rst) begin
-      \$360  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$227 ) begin
-      \$361  = \result$232 ;
-    end else begin
-      \$361  = drain_c3_r2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$227 ) begin
-      \$362  = 1'h1;
-    end else begin
-      \$362  = drain_c3_r2_valid;
-    end
-    if (rst) begin
-      \$362  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$227 ) begin
-      \$363  = \result$235 ;
-    end else begin
-      \$363  = drain_c3_r3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$227 ) begin
-      \$364  = 1'h1;
-    end else begin
-      \$364  = drain_c3_r3_valid;
-    end
-    if (rst) begin
-      \$364  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$365  = drain_c3_r3;
-    if (\done$227 ) begin
-      \$365  = \result$238 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\done$227 ) begin
-      \$366  = 1'h1;
-    end else begin
-      \$366  = 1'h0;
-    end
-    if (rst) begin
-      \$366  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$367  = drain_c3_r0_valid;
-    if (rst) begin
-      \$367  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$368  = \$299 ;
-    if (rst) begin
-      \$368  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$369  = readout_c3_v_0;
-    if (rst) begin
-      \$369  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$370  = readout_c3_l_0;
-    if (rst) begin
-      \$370  = 1'h0;
+    \$330  = drain_c3_r3;
+    if (\done$205 ) begin
+      \$330  = \result$213 ;
     end
   end
   assign r_rdy = o__valid;
@@ -2666,18 +2268,6 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \a_out$106  = \a_in$105 ;
   assign \ctl_out$108  = \ctl_in$107 ;
   assign \b_out$110  = \b_in$109 ;
-  assign readout_c0_e_lead = { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8  };
-  assign readout_c0_aligned = \$9 [41:0];
-  assign \readout_c0_mag$115  = \$15 [40:0];
-  assign readout_c1_e_lead = { \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31  };
-  assign readout_c1_aligned = \$32 [41:0];
-  assign \readout_c1_mag$123  = \$38 [40:0];
-  assign readout_c2_e_lead = { \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54  };
-  assign readout_c2_aligned = \$55 [41:0];
-  assign \readout_c2_mag$131  = \$61 [40:0];
-  assign readout_c3_e_lead = { \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77  };
-  assign readout_c3_aligned = \$78 [41:0];
-  assign \readout_c3_mag$139  = \$84 [40:0];
   assign deskew_v0_2 = w_en;
   assign w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
   assign \i__payload.a  = i__payload[31:0];
@@ -2778,14 +2368,14 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign issued[2] = in_beat[64];
   assign issued[1] = starts_tile;
   assign issued[0] = issue;
-  assign \$10  = { \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 [9], \$8 , 23'h000000 };
-  assign \$33  = { \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 [9], \$31 , 23'h000000 };
-  assign \$56  = { \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 [9], \$54 , 23'h000000 };
-  assign \$79  = { \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 [9], \$77 , 23'h000000 };
+  assign \$8  = { readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead, 23'h000000 };
+  assign \$30  = { readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead, 23'h000000 };
+  assign \$52  = { readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead, 23'h000000 };
+  assign \$74  = { readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead, 23'h000000 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$3353$0 , w_en, \port$3365$0 , \port$3395$0 , \port$3432$0 , \port$3460$0 , r_rdy, r_en);
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$3419$0 , w_en, \port$3431$0 , \port$3445$0 , \port$3458$0 , \port$3470$0 , r_rdy, r_en);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -2824,16 +2414,16 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$3353$0
   reg [4:0] inner_level = 5'h00;
   wire inner_r_rdy;
   wire [4:0] level;
-  input [31:0] \port$3353$0 ;
-  wire [31:0] \port$3353$0 ;
-  input \port$3365$0 ;
-  wire \port$3365$0 ;
-  input [31:0] \port$3395$0 ;
-  wire [31:0] \port$3395$0 ;
-  input [31:0] \port$3432$0 ;
-  wire [31:0] \port$3432$0 ;
-  input [31:0] \port$3460$0 ;
-  wire [31:0] \port$3460$0 ;
+  input [31:0] \port$3419$0 ;
+  wire [31:0] \port$3419$0 ;
+  input \port$3431$0 ;
+  wire \port$3431$0 ;
+  input [31:0] \port$3445$0 ;
+  wire [31:0] \port$3445$0 ;
+  input [31:0] \port$3458$0 ;
+  wire [31:0] \port$3458$0 ;
+  input [31:0] \port$3470$0 ;
+  wire [31:0] \port$3470$0 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [128:0] r_data;
@@ -2877,7 +2467,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$3353$0
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3365$0 , \port$3460$0 , \port$3432$0 , \port$3395$0 , \port$3353$0  };
+      storage[w_port__addr] <= { \port$3431$0 , \port$3470$0 , \port$3458$0 , \port$3445$0 , \port$3419$0  };
   end
   reg [128:0] _0_;
   always @(posedge clk) begin
@@ -2973,8 +2563,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$3353$0
   assign level = \$3 [4:0];
   assign r_level = \$3 [4:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3365$0 , \port$3460$0 , \port$3432$0 , \port$3395$0 , \port$3353$0  };
-  assign w_data = { \port$3365$0 , \port$3460$0 , \port$3432$0 , \port$3395$0 , \port$3353$0  };
+  assign w_port__data = { \port$3431$0 , \port$3470$0 , \port$3458$0 , \port$3445$0 , \port$3419$0  };
+  assign w_data = { \port$3431$0 , \port$3470$0 , \port$3458$0 , \port$3445$0 , \port$3419$0  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
 endmodule
@@ -2982,9 +2572,9 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -2993,7 +2583,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -3017,23 +2607,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -3041,8 +2633,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -3074,45 +2666,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -3121,90 +2721,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$876$0 (\$51 ),
-    .\port$877$0 (\$52 )
+    .\port$882$0 (\$53 ),
+    .\port$883$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -3217,14 +2811,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$877$0 , a, b, \port$876$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$883$0 , a, b, \port$882$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -3278,7 +2873,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$877$0 , a, b, \por
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -3309,8 +2904,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$877$0 , a, b, \por
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -3325,157 +2920,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$877$0 , a, b, \por
   wire [1:0] \$auto$rtlil.cc:2739:Not$32 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$876$0 ;
-  wire [8:0] \port$876$0 ;
-  output \port$877$0 ;
-  wire \port$877$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$882$0 ;
+  wire [8:0] \port$882$0 ;
+  output \port$883$0 ;
+  wire \port$883$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$32  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$876$0  = \$103 ;
-  assign \port$877$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$882$0  = \$104 ;
+  assign \port$883$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$32 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -3484,7 +3070,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -3508,23 +3094,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -3532,8 +3120,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -3565,45 +3153,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -3612,90 +3208,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1036$0 (\$51 ),
-    .\port$1037$0 (\$52 )
+    .\port$1046$0 (\$53 ),
+    .\port$1047$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -3708,14 +3298,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1037$0 , b, a, \port$1036$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1047$0 , b, a, \port$1046$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -3769,7 +3360,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1037$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -3800,8 +3391,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1037$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -3816,157 +3407,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1037$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$30 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1036$0 ;
-  wire [8:0] \port$1036$0 ;
-  output \port$1037$0 ;
-  wire \port$1037$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$1046$0 ;
+  wire [8:0] \port$1046$0 ;
+  output \port$1047$0 ;
+  wire \port$1047$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$30  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$1036$0  = \$103 ;
-  assign \port$1037$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$1046$0  = \$104 ;
+  assign \port$1047$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$30 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -3975,7 +3557,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -3999,23 +3581,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -4023,8 +3607,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -4056,45 +3640,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -4103,90 +3695,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1196$0 (\$51 ),
-    .\port$1197$0 (\$52 )
+    .\port$1210$0 (\$53 ),
+    .\port$1211$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -4199,14 +3785,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1197$0 , b, a, \port$1196$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1211$0 , b, a, \port$1210$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -4260,7 +3847,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1197$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -4291,8 +3878,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1197$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -4307,157 +3894,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1197$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$28 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1196$0 ;
-  wire [8:0] \port$1196$0 ;
-  output \port$1197$0 ;
-  wire \port$1197$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$1210$0 ;
+  wire [8:0] \port$1210$0 ;
+  output \port$1211$0 ;
+  wire \port$1211$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$28  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$1196$0  = \$103 ;
-  assign \port$1197$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$1210$0  = \$104 ;
+  assign \port$1211$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$28 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -4466,7 +4044,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -4490,31 +4068,33 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -4545,45 +4125,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -4592,90 +4180,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1356$0 (\$51 ),
-    .\port$1357$0 (\$52 )
+    .\port$1374$0 (\$53 ),
+    .\port$1375$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -4688,14 +4270,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1357$0 , b, a, \port$1356$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1375$0 , b, a, \port$1374$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -4749,7 +4332,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1357$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -4780,8 +4363,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1357$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -4796,157 +4379,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1357$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$26 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1356$0 ;
-  wire [8:0] \port$1356$0 ;
-  output \port$1357$0 ;
-  wire \port$1357$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$1374$0 ;
+  wire [8:0] \port$1374$0 ;
+  output \port$1375$0 ;
+  wire \port$1375$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$26  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$1356$0  = \$103 ;
-  assign \port$1357$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$1374$0  = \$104 ;
+  assign \port$1375$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$26 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -4955,7 +4529,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -4979,23 +4553,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5003,8 +4579,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -5036,45 +4612,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -5083,90 +4667,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1516$0 (\$51 ),
-    .\port$1517$0 (\$52 )
+    .\port$1538$0 (\$53 ),
+    .\port$1539$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -5179,14 +4757,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1517$0 , a, b, \port$1516$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1539$0 , a, b, \port$1538$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -5240,7 +4819,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1517$0 , a, b, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -5271,8 +4850,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1517$0 , a, b, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -5287,157 +4866,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1517$0 , a, b, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$24 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1516$0 ;
-  wire [8:0] \port$1516$0 ;
-  output \port$1517$0 ;
-  wire \port$1517$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$1538$0 ;
+  wire [8:0] \port$1538$0 ;
+  output \port$1539$0 ;
+  wire \port$1539$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$24  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$1516$0  = \$103 ;
-  assign \port$1517$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$1538$0  = \$104 ;
+  assign \port$1539$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$24 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -5446,7 +5016,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -5470,23 +5040,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5494,8 +5066,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -5527,45 +5099,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -5574,90 +5154,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1676$0 (\$51 ),
-    .\port$1677$0 (\$52 )
+    .\port$1702$0 (\$53 ),
+    .\port$1703$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -5670,14 +5244,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1677$0 , b, a, \port$1676$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1703$0 , b, a, \port$1702$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -5731,7 +5306,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1677$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -5762,8 +5337,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1677$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -5778,157 +5353,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1677$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$22 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1676$0 ;
-  wire [8:0] \port$1676$0 ;
-  output \port$1677$0 ;
-  wire \port$1677$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$1702$0 ;
+  wire [8:0] \port$1702$0 ;
+  output \port$1703$0 ;
+  wire \port$1703$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$22  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$1676$0  = \$103 ;
-  assign \port$1677$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$1702$0  = \$104 ;
+  assign \port$1703$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$22 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -5937,7 +5503,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -5961,23 +5527,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5985,8 +5553,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6018,45 +5586,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -6065,90 +5641,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1836$0 (\$51 ),
-    .\port$1837$0 (\$52 )
+    .\port$1866$0 (\$53 ),
+    .\port$1867$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -6161,14 +5731,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1837$0 , b, a, \port$1836$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1867$0 , b, a, \port$1866$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -6222,7 +5793,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1837$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -6253,8 +5824,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1837$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -6269,157 +5840,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1837$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$20 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1836$0 ;
-  wire [8:0] \port$1836$0 ;
-  output \port$1837$0 ;
-  wire \port$1837$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$1866$0 ;
+  wire [8:0] \port$1866$0 ;
+  output \port$1867$0 ;
+  wire \port$1867$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$20  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$1836$0  = \$103 ;
-  assign \port$1837$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$1866$0  = \$104 ;
+  assign \port$1867$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$20 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -6428,7 +5990,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -6452,31 +6014,33 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6507,45 +6071,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -6554,90 +6126,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1996$0 (\$51 ),
-    .\port$1997$0 (\$52 )
+    .\port$2030$0 (\$53 ),
+    .\port$2031$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -6650,14 +6216,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1997$0 , b, a, \port$1996$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$2031$0 , b, a, \port$2030$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -6711,7 +6278,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1997$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -6742,8 +6309,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1997$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -6758,157 +6325,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$1997$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$18 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1996$0 ;
-  wire [8:0] \port$1996$0 ;
-  output \port$1997$0 ;
-  wire \port$1997$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$2030$0 ;
+  wire [8:0] \port$2030$0 ;
+  output \port$2031$0 ;
+  wire \port$2031$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$18  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$1996$0  = \$103 ;
-  assign \port$1997$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$2030$0  = \$104 ;
+  assign \port$2031$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$18 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -6917,7 +6475,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -6941,23 +6499,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -6965,8 +6525,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6998,45 +6558,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -7045,90 +6613,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$2156$0 (\$51 ),
-    .\port$2157$0 (\$52 )
+    .\port$2194$0 (\$53 ),
+    .\port$2195$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -7141,14 +6703,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2157$0 , a, b, \port$2156$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2195$0 , a, b, \port$2194$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -7202,7 +6765,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2157$0 , a, b, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -7233,8 +6796,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2157$0 , a, b, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -7249,157 +6812,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2157$0 , a, b, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$16 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2156$0 ;
-  wire [8:0] \port$2156$0 ;
-  output \port$2157$0 ;
-  wire \port$2157$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$2194$0 ;
+  wire [8:0] \port$2194$0 ;
+  output \port$2195$0 ;
+  wire \port$2195$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$16  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$2156$0  = \$103 ;
-  assign \port$2157$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$2194$0  = \$104 ;
+  assign \port$2195$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$16 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -7408,7 +6962,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -7432,23 +6986,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -7456,8 +7012,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -7489,45 +7045,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -7536,90 +7100,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$2316$0 (\$51 ),
-    .\port$2317$0 (\$52 )
+    .\port$2358$0 (\$53 ),
+    .\port$2359$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -7632,14 +7190,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2317$0 , b, a, \port$2316$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2359$0 , b, a, \port$2358$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -7693,7 +7252,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2317$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -7724,8 +7283,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2317$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -7740,157 +7299,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2317$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$14 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2316$0 ;
-  wire [8:0] \port$2316$0 ;
-  output \port$2317$0 ;
-  wire \port$2317$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$2358$0 ;
+  wire [8:0] \port$2358$0 ;
+  output \port$2359$0 ;
+  wire \port$2359$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$14  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$2316$0  = \$103 ;
-  assign \port$2317$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$2358$0  = \$104 ;
+  assign \port$2359$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$14 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -7899,7 +7449,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -7923,23 +7473,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -7947,8 +7499,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -7980,45 +7532,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -8027,90 +7587,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$2476$0 (\$51 ),
-    .\port$2477$0 (\$52 )
+    .\port$2522$0 (\$53 ),
+    .\port$2523$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -8123,14 +7677,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2477$0 , b, a, \port$2476$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2523$0 , b, a, \port$2522$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -8184,7 +7739,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2477$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -8215,8 +7770,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2477$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -8231,157 +7786,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2477$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$12 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2476$0 ;
-  wire [8:0] \port$2476$0 ;
-  output \port$2477$0 ;
-  wire \port$2477$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$2522$0 ;
+  wire [8:0] \port$2522$0 ;
+  output \port$2523$0 ;
+  wire \port$2523$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$12  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$2476$0  = \$103 ;
-  assign \port$2477$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$2522$0  = \$104 ;
+  assign \port$2523$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$12 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -8390,7 +7936,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -8414,31 +7960,33 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -8469,45 +8017,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -8516,90 +8072,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$2636$0 (\$51 ),
-    .\port$2637$0 (\$52 )
+    .\port$2686$0 (\$53 ),
+    .\port$2687$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -8612,14 +8162,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2637$0 , b, a, \port$2636$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2687$0 , b, a, \port$2686$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -8673,7 +8224,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2637$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -8704,8 +8255,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2637$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -8720,157 +8271,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2637$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$10 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2636$0 ;
-  wire [8:0] \port$2636$0 ;
-  output \port$2637$0 ;
-  wire \port$2637$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$2686$0 ;
+  wire [8:0] \port$2686$0 ;
+  output \port$2687$0 ;
+  wire \port$2687$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$10  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$2636$0  = \$103 ;
-  assign \port$2637$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$2686$0  = \$104 ;
+  assign \port$2687$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$10 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -8879,7 +8421,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -8903,23 +8445,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -8927,8 +8471,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -8960,45 +8504,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -9007,90 +8559,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$2796$0 (\$51 ),
-    .\port$2797$0 (\$52 )
+    .\port$2850$0 (\$53 ),
+    .\port$2851$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -9103,14 +8649,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2797$0 , a, b, \port$2796$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2851$0 , a, b, \port$2850$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -9164,7 +8711,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2797$0 , a, b, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -9195,8 +8742,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2797$0 , a, b, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -9211,157 +8758,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2797$0 , a, b, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$8 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2796$0 ;
-  wire [8:0] \port$2796$0 ;
-  output \port$2797$0 ;
-  wire \port$2797$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$2850$0 ;
+  wire [8:0] \port$2850$0 ;
+  output \port$2851$0 ;
+  wire \port$2851$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$8  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$2796$0  = \$103 ;
-  assign \port$2797$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$2850$0  = \$104 ;
+  assign \port$2851$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$8 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -9370,7 +8908,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -9394,23 +8932,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -9418,8 +8958,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -9451,45 +8991,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -9498,90 +9046,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$2956$0 (\$51 ),
-    .\port$2957$0 (\$52 )
+    .\port$3014$0 (\$53 ),
+    .\port$3015$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -9594,14 +9136,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$2957$0 , b, a, \port$2956$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$3015$0 , b, a, \port$3014$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -9655,7 +9198,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$2957$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -9686,8 +9229,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$2957$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -9702,157 +9245,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$2957$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$6 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2956$0 ;
-  wire [8:0] \port$2956$0 ;
-  output \port$2957$0 ;
-  wire \port$2957$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$3014$0 ;
+  wire [8:0] \port$3014$0 ;
+  output \port$3015$0 ;
+  wire \port$3015$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$6  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$2956$0  = \$103 ;
-  assign \port$2957$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$3014$0  = \$104 ;
+  assign \port$3015$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$6 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -9861,7 +9395,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -9885,23 +9419,25 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -9909,8 +9445,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -9942,45 +9478,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -9989,90 +9533,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$3116$0 (\$51 ),
-    .\port$3117$0 (\$52 )
+    .\port$3178$0 (\$53 ),
+    .\port$3179$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -10085,14 +9623,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3117$0 , b, a, \port$3116$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3179$0 , b, a, \port$3178$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -10146,7 +9685,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3117$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -10177,8 +9716,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3117$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -10193,157 +9732,148 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3117$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$4 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$3116$0 ;
-  wire [8:0] \port$3116$0 ;
-  output \port$3117$0 ;
-  wire \port$3117$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$3178$0 ;
+  wire [8:0] \port$3178$0 ;
+  output \port$3179$0 ;
+  wire \port$3179$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$4  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$3116$0  = \$103 ;
-  assign \port$3117$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$3178$0  = \$104 ;
+  assign \port$3179$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$4 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
-  wire [6:0] \$1 ;
-  wire [44:0] \$10 ;
-  wire [2:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -10352,7 +9882,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
-  wire [66:0] \$2 ;
+  wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
@@ -10376,31 +9906,33 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [2:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
-  reg [7:0] \$43 ;
-  reg [7:0] \$44 ;
-  reg [2:0] \$45 ;
-  reg [2:0] \$46 ;
-  reg [41:0] \$47 ;
+  wire [2:0] \$43 ;
+  wire \$44 ;
+  reg [7:0] \$45 ;
+  reg [7:0] \$46 ;
+  reg [2:0] \$47 ;
   reg [2:0] \$48 ;
-  reg [44:0] \$49 ;
-  wire \$5 ;
-  reg \$50 ;
-  wire [8:0] \$51 ;
-  wire \$52 ;
-  wire \$6 ;
-  wire [41:0] \$7 ;
-  wire [41:0] \$8 ;
-  wire [43:0] \$9 ;
+  reg [41:0] \$49 ;
+  wire [41:0] \$5 ;
+  reg [2:0] \$50 ;
+  reg [44:0] \$51 ;
+  reg \$52 ;
+  wire [8:0] \$53 ;
+  wire \$54 ;
+  wire [41:0] \$6 ;
+  wire [43:0] \$7 ;
+  wire [44:0] \$8 ;
+  wire [2:0] \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [5:0] align;
-  wire [41:0] aligned;
+  wire [6:0] align;
+  wire [66:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -10431,45 +9963,53 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   input rst;
   wire rst;
   wire [41:0] term;
+  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
+  assign \$44  = ctl_q[0] & ctl_q[2];
   always @(posedge clk)
-    ctl_out <= \$45 ;
+    a_out <= \$45 ;
   always @(posedge clk)
-    product_q <= { \$52 , \$51  };
+    b_out <= \$46 ;
   always @(posedge clk)
-    ctl_q <= \$46 ;
+    ctl_out <= \$47 ;
   always @(posedge clk)
-    acc <= \$47 ;
+    product_q <= { \$54 , \$53  };
   always @(posedge clk)
-    acc_flags <= \$48 ;
+    ctl_q <= \$48 ;
   always @(posedge clk)
-    result <= \$49 ;
+    acc <= \$49 ;
   always @(posedge clk)
-    done <= \$50 ;
-  assign \$1  = product_q[8:3] - 5'h13;
-  assign \$2  = { 1'h1, product_q[2:0] } << \$1 [5:0];
-  assign \$3  = | product_q[8:3];
-  assign \$4  = product_q[8:3] == 6'h3f;
-  assign \$5  = ~ \$4 ;
-  assign \$6  = \$3  & \$5 ;
-  assign \$7  = \$6  ? \$2 [41:0] : 42'h00000000000;
-  assign term = \$7  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$8  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, term });
-  assign \$10  = $signed(\$9 ) + $signed({ 1'h0, product_q[9] });
-  assign \$11  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$12  = product_q[8:3] == 6'h3f;
-  assign \$13  = | product_q[2:0];
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = product_q[8:3] == 6'h3f;
-  assign \$16  = ! product_q[2:0];
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = ~ product_q[9];
-  assign \$19  = \$17  & \$18 ;
-  assign \$20  = product_q[8:3] == 6'h3f;
-  assign \$21  = ! product_q[2:0];
-  assign \$22  = \$20  & \$21 ;
+    acc_flags <= \$50 ;
+  always @(posedge clk)
+    result <= \$51 ;
+  always @(posedge clk)
+    done <= \$52 ;
+  assign align = product_q[8:3] - 5'h13;
+  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
+  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
+  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
+  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
+  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
+  assign \$10  = product_q[8:3] == 6'h3f;
+  assign \$11  = | product_q[2:0];
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = product_q[8:3] == 6'h3f;
+  assign \$14  = | product_q[2:0];
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = ~ product_q[9];
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = product_q[8:3] == 6'h3f;
+  assign \$20  = | product_q[2:0];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = \$19  & \$21 ;
   assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$11  | { \$23 , \$19 , \$14  };
+  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
   assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
   assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
   assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
@@ -10478,90 +10018,84 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   assign \$30  = | product_q[2:0];
   assign \$31  = \$29  & \$30 ;
   assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = ! product_q[2:0];
-  assign \$34  = \$32  & \$33 ;
-  assign \$35  = ~ product_q[9];
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = product_q[8:3] == 6'h3f;
-  assign \$38  = ! product_q[2:0];
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = \$39  & product_q[9];
-  assign \$41  = \$28  | { \$40 , \$36 , \$31  };
-  assign \$42  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$43 ;
-  always @(posedge clk)
-    b_out <= \$44 ;
+  assign \$33  = | product_q[2:0];
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$32  & \$34 ;
+  assign \$36  = ~ product_q[9];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = product_q[8:3] == 6'h3f;
+  assign \$39  = | product_q[2:0];
+  assign \$40  = ~ \$39 ;
+  assign \$41  = \$38  & \$40 ;
+  assign \$42  = \$41  & product_q[9];
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$3276$0 (\$51 ),
-    .\port$3277$0 (\$52 )
+    .\port$3342$0 (\$53 ),
+    .\port$3343$0 (\$54 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$45  = ctl_in;
+    \$45  = a;
     if (rst) begin
-      \$45  = 3'h0;
+      \$45  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$46  = ctl_in;
+    \$46  = b;
     if (rst) begin
-      \$46  = 3'h0;
+      \$46  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$47  = acc;
+    \$47  = ctl_in;
+    if (rst) begin
+      \$47  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$48  = ctl_in;
+    if (rst) begin
+      \$48  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$49  = acc;
     if (ctl_q[0]) begin
-      \$47  = \$10 [41:0];
+      \$49  = \$8 [41:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$48  = acc_flags;
+    \$50  = acc_flags;
     if (ctl_q[0]) begin
-      \$48  = \$24 ;
+      \$50  = \$24 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$49  = result;
+    \$51  = result;
     if (ctl_q[0]) begin
       if (ctl_q[2]) begin
-        \$49  = { \$41 , \$27 [41:0] };
+        \$51  = { \$43 , \$27 [41:0] };
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$50  = \$42 ;
+    \$52  = \$44 ;
     if (rst) begin
-      \$50  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$43  = a;
-    if (rst) begin
-      \$43  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$44  = b;
-    if (rst) begin
-      \$44  = 8'h00;
+      \$52  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
-  assign align = \$1 [5:0];
-  assign aligned = \$2 [41:0];
   assign result_q = result;
-  assign p = { \$52 , \$51  };
+  assign p = { \$54 , \$53  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -10574,14 +10108,15 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3277$0 , b, a, \port$3276$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3343$0 , b, a, \port$3342$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [8:0] \$102 ;
+  wire \$102 ;
   wire [8:0] \$103 ;
-  wire \$104 ;
+  wire [8:0] \$104 ;
+  wire \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -10635,7 +10170,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3277$0 , b, a, \po
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire [10:0] \$6 ;
+  wire \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -10666,8 +10201,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3277$0 , b, a, \po
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [8:0] \$88 ;
-  wire \$89 ;
+  wire \$88 ;
+  wire [8:0] \$89 ;
   wire \$9 ;
   wire \$90 ;
   wire \$91 ;
@@ -10682,147 +10217,138 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3277$0 , b, a, \po
   wire [1:0] \$auto$rtlil.cc:2739:Not$2 ;
   input [7:0] a;
   wire [7:0] a;
-  wire a_inf;
   wire a_nan;
-  wire a_zero;
   wire a_zero_or_sub;
   input [7:0] b;
   wire [7:0] b;
-  wire b_inf;
   wire b_nan;
-  wire b_zero;
   wire b_zero_or_sub;
   wire [4:0] csa_carry;
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$3276$0 ;
-  wire [8:0] \port$3276$0 ;
-  output \port$3277$0 ;
-  wire \port$3277$0 ;
-  wire [9:0] product;
-  wire [8:0] sum;
-  assign a_zero_or_sub = ! a[6:3];
-  assign a_zero = ! a[6:0];
-  assign a_nan = a[6:0] == 7'h7f;
-  assign b_zero_or_sub = ! b[6:3];
-  assign b_zero = ! b[6:0];
-  assign b_nan = b[6:0] == 7'h7f;
+  output [8:0] \port$3342$0 ;
+  wire [8:0] \port$3342$0 ;
+  output \port$3343$0 ;
+  wire \port$3343$0 ;
+  wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
   assign \$3  = { 1'h0, a[6:3] } | { 1'h0, b[6:3] };
   assign csa_carry = \$2  | \$4 ;
   assign \$5  = { csa_sum, a[2:0] } + { csa_carry, 1'h0, b[2:0] };
-  assign \$6  = \$5  + 1'h1;
-  assign \$7  = a_zero_or_sub | b_zero_or_sub;
-  assign \$9  = \$6 [4] | \$8 ;
-  assign \$10  = \$6 [5] | \$9 ;
-  assign \$11  = \$6 [6] | \$10 ;
-  assign \$12  = \$6 [7] | \$11 ;
-  assign \$13  = \$6 [8] | \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$7  | \$14 ;
-  assign \$16  = a_zero_or_sub | b_zero_or_sub;
-  assign \$18  = \$6 [4] | \$17 ;
-  assign \$19  = \$6 [5] | \$18 ;
-  assign \$20  = \$6 [6] | \$19 ;
-  assign \$21  = \$6 [7] | \$20 ;
-  assign \$22  = \$6 [8] | \$21 ;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = \$16  | \$23 ;
-  assign \$25  = a_zero_or_sub | b_zero_or_sub;
-  assign \$27  = \$6 [4] | \$26 ;
-  assign \$28  = \$6 [5] | \$27 ;
-  assign \$29  = \$6 [6] | \$28 ;
-  assign \$30  = \$6 [7] | \$29 ;
-  assign \$31  = \$6 [8] | \$30 ;
-  assign \$32  = ~ \$31 ;
-  assign \$33  = \$25  | \$32 ;
-  assign \$34  = a_zero_or_sub | b_zero_or_sub;
-  assign \$36  = \$6 [4] | \$35 ;
-  assign \$37  = \$6 [5] | \$36 ;
-  assign \$38  = \$6 [6] | \$37 ;
-  assign \$39  = \$6 [7] | \$38 ;
-  assign \$40  = \$6 [8] | \$39 ;
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$34  | \$41 ;
-  assign \$43  = a_zero_or_sub | b_zero_or_sub;
-  assign \$45  = \$6 [4] | \$44 ;
-  assign \$46  = \$6 [5] | \$45 ;
-  assign \$47  = \$6 [6] | \$46 ;
-  assign \$48  = \$6 [7] | \$47 ;
-  assign \$49  = \$6 [8] | \$48 ;
-  assign \$50  = ~ \$49 ;
-  assign \$51  = \$43  | \$50 ;
-  assign \$52  = a_zero_or_sub | b_zero_or_sub;
-  assign \$54  = \$6 [4] | \$53 ;
-  assign \$55  = \$6 [5] | \$54 ;
-  assign \$56  = \$6 [6] | \$55 ;
-  assign \$57  = \$6 [7] | \$56 ;
-  assign \$58  = \$6 [8] | \$57 ;
-  assign \$59  = ~ \$58 ;
-  assign \$60  = \$52  | \$59 ;
-  assign \$61  = a_zero_or_sub | b_zero_or_sub;
-  assign \$63  = \$6 [4] | \$62 ;
-  assign \$64  = \$6 [5] | \$63 ;
-  assign \$65  = \$6 [6] | \$64 ;
-  assign \$66  = \$6 [7] | \$65 ;
-  assign \$67  = \$6 [8] | \$66 ;
-  assign \$68  = ~ \$67 ;
-  assign \$69  = \$61  | \$68 ;
-  assign \$70  = a_zero_or_sub | b_zero_or_sub;
-  assign \$72  = \$6 [4] | \$71 ;
-  assign \$73  = \$6 [5] | \$72 ;
-  assign \$74  = \$6 [6] | \$73 ;
-  assign \$75  = \$6 [7] | \$74 ;
-  assign \$76  = \$6 [8] | \$75 ;
-  assign \$77  = ~ \$76 ;
-  assign \$78  = \$70  | \$77 ;
-  assign \$79  = a_zero_or_sub | b_zero_or_sub;
-  assign \$81  = \$6 [4] | \$80 ;
-  assign \$82  = \$6 [5] | \$81 ;
-  assign \$83  = \$6 [6] | \$82 ;
-  assign \$84  = \$6 [7] | \$83 ;
-  assign \$85  = \$6 [8] | \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$79  | \$86 ;
-  assign \$88  = ~ { \$87 , \$78 , \$69 , \$60 , \$51 , \$42 , \$33 , \$24 , \$15  };
-  assign exp_man = \$6 [8:0] & \$88 ;
-  assign \$89  = a_nan | b_nan;
-  assign \$91  = a_zero_or_sub | b_zero_or_sub;
-  assign \$96  = \$6 [4] & \$95 ;
-  assign \$97  = \$6 [5] & \$96 ;
-  assign \$98  = \$6 [6] & \$97 ;
-  assign \$99  = \$6 [7] & \$98 ;
-  assign \$100  = \$6 [8] & \$99 ;
-  assign \$102  = \$101  ? 9'h1f8 : exp_man;
-  assign \$103  = \$93  ? 9'h1fc : \$102 ;
-  assign \$104  = a[7] ^ b[7];
+  assign sum = \$5  + 1'h1;
+  assign \$6  = | a[6:3];
+  assign a_zero_or_sub = ~ \$6 ;
+  assign \$7  = | b[6:3];
+  assign b_zero_or_sub = ~ \$7 ;
+  assign a_nan = a[6:0] == 7'h7f;
+  assign b_nan = b[6:0] == 7'h7f;
+  assign \$8  = a_zero_or_sub | b_zero_or_sub;
+  assign \$10  = sum[4] | \$9 ;
+  assign \$11  = sum[5] | \$10 ;
+  assign \$12  = sum[6] | \$11 ;
+  assign \$13  = sum[7] | \$12 ;
+  assign \$14  = sum[8] | \$13 ;
+  assign \$15  = ~ \$14 ;
+  assign \$16  = \$8  | \$15 ;
+  assign \$17  = a_zero_or_sub | b_zero_or_sub;
+  assign \$19  = sum[4] | \$18 ;
+  assign \$20  = sum[5] | \$19 ;
+  assign \$21  = sum[6] | \$20 ;
+  assign \$22  = sum[7] | \$21 ;
+  assign \$23  = sum[8] | \$22 ;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$17  | \$24 ;
+  assign \$26  = a_zero_or_sub | b_zero_or_sub;
+  assign \$28  = sum[4] | \$27 ;
+  assign \$29  = sum[5] | \$28 ;
+  assign \$30  = sum[6] | \$29 ;
+  assign \$31  = sum[7] | \$30 ;
+  assign \$32  = sum[8] | \$31 ;
+  assign \$33  = ~ \$32 ;
+  assign \$34  = \$26  | \$33 ;
+  assign \$35  = a_zero_or_sub | b_zero_or_sub;
+  assign \$37  = sum[4] | \$36 ;
+  assign \$38  = sum[5] | \$37 ;
+  assign \$39  = sum[6] | \$38 ;
+  assign \$40  = sum[7] | \$39 ;
+  assign \$41  = sum[8] | \$40 ;
+  assign \$42  = ~ \$41 ;
+  assign \$43  = \$35  | \$42 ;
+  assign \$44  = a_zero_or_sub | b_zero_or_sub;
+  assign \$46  = sum[4] | \$45 ;
+  assign \$47  = sum[5] | \$46 ;
+  assign \$48  = sum[6] | \$47 ;
+  assign \$49  = sum[7] | \$48 ;
+  assign \$50  = sum[8] | \$49 ;
+  assign \$51  = ~ \$50 ;
+  assign \$52  = \$44  | \$51 ;
+  assign \$53  = a_zero_or_sub | b_zero_or_sub;
+  assign \$55  = sum[4] | \$54 ;
+  assign \$56  = sum[5] | \$55 ;
+  assign \$57  = sum[6] | \$56 ;
+  assign \$58  = sum[7] | \$57 ;
+  assign \$59  = sum[8] | \$58 ;
+  assign \$60  = ~ \$59 ;
+  assign \$61  = \$53  | \$60 ;
+  assign \$62  = a_zero_or_sub | b_zero_or_sub;
+  assign \$64  = sum[4] | \$63 ;
+  assign \$65  = sum[5] | \$64 ;
+  assign \$66  = sum[6] | \$65 ;
+  assign \$67  = sum[7] | \$66 ;
+  assign \$68  = sum[8] | \$67 ;
+  assign \$69  = ~ \$68 ;
+  assign \$70  = \$62  | \$69 ;
+  assign \$71  = a_zero_or_sub | b_zero_or_sub;
+  assign \$73  = sum[4] | \$72 ;
+  assign \$74  = sum[5] | \$73 ;
+  assign \$75  = sum[6] | \$74 ;
+  assign \$76  = sum[7] | \$75 ;
+  assign \$77  = sum[8] | \$76 ;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$71  | \$78 ;
+  assign \$80  = a_zero_or_sub | b_zero_or_sub;
+  assign \$82  = sum[4] | \$81 ;
+  assign \$83  = sum[5] | \$82 ;
+  assign \$84  = sum[6] | \$83 ;
+  assign \$85  = sum[7] | \$84 ;
+  assign \$86  = sum[8] | \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$80  | \$87 ;
+  assign \$89  = ~ { \$88 , \$79 , \$70 , \$61 , \$52 , \$43 , \$34 , \$25 , \$16  };
+  assign exp_man = sum[8:0] & \$89 ;
+  assign \$90  = a_nan | b_nan;
+  assign \$92  = a_zero_or_sub | b_zero_or_sub;
+  assign \$97  = sum[4] & \$96 ;
+  assign \$98  = sum[5] & \$97 ;
+  assign \$99  = sum[6] & \$98 ;
+  assign \$100  = sum[7] & \$99 ;
+  assign \$101  = sum[8] & \$100 ;
+  assign \$103  = \$102  ? 9'h1f8 : exp_man;
+  assign \$104  = \$94  ? 9'h1fc : \$103 ;
+  assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$2  = ~ { \$1 [4], \$1 [0] };
-  assign a_inf = 1'h0;
-  assign b_inf = 1'h0;
-  assign sum = \$6 [8:0];
-  assign product = { \$104 , \$103  };
-  assign p = { \$104 , \$103  };
-  assign \port$3276$0  = \$103 ;
-  assign \port$3277$0  = \$104 ;
+  assign p = { \$105 , \$104  };
+  assign \port$3342$0  = \$104 ;
+  assign \port$3343$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$2 ;
   assign \$4 [3:1] = 3'h0;
   assign { \$4 [4], \$4 [0] } = { \$3 [4], \$3 [0] };
-  assign \$8  = \$6 [3];
-  assign \$17  = \$6 [3];
-  assign \$26  = \$6 [3];
-  assign \$35  = \$6 [3];
-  assign \$44  = \$6 [3];
-  assign \$53  = \$6 [3];
-  assign \$62  = \$6 [3];
-  assign \$71  = \$6 [3];
-  assign \$80  = \$6 [3];
-  assign \$90  = 1'h0;
-  assign \$92  = 1'h0;
-  assign \$93  = \$89 ;
-  assign \$94  = 1'h0;
-  assign \$95  = \$6 [3];
-  assign \$101  = \$100 ;
+  assign \$9  = sum[3];
+  assign \$18  = sum[3];
+  assign \$27  = sum[3];
+  assign \$36  = sum[3];
+  assign \$45  = sum[3];
+  assign \$54  = sum[3];
+  assign \$63  = sum[3];
+  assign \$72  = sum[3];
+  assign \$81  = sum[3];
+  assign \$91  = 1'h0;
+  assign \$93  = 1'h0;
+  assign \$94  = \$90 ;
+  assign \$95  = 1'h0;
+  assign \$96  = sum[3];
+  assign \$102  = \$101 ;
 endmodule

@@ -27,7 +27,7 @@ from lmul_hw.formats import FpClass, classify, get_format
 from lmul_hw.reference import reference_units
 from lmul_hw.simulate import (INSTALL, SIMULATORS, build, harness_text, run, simulator_available, tool_env,
                               verilator_root)
-from lmul_hw.verilog import verilog_text
+from lmul_hw.verilog import lint_waivers, verilog_text
 from lmul_hw.vectors import (DEFAULT_RANDOM, expected_bits, rounding_case, special_values, unit_vectors)
 
 L, F = LMulConfig, FPMulConfig
@@ -196,13 +196,6 @@ def test_unknown_or_missing_simulator_is_bad_input(monkeypatch):
 
 # -- the Verilog itself: Verilog-2005 and lint ----------------------------------------------------
 
-#: Verilator -Wall warnings that are harmless in generated netlists (Amaranth/Yosys output): implicit
-#: width extension/truncation that Verilog defines exactly (e.g. ``! a[6:3]``, ``$signed(x) + 8'h..``),
-#: named intermediate wires that end up unused, and initial values on pipeline registers
-#: (``reg [7:0] a_q = 8'h00``, which FPGA flows honour and ASIC flows ignore).
-HARMLESS_LINT = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT")
-
-
 def test_reference_units_and_harness_are_verilog_2005(tmp_path):
     _require("icarus")
     failures = []
@@ -223,14 +216,17 @@ def test_reference_units_and_harness_are_verilog_2005(tmp_path):
 
 
 def test_reference_units_lint_clean_with_verilator(tmp_path):
+    """With the waivers ``lmul-hw generate`` writes beside the Verilog (lmul_hw.verilog.lint_waivers;
+    tests/test_lint.py covers every configuration and Icarus)."""
     _require("verilator")
     env = tool_env("verilator")
-    waive = [f"-Wno-{w}" for w in HARMLESS_LINT]
     failures = []
     for cfg in reference_units():
         path = tmp_path / f"{cfg.name}.v"
         path.write_text(verilog_text(cfg))
-        out = subprocess.run(["verilator", "--lint-only", "-Wall", *waive, "--top-module", cfg.name, str(path)],
+        vlt = tmp_path / f"{cfg.name}.vlt"
+        vlt.write_text(lint_waivers(cfg))
+        out = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", cfg.name, str(vlt), str(path)],
                              capture_output=True, text=True, env=env)
         if out.returncode or "%Warning" in out.stderr or "%Error" in out.stderr:
             failures.append(f"{cfg.name}:\n{out.stderr}")

@@ -60,9 +60,12 @@ class TensorCore(wiring.Component):
         held = Signal(input_layout(cfg), name="in_beat", reset_less=True)
         held_valid = Signal(name="in_valid")
         starts_tile = Signal(init=1, name="starts_tile")
-        since_last = Signal(range(rows), init=rows - 1, name="since_last")   # saturates at R - 1
+        # cycles since the last tile's last beat, saturating at R - 1 (no counter for one row)
+        since_last = Signal(range(rows), init=rows - 1, name="since_last") if rows > 1 else None
         reserved = Signal(range(cfg.fifo_depth + 1), name="rows_reserved")
-        may_end = (since_last == rows - 1) & (reserved <= cfg.fifo_depth - rows)
+        may_end = reserved <= cfg.fifo_depth - rows
+        if since_last is not None:
+            may_end = (since_last == rows - 1) & may_end
         issue = Signal(name="issue")
         m.d.comb += [issue.eq(held_valid & (~held.last | may_end)),
                      self.i.ready.eq(~held_valid | issue)]
@@ -73,10 +76,11 @@ class TensorCore(wiring.Component):
         ends_tile = issue & held.last
         with m.If(issue):
             m.d.sync += starts_tile.eq(held.last)
-        with m.If(ends_tile):
-            m.d.sync += since_last.eq(0)
-        with m.Elif(since_last != rows - 1):
-            m.d.sync += since_last.eq(since_last + 1)
+        if since_last is not None:
+            with m.If(ends_tile):
+                m.d.sync += since_last.eq(0)
+            with m.Elif(since_last != rows - 1):
+                m.d.sync += since_last.eq(since_last + 1)
         m.d.sync += reserved.eq(reserved + Mux(ends_tile, rows, 0) - row_out)
 
         # -- skew and the PE grid ----------------------------------------------------------------
@@ -98,42 +102,50 @@ class TensorCore(wiring.Component):
                     m.d.comb += pe.b_in.eq(pes[r - 1][c].b_out)
 
         # -- drain, readout, deskew ------------------------------------------------------------
-        words, valids, lasts = [], [], []
+        # every column's word is deskewed; the valid and last marks are those of column 0 (the
+        # other columns' are the same, so they are not built)
+        words = []
         for c in range(cols):
-            word, valid, last = self._drain_column(m, [pes[r][c] for r in range(rows)], c)
+            word, valid, last = self._drain_column(m, [pes[r][c] for r in range(rows)], c, marks=c == 0)
             words.append(_delay(m, word, cols - 1 - c, f"deskew_c{c}"))
-            valids.append(_delay(m, valid, cols - 1 - c, f"deskew_v{c}", reset=True))
-            lasts.append(_delay(m, last, cols - 1 - c, f"deskew_l{c}", reset=True))
-        m.d.comb += [fifo.w_en.eq(valids[0]), fifo.w_data.eq(Cat(*words, lasts[0]))]
+            if c == 0:
+                valid0 = _delay(m, valid, cols - 1, "deskew_v0", reset=True)
+                last0 = _delay(m, last, cols - 1, "deskew_l0", reset=True)
+        m.d.comb += [fifo.w_en.eq(valid0), fifo.w_data.eq(Cat(*words, last0))]
         return m
 
-    def _drain_column(self, m: Module, column, c: int):
+    def _drain_column(self, m: Module, column, c: int, marks: bool = True):
         """Load the column's parked results when its bottom PE is done; shift them out row 0 first;
-        read each out to fp32 and register it."""
+        read each out to fp32 and register it.  With ``marks``, also the valid and last marks of
+        the rows leaving (else None for both)."""
         cfg = self.cfg
         rows = cfg.rows
         values = [Signal(cfg.result_width, name=f"drain_c{c}_r{r}", reset_less=True) for r in range(rows)]
-        valid = [Signal(name=f"drain_c{c}_r{r}_valid") for r in range(rows)]
+        valid = [Signal(name=f"drain_c{c}_r{r}_valid") for r in range(rows)] if marks else []
         with m.If(column[-1].done):
             for r in range(rows):
-                m.d.sync += [values[r].eq(column[r].result), valid[r].eq(1)]
+                m.d.sync += values[r].eq(column[r].result)
+            m.d.sync += [v.eq(1) for v in valid]
         with m.Else():
             for r in range(rows - 1):
-                m.d.sync += [values[r].eq(values[r + 1]), valid[r].eq(valid[r + 1])]
-            m.d.sync += valid[-1].eq(0)
-        # the last row is the one whose successor in the chain is empty
-        is_last = valid[0] & ~(valid[1] if rows > 1 else 0)
-        valid_out, last_out = valid[0], is_last
+                m.d.sync += values[r].eq(values[r + 1])
+            m.d.sync += [v.eq(n) for v, n in zip(valid, valid[1:])] + [v.eq(0) for v in valid[-1:]]
         if cfg.acc == "exact":      # the readout's first stage is registered inside kulisch_to_fp32
             word = kulisch_to_fp32(m, cfg, values[0], name=f"readout_c{c}")
-            valid_out = _delay(m, valid_out, KULISCH_READOUT_STAGES - 1, f"readout_c{c}_v", reset=True)
-            last_out = _delay(m, last_out, KULISCH_READOUT_STAGES - 1, f"readout_c{c}_l", reset=True)
         else:
             word = values[0]
         word_q = Signal(32, name=f"readout_c{c}_q", reset_less=True)
+        m.d.sync += word_q.eq(word)
+        if not marks:
+            return word_q, None, None
+        # the last row is the one whose successor in the chain is empty
+        valid_out, last_out = valid[0], (valid[0] & ~valid[1] if rows > 1 else valid[0])
+        if cfg.acc == "exact":
+            valid_out = _delay(m, valid_out, KULISCH_READOUT_STAGES - 1, f"readout_c{c}_v", reset=True)
+            last_out = _delay(m, last_out, KULISCH_READOUT_STAGES - 1, f"readout_c{c}_l", reset=True)
         valid_q = Signal(name=f"readout_c{c}_valid")
         last_q = Signal(name=f"readout_c{c}_last")
-        m.d.sync += [word_q.eq(word), valid_q.eq(valid_out), last_q.eq(last_out)]
+        m.d.sync += [valid_q.eq(valid_out), last_q.eq(last_out)]
         return word_q, valid_q, last_q
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 
 from ..formats import get_format
-from .fields import Fields
+from .fields import Fields, fit
 from .rounding import normalise_round
 
 FP32 = get_format("fp32")
@@ -27,22 +27,20 @@ def fp32_add(m: Module, x, y, name: str = "add"):
     small = Mux(swap, x, y)
     e_big = Signal(8, name=f"{name}_e_big")
     e_small = Signal(8, name=f"{name}_e_small")
-    m.d.comb += [e_big.eq(Mux(big[23:31] == 0, 1, big[23:31])),
-                 e_small.eq(Mux(small[23:31] == 0, 1, small[23:31]))]
+    m.d.comb += [e_big.eq(Mux(big[23:31].any(), big[23:31], 1)),
+                 e_small.eq(Mux(small[23:31].any(), small[23:31], 1))]
     sig_big = Cat(Const(0, _GRS), big[:23], big[23:31] != 0)
     sig_small = Cat(Const(0, _GRS), small[:23], small[23:31] != 0)
     width = len(sig_big)
-    diff = Signal(8, name=f"{name}_diff")
-    m.d.comb += diff.eq(e_big - e_small)
+    diff = fit(m, e_big - e_small, 8, f"{name}_diff")
     dist = Mux(diff > width, width, diff)
     aligned = Signal(width, name=f"{name}_aligned")
     lost = Signal(name=f"{name}_lost")
     m.d.comb += [aligned.eq(sig_small >> dist),
                  lost.eq((sig_small & ((Const(1, width + 1) << dist) - 1)[:width]).any())]
     jammed = aligned | lost
-    total = Signal(width + 1, name=f"{name}_total")
     subtract = big[31] ^ small[31]
-    m.d.comb += total.eq(Mux(subtract, sig_big - jammed, sig_big + jammed))
+    total = fit(m, Mux(subtract, sig_big - jammed, sig_big + jammed), width + 1, f"{name}_total")
     exp_top = Signal(signed(10), name=f"{name}_exp_top")
     m.d.comb += exp_top.eq(e_big - (f.bias + f.man_bits + _GRS) + width)   # top bit of total
     mag, overflow, zero = normalise_round(m, total, exp_top, f, subnormals="full", name=f"{name}_rnd")

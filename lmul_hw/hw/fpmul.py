@@ -6,7 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal
 
 from ..config import FPMulConfig
-from .fields import Fields
+from .fields import Fields, fit
 from .rounding import normalise_round
 from .unit import Unit
 
@@ -29,16 +29,15 @@ class FPMul(Unit):
         x, y = Fields(m, a, f, "a"), Fields(m, b, f, "b")
         ftz = cfg.subnormals == "ftz"
         # hidden bits; with ftz every operand that is not flushed is normal: a constant 1
-        sig_x = Cat(x.man, 1 if ftz else ~x.zero_or_sub)
-        sig_y = Cat(y.man, 1 if ftz else ~y.zero_or_sub)
+        hidden_x, hidden_y = (1, 1) if ftz else (x.exp.any(), y.exp.any())
+        sig_x, sig_y = Cat(x.man, hidden_x), Cat(y.man, hidden_y)
         product = Signal(2 * f.man_bits + 2, name="sig_product")
         m.d.comb += product.eq(sig_x * sig_y)
         # unbiased exponent of the product's top bit: (e_a - B) + (e_b - B) + 1, subnormals at e = 1
-        exp_x = x.exp if ftz else Mux(x.zero_or_sub, 1, x.exp)
-        exp_y = y.exp if ftz else Mux(y.zero_or_sub, 1, y.exp)
+        exp_x = x.exp if ftz else Mux(hidden_x, x.exp, 1)
+        exp_y = y.exp if ftz else Mux(hidden_y, y.exp, 1)
         low, high = 2 - 2 * f.bias + 1, 2 * f.max_exp_field - 2 * f.bias + 1
-        exp_top = Signal(range(low, high + 1), name="exp_top")
-        m.d.comb += exp_top.eq(exp_x + exp_y - (2 * f.bias - 1))
+        exp_top = fit(m, exp_x + exp_y - (2 * f.bias - 1), range(low, high + 1), "exp_top")
         mag, overflow, underflow = normalise_round(
             m, product, exp_top, g, subnormals=cfg.subnormals, max_lz=1 if ftz else None)
 
@@ -50,6 +49,4 @@ class FPMul(Unit):
         ovf = inf | (overflow & ~flushed)
         zero = flushed | underflow
         out = Mux(nan, g.nan_code, Mux(ovf, g.overflow_code(cfg.overflow), Mux(zero, 0, mag)))
-        p = Signal(g.width, name="product")
-        m.d.comb += p.eq(Cat(out[:g.width - 1], x.sign ^ y.sign))
-        return p
+        return Cat(out[:g.width - 1], x.sign ^ y.sign)

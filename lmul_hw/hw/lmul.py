@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 
 from ..config import LMulConfig
 from .unit import Unit
-from .fields import Fields
+from .fields import Fields, fit
 
 
 def at_least(r, t: int):
@@ -63,9 +63,8 @@ class LMul(Unit):
                 csa_carry.eq((ea_ma[j:] & eb_mb[j:]) | ((ea_ma[j:] | eb_mb[j:]) & (row >> j))),
             ]
             ea_ma, eb_mb = Cat(ea_ma[:j], csa_sum), Cat(eb_mb[:j], Const(0, 1), csa_carry)
-        r = Signal(range(hi + shift + 1), name="sum")
-        # the one addition: = {e_a, m_a} + {e_b, m_b} + bias_offset + shift
-        m.d.comb += r.eq(ea_ma + eb_mb + carry_in)
+        # the one addition: = {e_a, m_a} + {e_b, m_b} + bias_offset + shift, kept to the bits it can reach
+        r = fit(m, ea_ma + eb_mb + carry_in, range(hi + shift + 1), "sum")
 
         code = g.overflow_code(cfg.overflow)
         top = (g.max_exp_field + 1) << k                 # e beyond the largest finite exponent
@@ -88,6 +87,4 @@ class LMul(Unit):
             mag = Mux(nan | ovf, code, result)
         else:
             mag = Mux(nan, g.nan_code, Mux(ovf, code, result))
-        p = Signal(g.width, name="product")
-        m.d.comb += p.eq(Cat(mag[:g.width - 1], x.sign ^ y.sign))
-        return p
+        return Cat(mag[:g.width - 1], x.sign ^ y.sign)

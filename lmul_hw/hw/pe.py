@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import SPECIAL_FLAGS, CoreConfig, PEConfig
 from ..formats import get_format, product_span
 from . import unit_for
+from .fields import fit
 from .fp32add import FP32, fp32_add
 from .rounding import normalise_round
 
@@ -75,10 +76,8 @@ def _kulisch_step(m: Module, cfg: CoreConfig, product, first):
     e_zero = g.bias + g.man_bits + lsb
     smallest = _smallest_product_exp(cfg)
     pad = max(0, e_zero - smallest)
-    amount = Signal(range(width + pad), name="align")
-    m.d.comb += amount.eq(exp - (e_zero - pad))
-    aligned = Signal(width + pad, name="aligned")
-    m.d.comb += aligned.eq(Cat(man, Const(1, 1)) << amount)
+    amount = fit(m, exp - (e_zero - pad), range(width + pad), "align")
+    aligned = fit(m, Cat(man, Const(1, 1)) << amount, width + pad, "aligned")
     # +-magnitude as (magnitude XOR sign) + sign: the negation rides on the accumulator adder's carry-in
     term = Signal(width, name="term")
     m.d.comb += term.eq(Mux(nonzero, aligned[pad:], 0) ^ sign.replicate(width))
@@ -86,7 +85,7 @@ def _kulisch_step(m: Module, cfg: CoreConfig, product, first):
     total = Signal(signed(width), name="acc", reset_less=True)
     flags = Signal(len(SPECIAL_FLAGS), name="acc_flags", reset_less=True)
     nan = is_special & (man != 0)
-    inf = is_special & (man == 0)
+    inf = is_special & ~man.any()
     seen = Mux(first, 0, flags) | Cat(nan, inf & ~sign, inf & sign)
     state = Cat(total, flags)
     new_state = Cat((Mux(first, 0, total) + term + sign)[:width], seen)
@@ -113,13 +112,12 @@ def _to_fp32(m: Module, product, g):
         value = Cat(Const(0, f.man_bits - g.man_bits), man, (exp + (f.bias - g.bias))[:f.exp_bits])
         overflow = Const(0)
     else:
-        exp_top = Signal(signed(g.exp_bits + 2), name="product_exp")
-        m.d.comb += exp_top.eq(exp - g.bias)
+        exp_top = fit(m, exp - g.bias, signed(g.exp_bits + 2), "product_exp")
         value, overflow, _ = normalise_round(m, Cat(man, Const(1, 1)), exp_top, f, subnormals="full",
                                              max_lz=0, name="to_fp32")
     with m.If(is_special):
         m.d.comb += out.eq(Mux(man != 0, 0x7FC00000, Cat(Const(f.inf_code, 31), sign)))
-    with m.Elif(exp == 0):
+    with m.Elif(~exp.any()):
         m.d.comb += out.eq(Cat(Const(0, 31), sign))
     with m.Elif(overflow):
         m.d.comb += out.eq(Cat(Const(f.inf_code, 31), sign))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 
 from ..formats import Format
+from .fields import fit
 
 
 def leading_zeros(m: Module, value, name: str, limit: int | None = None):
@@ -43,11 +44,10 @@ def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_
         mant, guard, sticky, exp_field = _normalise_shift(m, sig, exp_top, g, subnormals, max_lz, name)
     round_up = guard & (sticky | mant[0])
     # exponent and mantissa as one integer: the rounding carry moves into the exponent by itself
-    mag = Signal(signed(len(exp_field) + g.man_bits + 1), name=f"{name}_mag")
-    m.d.comb += mag.eq((exp_field << g.man_bits) + mant + round_up)
+    mag = fit(m, (exp_field << g.man_bits) + mant + round_up, signed(len(exp_field) + g.man_bits + 1), f"{name}_mag")
     limit = g.nan_code if g.kind == "fn" else g.inf_code
     overflow = mag >= limit
-    zero = ~sig.any() | ((mag < (1 << g.man_bits)) if subnormals == "ftz" else (mag == 0))
+    zero = ~sig.any() | ((mag < (1 << g.man_bits)) if subnormals == "ftz" else ~mag.any())
     return mag[:g.width - 1], overflow & ~zero, zero
 
 
@@ -62,10 +62,8 @@ def _normalise_one_bit(m: Module, sig, exp_top, g: Format, name: str):
         sig = Cat(Const(0, g.man_bits + 3 - len(sig)), sig)
     width = len(sig)
     top = sig[width - 1]
-    aligned = Signal(width, name=f"{name}_aligned")
-    m.d.comb += aligned.eq(Mux(top, sig, sig << 1))
-    exp_field = Signal(signed(_exponent_width(exp_top, g)), name=f"{name}_e_lead")
-    m.d.comb += exp_field.eq(exp_top + (g.bias - 1) + top)
+    aligned = fit(m, Mux(top, sig, sig << 1), width, f"{name}_aligned")
+    exp_field = fit(m, exp_top + (g.bias - 1) + top, signed(_exponent_width(exp_top, g)), f"{name}_e_lead")
     cut = width - 1 - g.man_bits
     return aligned[cut:width - 1], aligned[cut - 1], aligned[:cut - 1].any(), exp_field
 
@@ -84,10 +82,9 @@ def _normalise_left(m: Module, sig, exp_top, g: Format, max_lz, name: str):
         sig = Cat(Const(0, g.man_bits + 3 - len(sig)), sig)
     width = len(sig)
     lz = leading_zeros(m, sig, f"{name}_lz", max_lz)
-    exp_field = Signal(signed(_exponent_width(exp_top, g) + (width - 1).bit_length()), name=f"{name}_e_lead")
-    m.d.comb += exp_field.eq(exp_top - lz + g.bias)
-    aligned = Signal(width, name=f"{name}_aligned")
-    m.d.comb += aligned.eq(sig << lz)
+    exp_field = fit(m, exp_top - lz + g.bias, signed(_exponent_width(exp_top, g) + (width - 1).bit_length()),
+                    f"{name}_e_lead")
+    aligned = fit(m, sig << lz, width, f"{name}_aligned")
     cut = width - 1 - g.man_bits
     return aligned[cut:width - 1], aligned[cut - 1], aligned[:cut - 1].any(), exp_field
 
@@ -98,8 +95,9 @@ def _normalise_shift(m: Module, sig, exp_top, g: Format, subnormals: str, max_lz
     width = len(sig)
     base = g.man_bits + 2                                  # right shifts beyond this leave only sticky
     lz = leading_zeros(m, sig, f"{name}_lz", max_lz)
-    e_lead = Signal(signed(_exponent_width(exp_top, g) + (len(sig) - 1).bit_length()), name=f"{name}_e_lead")
-    m.d.comb += e_lead.eq(exp_top - lz + g.bias)           # biased exponent of the leading one
+    # biased exponent of the leading one
+    e_lead = fit(m, exp_top - lz + g.bias, signed(_exponent_width(exp_top, g) + (len(sig) - 1).bit_length()),
+                 f"{name}_e_lead")
     if subnormals == "full":
         # below the smallest normal the result is denormalised: the shift puts 2**(1 - B_G) on top
         tiny = e_lead < 1
@@ -107,10 +105,8 @@ def _normalise_shift(m: Module, sig, exp_top, g: Format, subnormals: str, max_lz
         exp_field = Mux(tiny, 0, e_lead)
     else:
         shift, exp_field = lz, e_lead
-    amount = Signal(range(width + 2 * base + 1), name=f"{name}_shift")
-    m.d.comb += amount.eq(Mux(shift < -base, 0, shift + base))
-    aligned = Signal(2 * width + 2 * base, name=f"{name}_aligned")
-    m.d.comb += aligned.eq(Cat(Const(0, base), sig) << amount)
+    amount = fit(m, Mux(shift < -base, 0, shift + base), range(width + 2 * base + 1), f"{name}_shift")
+    aligned = fit(m, Cat(Const(0, base), sig) << amount, 2 * width + 2 * base, f"{name}_aligned")
     top = width - 1 + 2 * base                             # where the hidden bit lands
     return aligned[top - g.man_bits:top], aligned[top - g.man_bits - 1], aligned[:top - g.man_bits - 1].any(), \
         exp_field

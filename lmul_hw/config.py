@@ -164,6 +164,12 @@ class FPMulConfig(_Serialisable):
              if self.name is None else check_name(self.name))
 
 
+def _array_stem(cfg) -> str:
+    """What a core's or PE's default module name says after its prefix: format, multiplier, accumulation."""
+    mul = f"lmul_k{cfg.k}_c{cfg.offset}" if cfg.mul == "lmul" else f"fpmul_{cfg.subnormals}"
+    return f"{cfg.fmt.name}_{mul}_{cfg.acc}_d{cfg.depth}"
+
+
 @dataclass(frozen=True)
 class CoreConfig(_Serialisable):
     """An RxC output-stationary tensor core (SPEC §4, §5)."""
@@ -193,8 +199,7 @@ class CoreConfig(_Serialisable):
         if self.acc == "exact":
             check_exact_accumulator(unit, self.depth)
         if self.name is None:
-            mul = f"lmul_k{self.k}_c{self.offset}" if self.mul == "lmul" else f"fpmul_{self.subnormals}"
-            _set(self, name=f"core_{self.rows}x{self.cols}_{f.name}_{mul}_{self.acc}_d{self.depth}")
+            _set(self, name=f"core_{self.rows}x{self.cols}_{_array_stem(self)}")
         else:
             check_name(self.name)
 
@@ -263,8 +268,7 @@ class PEConfig(_Serialisable):
         _set(self, fmt=core.fmt, k=core.k, offset=core.offset, offset_exp=core.offset_exp)
         object.__setattr__(self, "_core", core)
         if self.name is None:
-            mul = f"lmul_k{self.k}_c{self.offset}" if self.mul == "lmul" else f"fpmul_{self.subnormals}"
-            _set(self, name=f"pe_{self.fmt.name}_{mul}_{self.acc}_d{self.depth}")
+            _set(self, name=f"pe_{_array_stem(self)}")
         check_name(self.name)
 
     unit = property(lambda self: self._core.unit, doc="The multiplier inside the PE.")

@@ -257,7 +257,7 @@ def fmax(verilog: str, top: str, family: str, dsp: bool = False, *, seed: int = 
             (run / "design.json").write_text(netlist_text)
             cmd = [fam.nextpnr, *fam.device, "--json", "design.json", "--freq", f"{target:g}", "--seed", str(seed),
                    "--timing-allow-fail", "--report", "report.json", "--log", "nextpnr.log", "-q"]
-            proc = tools.run(cmd, cwd=run, timeout=timeout, check=False, label="nextpnr")
+            proc = tools.run(cmd, cwd=run, timeout=timeout, check=False, label="nextpnr", what=f"{family} {top}")
             log = _read(run / "nextpnr.log") + proc.stdout + proc.stderr
             (run / "design.json").unlink()
             if proc.returncode != 0:

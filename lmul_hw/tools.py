@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 from .errors import ToolError
 
-__all__ = ["find", "version", "run", "warm", "yowasp_cache_dir", "is_yowasp", "Result", "ToolTimeout",
+__all__ = ["find", "version", "run", "warm", "warm_ahead", "yowasp_cache_dir", "is_yowasp", "Result", "ToolTimeout",
            "set_progress", "say", "RETRY_SIGNALS", "HEARTBEAT_SECONDS", "ProcessError", "version_number"]
 
 #: The base of what a subprocess call raises (cocotb's runners let it through).
@@ -144,6 +144,20 @@ def warm(name: str) -> None:
                 say(f"{tool}: compiled to machine code in {time.monotonic() - started:.0f} s (first use; "
                     f"cached in {cache})")
         _warmed.add(tool)
+
+
+def warm_ahead(*names: str) -> threading.Thread:
+    """Warm YoWASP tools in a background thread while other work goes on (a fresh machine compiles each
+    for up to a minute or more).  A failure here is not reported: the first real run warms again and says it."""
+    def work():
+        for name in names:
+            try:
+                warm(name)
+            except (ToolError, ValueError):
+                pass
+    thread = threading.Thread(target=work, name="yowasp-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 # -- running -----------------------------------------------------------------------------------------

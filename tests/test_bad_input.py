@@ -94,6 +94,13 @@ def test_path_inspection_errors_are_value_errors(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["loop"]
 
 
+# -- 3 and 4: an unusable LMUL_HW_CACHE (exit 2) or cache home (exit 3), a read-only HOME for the
+# YoWASP and wasmtime compile caches (exit 3 naming the tool and the directory): tests/test_cache.py
+# (test_an_unusable_cache_variable_is_bad_input, test_an_unusable_default_cache_is_exit_3) and
+# tests/test_tools.py (test_a_yowasp_cache_under_a_file_is_exit_3_naming_tool_and_directory,
+# test_a_home_without_a_usable_cache_is_exit_3), beside the cache and tool layers they exercise.
+
+
 # -- 5: module names are Verilog identifiers everywhere --------------------------------------------
 
 PE = ["--mul", "lmul", "--format", "e4m3", "--acc", "exact", "--depth", "4"]

@@ -63,7 +63,7 @@ def lint_waivers(cfg, filename: str | None = None) -> str:
     contract that is intended, matched as narrowly as Verilator allows, with the reason beside it.
     Everything the generator itself can avoid is avoided there instead (lmul_hw/hw)."""
     from . import __version__
-    from .config import CoreConfig
+    role = kind_of(cfg).role
     filename = Path(filename).name if filename else f"{cfg.name}.v"
     file = f'-file "*{filename}"'
     lines = [
@@ -89,7 +89,7 @@ def lint_waivers(cfg, filename: str | None = None) -> str:
           "UNUSEDSIGNAL", "Bits of signal are not used: *")
     waive("Backend temporaries ($N, one per Amaranth operation) that constant folding left unread.\n"
           "Synthesis removes them.", "UNUSEDSIGNAL", "Signal is not used: '$*")
-    if isinstance(cfg, CoreConfig):
+    if role in ("pe", "core"):
         waive("The core's submodules (PEs, their multipliers, the output FIFO) are written into the same\n"
               "file as modules named after their place in the hierarchy (`NAME.pe_0_0`).", "DECLFILENAME")
         waive("Amaranth declares one wire per field of a struct-typed signal (`ctl_in.valid`) for waveform\n"
@@ -103,9 +103,11 @@ def lint_waivers(cfg, filename: str | None = None) -> str:
             "// and the last register of each skew chain (into a PE) and of the valid chain (into the FIFO).",
         ])
         # the last register of each delay chain (lmul_hw.hw.core) that drives a port of a submodule
-        chains = [f"skew_{x}{r}_{r - 1}" for r in range(1, cfg.rows) for x in ("a", "ctl")]
-        chains += [f"skew_b{c}_{c - 1}" for c in range(1, cfg.cols)]
-        chains.append(f"deskew_v0_{cfg.cols - 2}" if cfg.cols > 1 else "readout_c0_valid")
+        chains = []
+        if role == "core":
+            chains = [f"skew_{x}{r}_{r - 1}" for r in range(1, cfg.rows) for x in ("a", "ctl")]
+            chains += [f"skew_b{c}_{c - 1}" for c in range(1, cfg.cols)]
+            chains.append(f"deskew_v0_{cfg.cols - 2}" if cfg.cols > 1 else "readout_c0_valid")
         for alias in chains:
             lines.append(f'lint_off -rule UNUSEDSIGNAL {file} -match "Signal is not used: \'{alias}\'"')
         for alias in _CORE_ALIASES:

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import require
-from lmul_hw.config import CoreConfig, FPMulConfig, LMulConfig
+from lmul_hw.config import CoreConfig, FPMulConfig, LMulConfig, PEConfig
 from lmul_hw.reference import reference_configs
 from lmul_hw.simulate import INSTALL, tool_env, verilator_root
 from lmul_hw.verilog import lint_waiver_path, lint_waivers, write_verilog
@@ -27,6 +27,8 @@ EXTRA = [
     CoreConfig(rows=2, cols=3, mul="fpmul", fmt="e5m2", acc="fp32", depth=16),
     CoreConfig(rows=2, cols=2, mul="lmul", fmt="bf16", acc="fp32", depth=8),
     CoreConfig(rows=1, cols=1, mul="fpmul", fmt="e4m3", acc="exact", depth=4, subnormals="ftz"),
+    PEConfig("lmul", "e4m3", "exact", 256), PEConfig("fpmul", "e4m3", "exact", 256, subnormals="ftz"),
+    PEConfig("lmul", "bf16", "fp32", 16),
 ]
 CONFIGS = reference_configs() + EXTRA
 

@@ -92,10 +92,10 @@ def make_mutants(verilog: str, top: str, count: int, seed: int = 1) -> MutantSet
     try:
         (work / "design.v").write_text(verilog)
         script = (f"read_verilog -sv design.v\nhierarchy -top {top}\nproc\nflatten\nhierarchy -top {top}\n"
-                  "opt_clean\n"
+                  "memory\nopt_clean\n"                   # memories as flip-flops: their logic is mutated too
                   f"mutate -list {count} -seed {seed} -ctrl {CTRL} {width} 1 -o mutations.ys\n"
-                  "script mutations.ys\nopt_clean\nselect -assert-none t:$mem* t:$mem_v2\n"
-                  "select -count t:$dff t:$sdff t:$adff t:$dffe t:$sdffe t:$sdffce t:$aldff t:$dlatch\n"
+                  "script mutations.ys\nopt_clean\n"
+                  "select -count t:$dff t:$sdff t:$adff t:$dffe t:$sdffe t:$sdffce t:$aldff t:$dlatch t:$mem*\n"
                   "write_verilog -noattr mutants.v\n")
         _yosys(script, work)
         log = (work / "yosys.log").read_text(errors="replace")
@@ -121,6 +121,7 @@ def mutant_equivalence(original: str, mutants: MutantSet, index: int, *, timeout
         head = (f"read_verilog -sv gold.v\nhierarchy -top {top}\nproc\nflatten\nhierarchy -top {top}\n"
                 f"rename {top} gold\nread_verilog -sv gate.v\nproc\nrename {top} gate\n"
                 f"delete -port gate/{CTRL}\ncd gate\nconnect -set {CTRL} {w}'d{index}\ncd ..\n"
+                "memory\nopt_clean\n"                     # sat takes no memories: flip-flops and muxes
                 "miter -equiv -flatten -make_assert gold gate miter\nhierarchy -top miter\n")
         limit = max(1, int(timeout))
         if not mutants.sequential:

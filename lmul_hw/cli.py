@@ -176,6 +176,7 @@ def _add_verify(sub) -> None:
         q.add_argument("--vectors", type=int, default=100_000, metavar="N",
                        help="random pairs for formats wider than 8 bits (default 100000); 8-bit formats are "
                             "checked on all 65,536 pairs")
+        _user_rtl_options(q, "a, b, p, clk, rst")
     q = units.add_parser("core", help="random GEMM tiles through a tensor core, against model.matmul",
                          description="Stream random tiles (Gaussian or heavy-tailed operands with zeros, subnormals, "
                                      "NaN and inf mixed in; depths from 1 to K_max) through the generated core with "
@@ -187,6 +188,31 @@ def _add_verify(sub) -> None:
     q.add_argument("--dist", choices=("gaussian", "heavy"), default="gaussian", help="operand distribution")
     q.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator (default verilator)")
     q.add_argument("--seed", type=seed_type, default=0, help="seed of the tiles, gaps and stalls (default 0)")
+    _user_rtl_options(q, "clk, rst, i__valid, i__ready, i__payload, o__valid, o__ready, o__payload")
+
+
+def _user_rtl_options(q: argparse.ArgumentParser, ports: str) -> None:
+    q.add_argument("--verilog", nargs="+", metavar="FILE",
+                   help="verify your own Verilog (these files) instead of the generated design; needs --top")
+    q.add_argument("--top", metavar="NAME", help="with --verilog: the top module to verify")
+    q.add_argument("--port", action="append", metavar="OURS=THEIRS",
+                   help=f"with --verilog: rename ports, comma-separated or repeated (ours: {ports})")
+    q.add_argument("--tie", action="append", metavar="NAME=VALUE",
+                   help="with --verilog: hold another input of your module at a constant (e.g. an enable)")
+
+
+def _user_rtl(args) -> dict:
+    """The verify API's keyword arguments for ``--verilog``/``--top``/``--port``/``--tie``."""
+    from .simulate.user import parse_assignments
+    ports = parse_assignments(args.port, "--port")
+    ties = parse_assignments(args.tie, "--tie", values=True)
+    if args.verilog is None:
+        if args.top or ports or ties:
+            raise ValueError("--top, --port and --tie need --verilog FILE")
+        return {}
+    if not args.top:
+        raise ValueError("--verilog needs --top NAME (the module to verify)")
+    return {"verilog_files": args.verilog, "top": args.top, "ports": ports, "ties": ties}
 
 
 def _run_verify(args) -> int:
@@ -196,12 +222,15 @@ def _run_verify(args) -> int:
     from .vectors import BYTES_PER_VECTOR
     cfg = unit_config(args.unit, args, latency=args.latency)
     check_count("--vectors", args.vectors, 0, BYTES_PER_VECTOR)
-    res = verify(cfg, args.sim, count=args.vectors, seed=args.seed, progress=lambda m: print(m, flush=True))
+    user = _user_rtl(args)
+    res = verify(cfg, args.sim, count=args.vectors, seed=args.seed, progress=lambda m: print(m, flush=True), **user)
+    name = res.units[0].cfg.name
     print(res.report())
     if not res.ok:
-        raise VerificationFailed(f"{res.mismatch_count} of {res.checked} vectors of {cfg.name} differ from "
+        raise VerificationFailed(f"{res.mismatch_count} of {res.checked} vectors of {name} differ from "
                                  f"the model on {args.sim}")
-    print(f"ok: {cfg.name} matches the model on all {res.checked} vectors ({args.sim})")
+    what = f"{name} ({cfg.name} of the model)" if user else name
+    print(f"ok: {what} matches the model on all {res.checked} vectors ({args.sim})")
     return EXIT_OK
 
 
@@ -210,8 +239,10 @@ def _run_verify_core(args) -> int:
     cfg = core_config(args)
     if args.tiles < 1:
         raise ValueError(f"--tiles must be at least 1, not {args.tiles}")
+    user = _user_rtl(args)
     res = verify_core(cfg, args.sim, tiles=args.tiles, seed=args.seed, dist=args.dist,
-                      progress=lambda m: print(m, flush=True))
+                      progress=lambda m: print(m, flush=True), **user)
+    cfg = res.cfg
     print(res.report())
     if not res.ok:
         raise VerificationFailed(f"{cfg.name} differs from the model or broke the stream rules on {args.sim}")

@@ -5,7 +5,8 @@ model ``lmul_hw.model`` and report.
 The run is described by environment variables (set by ``lmul_hw.simulate.run``):
 ``LMUL_HW_UNITS`` (JSON list of ``{"port", "config", "lanes"}``), ``LMUL_HW_VECTORS`` (``.npz`` of
 ``<port>_a``/``<port>_b``; without it the vectors are generated here from ``LMUL_HW_COUNT`` and
-``LMUL_HW_SEED``) and ``LMUL_HW_RESULTS`` (the ``.npz`` written back).
+``LMUL_HW_SEED``), ``LMUL_HW_RESULTS`` (the ``.npz`` written back) and ``LMUL_HW_TIES`` (JSON
+``{harness input: value}``: tied inputs of a user's module, held for the whole run).
 
 Timing: operand set j of a unit goes on its buses at falling edge j.  A unit of latency N >= 1
 must show product j after exactly N rising edges, i.e. at falling edge j + N, which is where it
@@ -100,6 +101,8 @@ def _units_from_env(dut, kind: str) -> list[UnitRun]:
 async def _drive(dut, runs: list[UnitRun], clocked: bool) -> tuple[float, int]:
     """Step all units together: at each step read every product bus, then apply the next operands."""
     clock = None
+    for port, value in json.loads(os.environ.get("LMUL_HW_TIES", "{}")).items():
+        getattr(dut, port).value = int(value)           # tied inputs of a user's module, held all run
     if clocked:
         dut.rst.value = 0
         clock = Clock(dut.clk, 10, unit="ns")

@@ -15,7 +15,9 @@ environment variables:
 - ``LMUL_HW_CORE_RESULTS``: the JSON file written back: ``rows`` ([epoch, cycle, hex payload or
   null for X/Z] per row taken from ``o``), ``in_cycles`` (the cycle each input beat moved),
   ``protocol_errors``, ``ready_low`` (cycles ``i__valid`` waited for ``i__ready``), ``cycles``,
-  ``reset_cycle`` and ``sim_seconds``.
+  ``reset_cycle`` and ``sim_seconds``;
+- ``LMUL_HW_TIES`` (optional): JSON ``{input: value}``, inputs of the wrapper around a user's core
+  held at constants for the whole run (``lmul-hw verify core --verilog ... --tie``).
 
 Timing: everything happens at the falling clock edge in the middle of a cycle.  The core's
 ``i__ready``, ``o__valid`` and ``o__payload`` depend on its state only (SPEC §5), so they are
@@ -113,6 +115,8 @@ async def test_core(dut):
     i_valid, i_payload, i_ready = dut.i__valid, dut.i__payload, dut.i__ready
     o_valid, o_payload, o_ready = dut.o__valid, dut.o__payload, dut.o__ready
     rst = dut.rst
+    for port, value in json.loads(os.environ.get("LMUL_HW_TIES", "{}")).items():
+        getattr(dut, port).value = int(value)           # tied inputs of a user's core, held all run
 
     Clock(dut.clk, 10, unit="ns").start()
     fe = FallingEdge(dut.clk)

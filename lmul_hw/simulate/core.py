@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -29,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import tools
-from ..config import CoreConfig
+from ..config import CoreConfig, config_from_json
 from ..errors import ToolError
 from ..formats import decode, get_format
 from ..tiles import DISTRIBUTIONS, model_tile, random_operands, tile_beats
@@ -106,6 +107,11 @@ class CoreDesign:
     build_dir: Path
     build_seconds: float
     cached: bool
+    top: str = ""                # the simulated top module (cfg.name, or the wrapper around a user's core)
+    user: object = None          # lmul_hw.simulate.user.UserRTL of a user's core
+
+    def __post_init__(self):
+        self.top = self.top or self.cfg.name
 
 
 def _check_config(cfg) -> None:
@@ -114,29 +120,41 @@ def _check_config(cfg) -> None:
 
 
 def build_core(cfg: CoreConfig, simulator: str = "verilator", *, progress: Progress | None = None,
-               verilog: str | None = None) -> CoreDesign:
+               verilog: str | None = None, user=None) -> CoreDesign:
     """Generate and build (once: cached by the hash of the Verilog, the simulator and its version,
     cocotb's version and the build options) the core's simulation.  ``verilog`` replaces the
-    generated text (its top module must be named ``cfg.name``; the tests plant bugs this way).
+    generated text (its top module must be named ``cfg.name``; the tests plant bugs this way);
+    ``user`` (a :class:`lmul_hw.simulate.user.UserRTL`) builds a user's core from its own files,
+    wrapped in a module with SPEC §5's port names.
     ValueError for a missing simulator, ToolError with the log's tail when the build fails."""
     _check_config(cfg)
     progress = progress or _quiet
     check_simulator(simulator)
-    source = verilog if verilog is not None else _core_verilog(cfg)
+    if user is not None:
+        from .user import CORE_WRAPPER, core_wrapper_text
+        top = CORE_WRAPPER
+        sources = [*user.source_files(), (f"{CORE_WRAPPER}.v", core_wrapper_text(cfg, user))]
+        what = user.top
+    else:
+        top = what = cfg.name
+        sources = [(f"{cfg.name}.v", verilog if verilog is not None else _core_verilog(cfg))]
     start = time.perf_counter()
-    with build_slot(simulator, "core", cfg.name, [source]) as (build_dir, cached):
+    key = [text for _, text in sources] if user is not None else [sources[0][1]]
+    with build_slot(simulator, "core", top, key) as (build_dir, cached):
         if cached:
-            return CoreDesign(cfg, simulator, build_dir, 0.0, True)
-        src = build_dir / "src" / f"{cfg.name}.v"
-        src.parent.mkdir(parents=True)
-        src.write_text(source)
-        progress(f"building {simulator} simulation of {cfg.name} in {build_dir}")
+            return CoreDesign(cfg, simulator, build_dir, 0.0, True, top, user)
+        files = []
+        for name, text in sources:
+            files.append(build_dir / "src" / name)
+            files[-1].parent.mkdir(parents=True, exist_ok=True)
+            files[-1].write_text(text)
+        progress(f"building {simulator} simulation of {what} in {build_dir}")
         runtime = _runtime_dir(build_dir.parent) if simulator == "verilator" else None
         with _runtime_lock(runtime):
-            _build_with_runtime(cfg, simulator, src, build_dir, runtime, progress)
+            _build_with_runtime(top, simulator, files, build_dir, runtime, progress)
     seconds = time.perf_counter() - start
     progress(f"built in {seconds:.1f} s")
-    return CoreDesign(cfg, simulator, build_dir, seconds, False)
+    return CoreDesign(cfg, simulator, build_dir, seconds, False, top, user)
 
 
 @contextlib.contextmanager
@@ -151,11 +169,11 @@ def _runtime_lock(runtime: Path | None):
         yield
 
 
-def _build_with_runtime(cfg, simulator, src, build_dir, runtime, progress) -> None:
+def _build_with_runtime(top, simulator, files, build_dir, runtime, progress) -> None:
     """Build, with the cached Verilator run-time objects when there are (and keep them when not)."""
     reused = _place_runtime(runtime, build_dir)
     try:
-        build_design(simulator, [src], cfg.name, build_dir, cfg.name, reused)
+        build_design(simulator, files, top, build_dir, top, reused)
     except ToolError as exc:
         if not reused or not (build_dir / "Vtop.mk").exists():     # not past Verilator: the design's fault
             raise
@@ -166,7 +184,7 @@ def _build_with_runtime(cfg, simulator, src, build_dir, runtime, progress) -> No
             if path.name != "src":
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         reused = []
-        build_design(simulator, [src], cfg.name, build_dir, cfg.name)
+        build_design(simulator, files, top, build_dir, top)
         shutil.rmtree(runtime, ignore_errors=True)       # they were: replace them below
     if runtime is not None and not reused:
         _keep_runtime(runtime, build_dir)
@@ -328,11 +346,12 @@ class CoreVerifyResult:
 
 def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.3, stall: float = 0.3,
              reset_tile: int | None = None, reset_beats: int | None = None, dist: str = "gaussian",
-             progress: Progress | None = None, keep: bool = False) -> CoreVerifyResult:
+             progress: Progress | None = None, keep: bool = False, ties: dict | None = None) -> CoreVerifyResult:
     """Simulate a built core on ``tiles`` ((A, B) bit-pattern pairs, sent back to back).  With
     ``reset_tile`` = j, only the first ``reset_beats`` beats of tile j are sent, then ``rst`` is
     asserted for one cycle: tiles before j may have left partly (those rows are checked), the
-    rest of them and tile j are dropped, and tiles after j must come out whole."""
+    rest of them and tile j are dropped, and tiles after j must come out whole.  ``ties`` ({input:
+    value}) holds the tied inputs of a user's core for this run (default 0)."""
     cfg = design.cfg
     progress = progress or _quiet
     check_simulator(design.simulator)
@@ -373,11 +392,11 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
         run_file, res_file, log = work / "run.json", work / "results.json", work / "sim.log"
         run_file.write_text(json.dumps(spec))
         env = {"LMUL_HW_CORE_RUN": str(run_file), "LMUL_HW_CORE_RESULTS": str(res_file),
-               "LMUL_HW_SIMULATOR": design.simulator}
+               "LMUL_HW_SIMULATOR": design.simulator, "LMUL_HW_TIES": json.dumps(_tie_values(design, ties))}
         progress(f"simulating {len(tiles)} tiles ({len(beats)} beats, {len(expected[0]) + len(expected[1])} rows) "
                  f"of {cfg.name} on {design.simulator}")
         start = time.perf_counter()
-        failed = run_testbench(design.simulator, design.build_dir, work, [TESTBENCH], cfg.name, env, seed)
+        failed = run_testbench(design.simulator, design.build_dir, work, [TESTBENCH], design.top, env, seed)
         wall = time.perf_counter() - start
         try:
             data = json.loads(res_file.read_text())
@@ -431,15 +450,32 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
 def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8, seed: int = 0,
                 depths: Sequence[int] | None = None, gaps: float = 0.3, stall: float = 0.3, dist: str = "gaussian",
                 reset_mid_tile: bool = False, progress: Progress | None = None,
-                special_rate: float = 0.04, verilog: str | None = None, keep: bool = False) -> CoreVerifyResult:
+                special_rate: float = 0.04, verilog: str | None = None, keep: bool = False,
+                verilog_files: Sequence | None = None, top: str | None = None, ports: dict | None = None,
+                ties: dict | None = None) -> CoreVerifyResult:
     """Build (or reuse) the core's simulation, send ``tiles`` random tiles (``depths``: their K,
     default a seeded mix of 1, K_max and values between) with input gaps and output stalls of the
     given probabilities, and compare every row with the model.  ``dist`` is ``gaussian`` or
     ``heavy`` (Student-t); zeros, subnormals, NaN and infinities are mixed in at ``special_rate``.
     ``reset_mid_tile`` asserts ``rst`` halfway through the middle tile (``tiles`` >= 2): the tiles
     in flight are dropped and only the ones after it must come out whole.
+    With ``verilog_files`` the core under test is the user's module ``top`` from those files (ports
+    renamed by ``ports``, our SPEC §5 name -> theirs; other inputs held by ``ties``, name -> value),
+    checked by the same testbench against the same model; ``cfg`` says what it should compute.
     ValueError for bad input or a missing simulator, ToolError when a tool fails."""
     _check_config(cfg)
+    user = None
+    if verilog_files is not None:
+        from .user import load_user_rtl
+        if not top:
+            raise ValueError("a user's Verilog needs its top module name (--top NAME)")
+        if verilog is not None:
+            raise ValueError("give verilog or verilog_files, not both")
+        user = load_user_rtl(cfg, verilog_files, top, simulator, ports=ports, ties=ties)
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top) and len(top) <= 200:
+            cfg = config_from_json(json.dumps({**json.loads(cfg.to_json()), "name": top}))   # reports name it
+    elif top or ports or ties:
+        raise ValueError("--top, --port and --tie need --verilog FILE")
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}: use one of {', '.join(SIMULATORS)}")
     if dist not in DISTRIBUTIONS:
@@ -464,6 +500,23 @@ def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8
         reset_beats = depths[reset_tile] // 2
     check_simulator(simulator)
     operands = make_tiles(cfg, depths, rng, dist, special_rate)
-    design = build_core(cfg, simulator, progress=progress, verilog=verilog)
+    design = build_core(cfg, simulator, progress=progress, verilog=verilog, user=user)
     return run_core(design, operands, seed=seed, gaps=gaps, stall=stall, reset_tile=reset_tile,
-                    reset_beats=reset_beats, dist=dist, progress=progress, keep=keep)
+                    reset_beats=reset_beats, dist=dist, progress=progress, keep=keep, ties=ties)
+
+
+def _tie_values(design: CoreDesign, ties: dict | None) -> dict:
+    """Wrapper input -> value of every tied input of a user's core."""
+    from .user import TIE_PREFIX, plain_name
+    widths = design.user.ties if design.user is not None else {}
+    given = dict(ties or {})
+    for name in given:
+        if name not in widths:
+            raise ValueError(f"{name!r} is not a tied input of {design.top} in this build")
+    out = {}
+    for name, width in widths.items():
+        value = int(given.get(name, 0))
+        if not 0 <= value < 1 << width:
+            raise ValueError(f"tied input {name}={value} does not fit its {width} bit(s)")
+        out[TIE_PREFIX + plain_name(name)] = value
+    return out

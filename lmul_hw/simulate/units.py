@@ -23,6 +23,7 @@ receives through environment variables:
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..config import kind_of
+from ..config import config_from_json, kind_of
 from ..verilog import verilog_text
 from ..vectors import DEFAULT_RANDOM, describe_pair, expected_bits, unit_vectors
 from .runner import (SIMULATORS, build_design, build_slot, check_simulator, log_tail, run_directory,
@@ -64,10 +65,16 @@ def _port(i: int) -> str:
     return f"u{i}"
 
 
-def harness_text(units: Sequence[tuple], name: str = HARNESS_NAME) -> str:
+def harness_text(units: Sequence[tuple], name: str = HARNESS_NAME, user: dict | None = None) -> str:
     """Verilog-2005 wrapper: for unit i with L lanes, input buses ``u<i>_a``/``u<i>_b`` (L*W bits)
     and output ``u<i>_p`` (L*W_G bits), lane j at bits [j*W, j*W+W); ``clk`` and ``rst`` when a
-    unit is pipelined.  ``units`` holds (config, lanes) pairs; the unit modules come separately."""
+    unit is pipelined.  ``units`` holds (config, lanes) pairs; the unit modules come separately.
+
+    ``user`` (config name -> :class:`lmul_hw.simulate.user.UserRTL`) puts a user's module in place of
+    a unit: instantiated under its own name with its own port names (a missing ``rst`` is left
+    unconnected; a combinational unit's ``clk``/``rst``, if it has them, are held low), and each of
+    its tied inputs becomes a harness input ``u<i>_tie_<name>`` shared by its lanes."""
+    user = user or {}
     clocked = any(cfg.latency for cfg, _ in units)
     ports, body = [], []
     if clocked:
@@ -76,17 +83,35 @@ def harness_text(units: Sequence[tuple], name: str = HARNESS_NAME) -> str:
         w, g, u = cfg.fmt.width, cfg.out_fmt.width, _port(i)
         ports += [f"input wire [{lanes * w - 1}:0] {u}_a", f"input wire [{lanes * w - 1}:0] {u}_b",
                   f"output wire [{lanes * g - 1}:0] {u}_p"]
-        clk = ".clk(clk), .rst(rst), " if cfg.latency else ""
-        body += [f"  // {u}: {lanes} lanes of {cfg.name} (latency {cfg.latency})",
+        mine = user.get(cfg.name)
+        module, names, extra = cfg.name, {x: x for x in ("a", "b", "p", "clk", "rst")}, ""
+        if mine is not None:
+            module, names = mine.top, mine.ports
+            for tied, width in mine.ties.items():
+                port = tie_port(i, tied)
+                ports.append(f"input wire [{width - 1}:0] {port}")
+                extra += f", .{tied}({port})"
+        conns = [".clk(clk)", ".rst(rst)"] if cfg.latency else []
+        if mine is not None:
+            low = "1'b0"
+            conns = [f".{names[sig]}({sig if cfg.latency else low})" for sig in ("clk", "rst") if sig in names]
+        clk = "".join(c + ", " for c in conns)
+        body += [f"  // {u}: {lanes} lanes of {module} (latency {cfg.latency})",
                  f"  generate for (i{i} = 0; i{i} < {lanes}; i{i} = i{i} + 1) begin : g_{u}",
-                 f"    {cfg.name} lane ({clk}.a({u}_a[i{i}*{w} +: {w}]), .b({u}_b[i{i}*{w} +: {w}]), "
-                 f".p({u}_p[i{i}*{g} +: {g}]));",
+                 f"    {module} lane ({clk}.{names['a']}({u}_a[i{i}*{w} +: {w}]), .{names['b']}({u}_b[i{i}*{w} +: {w}]), "
+                 f".{names['p']}({u}_p[i{i}*{g} +: {g}]){extra});",
                  "  end endgenerate"]
     genvars = ", ".join(f"i{i}" for i in range(len(units)))
     lines = ["// lmul-hw simulation harness: lanes of unit modules on wide buses (generated).",
              f"module {name} (", ",\n".join("  " + p for p in ports), ");", f"  genvar {genvars};", *body,
              "endmodule", ""]
     return "\n".join(lines)
+
+
+def tie_port(i: int, name: str) -> str:
+    """The harness input that holds the tied input ``name`` of unit ``i``."""
+    from .user import plain_name
+    return f"{_port(i)}_tie_{plain_name(name)}"
 
 
 @dataclass
@@ -97,6 +122,7 @@ class Design:
     build_dir: Path
     build_seconds: float
     cached: bool
+    user: dict = field(default_factory=dict)     # config name -> UserRTL (a user's module in its place)
 
     @property
     def clocked(self) -> bool:
@@ -127,35 +153,46 @@ def _normalise_units(configs, lanes) -> list:
 
 
 def build(configs, simulator: str = "verilator", *, lanes: int | None = None, progress: Progress = _quiet,
-          verilog: dict | None = None) -> Design:
+          verilog: dict | None = None, user: dict | None = None) -> Design:
     """Generate and build (once: cached by content) a harness holding the given unit configurations
     (configs or (config, lanes) pairs).  ``verilog`` may replace the generated text of some units
-    (config name -> Verilog; the tests use it to plant bugs).  ValueError for a missing simulator,
+    (config name -> Verilog; the tests use it to plant bugs); ``user`` (config name ->
+    :class:`lmul_hw.simulate.user.UserRTL`, see :func:`lmul_hw.simulate.user.load_user_rtl`) puts a
+    user's own module and files in place of a unit.  ValueError for a missing simulator,
     ToolError when the build fails (with the last lines of its log)."""
     check_simulator(simulator)
     units = _normalise_units(configs, lanes)
-    verilog = verilog or {}
-    sources = [verilog.get(cfg.name) or verilog_text(cfg) for cfg, _ in units]
-    harness = harness_text(units)
+    verilog, user = verilog or {}, user or {}
+    for name, rtl in user.items():
+        if rtl.top == HARNESS_NAME:
+            raise ValueError(f"top module name {rtl.top!r} is reserved for lmul-hw's harness; rename your module")
+    sources = []                 # (file name, text)
+    for i, (cfg, _) in enumerate(units):
+        if cfg.name in user:
+            sources += [(f"{_port(i)}_{name}", text) for name, text in user[cfg.name].source_files()]
+        else:
+            sources.append((f"{cfg.name}.v", verilog.get(cfg.name) or verilog_text(cfg)))
+    harness = harness_text(units, user=user)
     start = time.perf_counter()
-    with build_slot(simulator, "units", HARNESS_NAME, [harness, sources]) as (build_dir, cached):
+    key = [harness, [text for _, text in sources]]
+    with build_slot(simulator, "units", HARNESS_NAME, key) as (build_dir, cached):
         if cached:
             progress(f"using the cached {simulator} build {build_dir}")
-            return Design(simulator, units, build_dir, 0.0, True)
+            return Design(simulator, units, build_dir, 0.0, True, dict(user))
         src_dir = build_dir / "src"
         src_dir.mkdir(parents=True)
         files = []
-        for (cfg, _), text in zip(units, sources):
-            files.append(src_dir / f"{cfg.name}.v")
+        for fname, text in sources:
+            files.append(src_dir / fname)
             files[-1].write_text(text)
         files.append(src_dir / f"{HARNESS_NAME}.v")
         files[-1].write_text(harness)
-        names = ", ".join(cfg.name for cfg, _ in units)
+        names = ", ".join(user[cfg.name].top if cfg.name in user else cfg.name for cfg, _ in units)
         progress(f"building {simulator} harness ({len(units)} unit(s): {names}) in {build_dir}")
         build_design(simulator, files, HARNESS_NAME, build_dir, names)
     seconds = time.perf_counter() - start
     progress(f"built in {seconds:.1f} s")
-    return Design(simulator, units, build_dir, seconds, False)
+    return Design(simulator, units, build_dir, seconds, False, dict(user))
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -266,11 +303,31 @@ def _read_results(path: Path, checks: list, vectors: dict) -> tuple[list, float,
     return out, float(data["sim_seconds"]), int(data["steps"])
 
 
+def _tie_values(design: Design, ties: dict) -> dict:
+    """Harness port -> value of every tied input of the design's users' modules."""
+    out = {}
+    for i, (cfg, _) in enumerate(design.units):
+        rtl = design.user.get(cfg.name)
+        given = dict(ties.get(cfg.name, {}))
+        widths = rtl.ties if rtl is not None else {}
+        for name in given:
+            if name not in widths:
+                raise ValueError(f"{name!r} is not a tied input of {cfg.name} in this build")
+        for name, width in widths.items():
+            value = int(given.get(name, 0))
+            if not 0 <= value < 1 << width:
+                raise ValueError(f"tied input {name}={value} does not fit its {width} bit(s)")
+            out[tie_port(i, name)] = value
+    return out
+
+
 def run(design: Design, vectors: dict | None = None, *, configs=None, count: int | None = None, seed: int = 0,
-        progress: Progress = _quiet, keep: bool = False) -> SimResult:
+        progress: Progress = _quiet, keep: bool = False, ties: dict | None = None) -> SimResult:
     """Simulate a built harness: check ``configs`` (default: all of its units) on ``vectors``
-    (config name -> lmul_hw.vectors.Vectors; default: ``unit_vectors(cfg, count, seed)``)."""
+    (config name -> lmul_hw.vectors.Vectors; default: ``unit_vectors(cfg, count, seed)``).  ``ties``
+    (config name -> {input: value}) holds the tied inputs of users' modules (default 0) for this run."""
     check_simulator(design.simulator)
+    tie_values = _tie_values(design, ties or {})
     configs = [c for c, _ in design.units] if configs is None else list(configs)
     checks = [(design.port_of(cfg), cfg) for cfg in configs]
     lanes = {design.port_of(c): n for c, n in design.units}
@@ -285,7 +342,7 @@ def run(design: Design, vectors: dict | None = None, *, configs=None, count: int
         testbenches = sorted({kind_of(cfg).testbench for _, cfg in checks})
         env = {"LMUL_HW_UNITS": json.dumps(units), "LMUL_HW_VECTORS": str(vec_file),
                "LMUL_HW_RESULTS": str(res_file), "LMUL_HW_CLOCKED": "1" if design.clocked else "0",
-               "LMUL_HW_SIMULATOR": design.simulator}
+               "LMUL_HW_SIMULATOR": design.simulator, "LMUL_HW_TIES": json.dumps(tie_values)}
         total = sum(len(v) for v in vecs.values())
         progress(f"simulating {total} vectors of {len(checks)} unit(s) on {design.simulator}")
         start = time.perf_counter()
@@ -303,11 +360,31 @@ def run(design: Design, vectors: dict | None = None, *, configs=None, count: int
 
 
 def verify(cfg, simulator: str = "verilator", *, count: int | None = None, seed: int = 0, lanes: int | None = None,
-           progress: Progress = _quiet) -> SimResult:
-    """Build (or reuse) the harness of one unit, simulate its vectors and return the result."""
+           progress: Progress = _quiet, verilog_files: Sequence | None = None, top: str | None = None,
+           ports: dict | None = None, ties: dict | None = None) -> SimResult:
+    """Build (or reuse) the harness of one unit, simulate its vectors and return the result.
+
+    With ``verilog_files`` the unit under test is the user's module ``top`` from those files instead of
+    the generated Verilog (same testbench, same vectors, same model): ``ports`` maps our port names
+    (a, b, p, clk, rst) to the module's where they differ, ``ties`` holds other inputs at constants
+    ({name: value}; the build does not depend on the values).  ``cfg`` says what the module should
+    compute (its latency included).  ValueError (one line) for a parse error, a missing top module or a
+    missing or wrongly sized port; see :func:`lmul_hw.simulate.user.load_user_rtl`."""
     kind_of(cfg, "unit")
     if simulator not in SIMULATORS:
         raise ValueError(f"unknown simulator {simulator!r}: use one of {', '.join(SIMULATORS)}")
+    user = None
+    if verilog_files is not None:
+        from .user import load_user_rtl
+        if not top:
+            raise ValueError("a user's Verilog needs its top module name (--top NAME)")
+        user = load_user_rtl(cfg, verilog_files, top, simulator, ports=ports, ties=ties)
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top) and len(top) <= 200:
+            cfg = config_from_json(json.dumps({**json.loads(cfg.to_json()), "name": top}))   # reports name it
+    elif top or ports or ties:
+        raise ValueError("--top, --port and --tie need --verilog FILE")
     vectors = unit_vectors(cfg, DEFAULT_RANDOM if count is None else count, seed)
-    design = build([cfg], simulator, lanes=lanes, progress=progress)
-    return run(design, {cfg.name: vectors}, seed=seed, progress=progress)
+    design = build([cfg], simulator, lanes=lanes, progress=progress,
+                   user={cfg.name: user} if user is not None else None)
+    return run(design, {cfg.name: vectors}, seed=seed, progress=progress,
+               ties={cfg.name: dict(ties or {})} if user is not None else None)

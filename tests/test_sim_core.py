@@ -23,7 +23,7 @@ from conftest import require
 from lmul_hw.config import CoreConfig, config_from_json
 from lmul_hw.errors import ToolError
 from lmul_hw.simulate import INSTALL, simulator_available
-from lmul_hw.simulate import CoreVerifyResult, verify_core
+from lmul_hw.simulate import CoreVerifyResult, Mismatch, Result, verify_core
 from lmul_hw.tiles import model_tile
 from lmul_hw.verilog import verilog_text
 
@@ -239,6 +239,9 @@ def test_wrong_values_are_caught_with_their_operands():
     report = res.report()
     assert "output values differ from the model" in report and f"0x{m.expected:08x}" in report
     assert "A row" in report and "B column" in report
+    # one result and mismatch type for units and cores (lmul_hw.simulate.results)
+    assert isinstance(res, Result) and all(isinstance(x, Mismatch) for x in res.mismatches)
+    assert m.describe() in report
 
 
 # -- bad input and tool failures ------------------------------------------------------------------

@@ -25,8 +25,8 @@ from lmul_hw.config import FPMulConfig, LMulConfig
 from lmul_hw.errors import ToolError
 from lmul_hw.formats import FpClass, classify, get_format
 from lmul_hw.reference import reference_units
-from lmul_hw.simulate import (INSTALL, SIMULATORS, build, harness_text, run, simulator_available, tool_env,
-                              verilator_root)
+from lmul_hw.simulate import (INSTALL, SIMULATORS, Mismatch, Result, build, harness_text, run, simulator_available,
+                              tool_env, verilator_root)
 from lmul_hw.verilog import lint_waivers, verilog_text
 from lmul_hw.vectors import (DEFAULT_RANDOM, expected_bits, rounding_case, special_values, unit_vectors)
 
@@ -161,6 +161,7 @@ def test_planted_bugs_are_caught_and_reported(shared_dir):
     res = run(design, count=2000, seed=SEED)
     lmul, piped, fpmul = (res.unit(c) for c in configs)
     assert not res.ok
+    assert isinstance(res, Result) and res.mismatches and all(isinstance(m, Mismatch) for m in res.mismatches)
     assert lmul.checked == 65_536 and lmul.mismatch_count > 10_000
     first = lmul.mismatches[0]
     assert first.expected == int(expected_bits(configs[0], np.array([first.a], np.uint8),

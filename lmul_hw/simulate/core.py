@@ -35,6 +35,7 @@ from ..errors import ToolError
 from ..formats import decode, get_format
 from ..tiles import DISTRIBUTIONS, model_tile, random_operands, tile_beats
 from ..verilog import verilog_text
+from .results import Mismatch, Result
 from .runner import (SIMULATORS, VERILATOR_MAKE, build_design, build_slot, check_simulator, log_tail,
                      run_directory, run_testbench, simulator_version, verilator_root)
 
@@ -228,8 +229,9 @@ def _value(bits: int, fmt) -> str:
 
 
 @dataclass
-class CoreMismatch:
+class CoreMismatch(Mismatch):
     """One output element that differs from the model, with the operands that produced it."""
+    cfg: CoreConfig
     tile: int
     row: int
     col: int
@@ -239,8 +241,8 @@ class CoreMismatch:
     actual: int | None     # None: the row had X/Z bits
     cycle: int             # the cycle the row left the core
 
-    def describe(self, cfg: CoreConfig, max_k: int = 8) -> str:
-        f = cfg.fmt
+    def describe(self, max_k: int = 8) -> str:
+        f = self.cfg.fmt
         wf = (f.width + 3) // 4
         got = "X/Z" if self.actual is None else f"0x{self.actual:08x} ({_value(self.actual, FP32)})"
 
@@ -256,7 +258,7 @@ class CoreMismatch:
 
 
 @dataclass
-class CoreVerifyResult:
+class CoreVerifyResult(Result):
     """What one run of the core's testbench found (see :func:`verify_core`)."""
     cfg: CoreConfig
     simulator: str
@@ -327,7 +329,7 @@ class CoreVerifyResult:
             return "\n".join(lines)
         if self.mismatch_count:
             lines.append(f"  {self.mismatch_count} output values differ from the model:")
-            lines += ["    " + m.describe(cfg) for m in self.mismatches[:max_cases]]
+            lines += ["    " + m.describe() for m in self.mismatches[:max_cases]]
             if self.mismatch_count > max_cases:
                 lines.append(f"    ... and {self.mismatch_count - max_cases} more")
         if self.protocol_error_count:
@@ -426,7 +428,7 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
                     res.mismatch_count += 1
                     if len(res.mismatches) < 20:
                         A, B = tiles[t]
-                        res.mismatches.append(CoreMismatch(t, r, c, [int(x) for x in A[r]], [int(x) for x in B[:, c]],
+                        res.mismatches.append(CoreMismatch(cfg, t, r, c, [int(x) for x in A[r]], [int(x) for x in B[:, c]],
                                                            want, have, cycle))
     before = sum(1 for e, _, _ in rows if e == 0)
     if reset_tile is not None:

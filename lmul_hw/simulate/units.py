@@ -34,6 +34,7 @@ import numpy as np
 from ..config import config_from_json, kind_of
 from ..verilog import verilog_text
 from ..vectors import DEFAULT_RANDOM, describe_pair, expected_bits, unit_vectors
+from .results import Mismatch, Result
 from .runner import (SIMULATORS, build_design, build_slot, check_simulator, log_tail, run_directory,
                      run_testbench)
 from ..errors import ToolError
@@ -198,7 +199,7 @@ def build(configs, simulator: str = "verilator", *, lanes: int | None = None, pr
 # -- results -------------------------------------------------------------------------------------
 
 @dataclass
-class Mismatch:
+class UnitMismatch(Mismatch):
     """One operand pair whose simulated product differs from the model's."""
     cfg: object
     a: int
@@ -247,7 +248,8 @@ class UnitResult:
 
 
 @dataclass
-class SimResult:
+class SimResult(Result):
+    """A run of a lane harness: one :class:`UnitResult` per unit checked."""
     simulator: str
     units: list                  # UnitResult per checked configuration
     build_seconds: float = 0.0
@@ -258,6 +260,11 @@ class SimResult:
     @property
     def checked(self) -> int:
         return sum(u.checked for u in self.units)
+
+    @property
+    def mismatches(self) -> list:
+        """The first few mismatches of every unit."""
+        return [m for u in self.units for m in u.mismatches]
 
     @property
     def mismatch_count(self) -> int:
@@ -296,7 +303,7 @@ def _read_results(path: Path, checks: list, vectors: dict) -> tuple[list, float,
         res.vectors = v.describe()
         exp = expected_bits(cfg, v.a[bad[:20]], v.b[bad[:20]])
         for j, idx in enumerate(bad[:20]):
-            res.mismatches.append(Mismatch(cfg, int(v.a[idx]), int(v.b[idx]), int(exp[j]),
+            res.mismatches.append(UnitMismatch(cfg, int(v.a[idx]), int(v.b[idx]), int(exp[j]),
                                            None if actual[j] < 0 else int(actual[j]), int(idx // lanes),
                                            int(idx % lanes)))
         out.append(res)

@@ -43,7 +43,10 @@ from lmul_hw.verilog import verilog_text  # noqa: E402
 
 CORE = CoreConfig(2, 2, "lmul", "e4m3", "exact", 16)
 TARGET = {"e4m3": 1.0, "e5m2": 1.0, "bf16": 0.99, "core": 0.95}
-CORE_TILES = 8
+#: The core's stimulus: runs of CORE_TILES random tiles each (operand distribution, rate of zeros,
+#: subnormals, NaN and inf, and whether rst comes in the middle of a tile), as `verify core` makes them.
+CORE_TILES = 24
+CORE_RUNS = (("gaussian", 0.04, False), ("heavy", 0.15, False), ("gaussian", 0.04, True))
 
 
 def designs(selected: list[str]):
@@ -72,12 +75,22 @@ def score_design(group: str, cfg, count: int, seed: int, simulator: str, sat_tim
     if is_core:
         design = build_core(cfg, simulator, user=user, progress=say)
         rng = np.random.default_rng(0)
-        tiles = make_tiles(cfg, default_depths(cfg, CORE_TILES, rng), rng)
+        runs = []
+        for dist, rate, reset in CORE_RUNS:
+            depths = default_depths(cfg, CORE_TILES, rng)
+            options = {}
+            if reset:                           # rst halfway through the middle tile
+                mid = len(depths) // 2
+                depths[mid] = max(depths[mid], 2)
+                options = {"reset_tile": mid, "reset_beats": depths[mid] // 2}
+            runs.append((make_tiles(cfg, depths, rng, dist, rate), dist, options))
 
         def check(i):
-            res = run_core(design, tiles, seed=0, ties={"mutsel": i})
-            return res.ok, (f"{res.mismatch_count} values, {res.protocol_error_count} protocol errors"
-                            if not res.ok else "")
+            for n, (tiles, dist, options) in enumerate(runs):
+                res = run_core(design, tiles, seed=n, dist=dist, ties={"mutsel": i}, **options)
+                if not res.ok:
+                    return False, f"{res.mismatch_count} values, {res.protocol_error_count} protocol errors"
+            return True, ""
     else:
         design = build([cfg], simulator, user={cfg.name: user}, progress=say)
         vectors = {cfg.name: unit_vectors(cfg, DEFAULT_RANDOM, 0)}

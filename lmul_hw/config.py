@@ -16,12 +16,15 @@ from .formats import UNIT_MAX_WIDTH, Format, accumulator_width, get_format, prod
 
 __all__ = ["LMulConfig", "FPMulConfig", "CoreConfig", "PEConfig", "default_offset_exp", "config_from_json",
            "core_unit", "check_exact_accumulator", "exact_accumulator_width", "check_name", "check_int",
-           "CORE_FORMATS", "MAX_ACC_WIDTH", "MAX_NAME_LENGTH", "Kind", "kind_of", "KINDS", "SPECIAL_FLAGS",
+           "CORE_FORMATS", "ARRAY_FORMATS", "MAX_ACC_WIDTH", "MAX_NAME_LENGTH", "Kind", "kind_of", "KINDS", "SPECIAL_FLAGS",
            "KULISCH_READOUT_STAGES"]
 
 OVERFLOW_MODES = ("ieee", "saturate")
 SUBNORMAL_MODES = ("full", "ftz")
 CORE_FORMATS = ("e4m3", "e5m2", "fp16", "bf16")
+#: Operand formats of PEs and cores: fp32 serves the paper's own setting and, having no exact
+#: accumulator under MAX_ACC_WIDTH bits, takes fp32 accumulation only (SPEC §4).
+ARRAY_FORMATS = CORE_FORMATS + ("fp32",)
 MAX_ACC_WIDTH = 128
 MAX_LATENCY = 4
 #: Longest module name accepted: names become file names (``NAME.v``), which most file systems cap at 255 bytes.
@@ -284,7 +287,7 @@ def core_unit(mul: str, fmt, *, k=None, offset_exp=None, offset=None, subnormals
     """The multiplier of a tensor-core PE: the unit producing SPEC §4's exact product format."""
     _check_choice("mul", mul, ("lmul", "fpmul"))
     f = get_format(fmt)
-    _check_choice("core format", f.name, CORE_FORMATS)
+    _check_choice("core format", f.name, ARRAY_FORMATS)
     if mul == "fpmul":
         if k is not None or offset is not None or offset_exp is not None:
             raise ValueError("k and offsets are L-Mul options; the fpmul core takes subnormals")

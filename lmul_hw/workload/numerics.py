@@ -42,7 +42,7 @@ class Numerics:
         if self.where not in WHERE:
             raise ValueError(f"where must be one of {', '.join(WHERE)}, not {self.where!r}")
         if self.unit.out_fmt != self.unit.fmt:
-            raise ValueError(f"--out-format does not apply to a core: its product format is fixed (SPEC §4)")
+            raise ValueError("--out-format does not apply to a core: its product format is fixed (SPEC §4)")
         if self.unit.overflow != "ieee":
             raise ValueError("--overflow does not apply to a core: its products never overflow (SPEC §4)")
         unit = core_unit(self.unit.mul, self.unit.fmt, **self.options)   # ValueError for formats a core lacks

@@ -210,6 +210,8 @@ def run_workload(out, *, texts=None, numerics=None, where=None, acc="fp32", full
     if not texts:
         raise ValueError("no texts to run")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory")
     token_ids = [model.tokenize(t) for t in texts]
     progress(f"workload: {len(texts)} texts, {sum(map(len, token_ids))} tokens")
 

@@ -317,3 +317,10 @@ def test_energy_missing_fails_before_the_work(model, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--no-energy"):
         run_workload(tmp_path / "o", texts=["x"], numerics=[Numerics(FPMulConfig("e4m3"))])
     assert not (tmp_path / "o").exists()
+
+
+def test_numerics_refuses_unit_options_a_core_lacks():
+    with pytest.raises(ValueError, match="product format"):
+        Numerics(LMulConfig("e4m3", out_fmt="fp16"))
+    with pytest.raises(ValueError, match="overflow"):
+        Numerics(FPMulConfig("e4m3", overflow="saturate"))

@@ -42,9 +42,9 @@ class Numerics:
         if self.where not in WHERE:
             raise ValueError(f"where must be one of {', '.join(WHERE)}, not {self.where!r}")
         if self.unit.out_fmt != self.unit.fmt:
-            raise ValueError("--out-format does not apply to a core: its product format is fixed (SPEC §4)")
+            raise ValueError(f"{self.unit.name}: a product format does not apply to a core (SPEC §4 fixes it)")
         if self.unit.overflow != "ieee":
-            raise ValueError("--overflow does not apply to a core: its products never overflow (SPEC §4)")
+            raise ValueError(f"{self.unit.name}: an overflow mode does not apply to a core (SPEC §4: no overflow)")
         unit = core_unit(self.unit.mul, self.unit.fmt, **self.options)   # ValueError for formats a core lacks
         if self.acc == "exact":
             check_exact_accumulator(unit, MAX_DEPTH)

@@ -397,7 +397,10 @@ def workload_numerics(text: str, acc: str = "fp32", where: str = "all"):
             raise ValueError(f"--config {text!r}: {_unit_flag(name)} does not apply to a core "
                              "(SPEC §4: its products are exact in a fixed format)")
     args.overflow = "ieee"
-    return Numerics(unit_config(words[0], args), acc=acc, where=where)
+    try:
+        return Numerics(unit_config(words[0], args), acc=acc, where=where)
+    except ValueError as exc:
+        raise ValueError(f"--config {text!r}: {exc}") from None
 
 
 def _add_workload(sub) -> None:

@@ -39,7 +39,7 @@ def read_texts(path) -> list[str]:
     except OSError as exc:
         raise ValueError(f"cannot read texts file {p}: {exc.strerror or exc}") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")          # a leading byte-order mark is no part of the first text
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise ValueError(f"texts file {p} is not UTF-8 (line {line}, byte {exc.start})") from None

@@ -151,11 +151,13 @@ def lmul_rows(A, B, out, first, last, params, k0):
                         xa[t] = x + k0
                         sa[t] = s
                         plain &= not special
-                    if plain and n == STEPS:
-                        _lmul_add4(acc[r], xb[0], xb[1], xb[2], xb[3], xa[0], xa[1], xa[2], xa[3], w)
-                    else:
+                    if n < STEPS:
                         for t in range(n):
                             _lmul_add(acc[r], xb[t], sb[t], xa[t], sa[t], w)
+                    elif plain:
+                        _lmul_add4(acc[r], xb[0], xb[1], xb[2], xb[3], xa[0], xa[1], xa[2], xa[3], w)
+                    else:
+                        _lmul_add4_scaled(acc[r], xb, sb, xa, sa, w)
             _store(acc, out, i0, rows, j0, w)
 
 
@@ -207,6 +209,20 @@ def _lmul_add4(row, x0, x1, x2, x3, a0, a1, a2, a3, w):
         v = v + np.float32(_u64_as_f64(a1 + x1[j]))
         v = v + np.float32(_u64_as_f64(a2 + x2[j]))
         row[j] = v + np.float32(_u64_as_f64(a3 + x3[j]))
+
+
+@njit(cache=True)
+def _lmul_add4_scaled(row, xb, sb, xa, sa, w):
+    """Four k steps with zeros, subnormals, inf or NaN among the operands (scale factors s)."""
+    x0, x1, x2, x3 = xb[0], xb[1], xb[2], xb[3]
+    s0, s1, s2, s3 = sb[0], sb[1], sb[2], sb[3]
+    a0, a1, a2, a3 = xa[0], xa[1], xa[2], xa[3]
+    t0, t1, t2, t3 = sa[0], sa[1], sa[2], sa[3]
+    for j in range(w):
+        v = row[j] + np.float32(_u64_as_f64(a0 + x0[j]) * (s0[j] * t0))
+        v = v + np.float32(_u64_as_f64(a1 + x1[j]) * (s1[j] * t1))
+        v = v + np.float32(_u64_as_f64(a2 + x2[j]) * (s2[j] * t2))
+        row[j] = v + np.float32(_u64_as_f64(a3 + x3[j]) * (s3[j] * t3))
 
 
 @njit(cache=True)

@@ -241,6 +241,19 @@ def test_failed_compile_is_a_tool_error(monkeypatch):
     assert matmul(A, A, mul="fpmul", fmt="e4m3", acc="fp32").shape == (2, 2)
 
 
+def test_calls_use_the_compiled_signatures_only():
+    """Every call reaches one of the signatures compiled under ToolError's watch: a call whose
+    argument types differed would make numba compile a new one silently, outside that check."""
+    A = np.zeros((2, 3), dtype=np.int64)
+    for fmt in ARRAY_FORMATS:
+        for mul in ("lmul", "fpmul"):
+            matmul(A, A.T, mul=mul, fmt=fmt, acc="fp32")
+    for mul, n in (("lmul", 7), ("fpmul", 6)):
+        dispatcher = fp32_kernel(mul, np.uint8, n)
+        dtypes = sorted(str(sig[0].dtype) for sig in dispatcher.signatures)
+        assert dtypes == ["uint16", "uint32", "uint8"], dispatcher.signatures
+
+
 _CHILD = """
 import numpy as np
 from lmul_hw import cache

@@ -2,7 +2,8 @@
 ``lmul_hw/hw/core.py``.
 
 Products are formed exactly in the product format G and accumulated either exactly (a Kulisch
-accumulator, read out once with RNE to fp32) or in IEEE binary32, in k order.
+accumulator, read out once with RNE to fp32) or in IEEE binary32, in k order.  The binary32 mode
+runs in the compiled kernels of ``_jit`` (numba); docs/matmul.md says why they are bit-exact.
 
 The exact mode runs on float64 BLAS without giving up exactness: every product is a dyadic number
 and, within a band of operand exponents, the products and all their partial sums are integer
@@ -179,23 +180,28 @@ def fp32_kernel(mul, dtype, n_params):
     return dispatcher
 
 
+_JIT_IMPORT = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _jit_kernels():
     """Import the kernels with numba's cache pointed at ``<cache root>/jit``.  Numba fixes a function's
-    cache directory when it is decorated, so its setting is changed only around that import and
-    restored (numba's own default would be ``__pycache__`` inside the installed package)."""
+    cache directory when it is decorated, so its setting is changed only around that import (under a
+    lock: two threads must not save each other's value) and restored; numba's own default would be
+    ``__pycache__`` inside the installed package."""
     jit_dir = cache_root() / "jit"
-    try:
-        import numba.core.config as numba_config
-    except Exception as exc:
-        raise ToolError("numba", f"cannot import numba for the fp32 matmul kernels: {exc}") from exc
-    numba_config.reload_config()
-    saved = numba_config.CACHE_DIR
-    numba_config.CACHE_DIR = str(jit_dir)
-    try:
-        from ._jit import fpmul_rows, lmul_rows
-    finally:
-        numba_config.CACHE_DIR = saved
+    with _JIT_IMPORT:
+        try:
+            import numba.core.config as numba_config
+        except Exception as exc:
+            raise ToolError("numba", f"cannot import numba for the fp32 matmul kernels: {exc}") from exc
+        numba_config.reload_config()
+        saved = numba_config.CACHE_DIR
+        numba_config.CACHE_DIR = str(jit_dir)
+        try:
+            from ._jit import fpmul_rows, lmul_rows
+        finally:
+            numba_config.CACHE_DIR = saved
     return {"lmul": lmul_rows, "fpmul": fpmul_rows}
 
 

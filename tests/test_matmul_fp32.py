@@ -248,7 +248,7 @@ def test_calls_use_the_compiled_signatures_only():
     for fmt in ARRAY_FORMATS:
         for mul in ("lmul", "fpmul"):
             matmul(A, A.T, mul=mul, fmt=fmt, acc="fp32")
-    for mul, n in (("lmul", 7), ("fpmul", 6)):
+    for mul, n in (("lmul", 8), ("fpmul", 6)):
         dispatcher = fp32_kernel(mul, np.uint8, n)
         dtypes = sorted(str(sig[0].dtype) for sig in dispatcher.signatures)
         assert dtypes == ["uint16", "uint32", "uint8"], dispatcher.signatures

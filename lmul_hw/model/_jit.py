@@ -77,18 +77,27 @@ def _fields(code, p):
 
 @njit(cache=True, inline="always")
 def _lmul_operand(code, p):
-    """(X, s, special) for one L-Mul operand: X = sign << 63 | (exponent field, top k mantissa bits)
-    << (52 - k) and s = 1 for a normal number; for the others X carries the field of 1.0 and s is 0
-    (zero or subnormal: flushed), inf or NaN.  Then X_a + X_b + K0 (one uint64 addition: SPEC §2
-    step 3 with float64's exponent bias folded into K0, the sign bits adding modulo 2) is the float64
-    pattern of the product in G, and multiplying it by s_a * s_b gives the outcomes of §2 steps 1-2.
-    p[4..6] = the mantissa bits dropped (M - k), the shift to float64's field (52 - k), the field of 1.0."""
+    """(X, s, special) for one L-Mul operand, special meaning inf or NaN.
+
+    X = sign * 2^63 + field * 2^(52 - k), modulo 2^64, where field is the operand's exponent field
+    and top k mantissa bits.  Then X_a + X_b + K0 (one uint64 addition: SPEC §2 step 3, with
+    float64's exponent bias folded into K0 and the sign bits adding modulo 2) is the float64
+    pattern of the product in G.
+    - Zero and subnormal operands (flushed, §2 step 2) take the field Z (p[7], negative: an
+      exponent of -(B_0 - 1) / 2 with B_0 = 1023 - 2 B_F).  A product with one such operand then
+      lands below 2^-370 and a product of two at 2^-1022..2^-1020: still positive normal float64
+      numbers, but far below fp32's smallest subnormal, so they round to the signed zero that
+      SPEC's product is.
+    - inf and NaN take the field of 1.0 and carry s = inf or NaN (zeros s = 0, normal numbers
+      s = 1).  Multiplying by s_a * s_b then gives §2 step 1: inf * zero is NaN.
+    p[4..7] = mantissa bits dropped (M - k), the shift to float64's field (52 - k), the field of
+    1.0, Z."""
     sign, mag, e, m, zero, inf, nan = _fields(code, p)
-    drop, shift, one_field = p[4], p[5], p[6]
-    special = zero | inf | nan
-    field = one_field if special else mag >> drop
+    drop, shift, one_field, zero_field = p[4], p[5], p[6], p[7]
+    special = inf | nan
+    field = one_field if special else (zero_field if zero else mag >> drop)
     s = 0.0 if zero else (np.nan if nan else (np.inf if inf else 1.0))
-    return (sign << np.uint64(63)) | (field << shift), s, special
+    return (sign << np.uint64(63)) + (field << shift), s, special
 
 
 @njit(cache=True, inline="always")
@@ -106,7 +115,7 @@ def _fp_operand(code, p):
 
 @njit(cache=True)
 def _lmul_decode(codes, xb, sb, p):
-    """A row slice of B: X and s of each code; True if every one is a normal number."""
+    """A row slice of B: X and s of each code; True if none is inf or NaN."""
     any_special = False
     for j in range(codes.shape[0]):
         x, s, special = _lmul_operand(codes[j], p)
@@ -203,7 +212,7 @@ def _lmul_add(row, xb, sb, xa, sa, w):
 
 @njit(cache=True)
 def _lmul_add4(row, x0, x1, x2, x3, a0, a1, a2, a3, w):
-    """Four k steps where every operand is normal (all scale factors 1)."""
+    """Four k steps without inf or NaN operands (no scale factors needed)."""
     for j in range(w):
         v = row[j] + np.float32(_u64_as_f64(a0 + x0[j]))
         v = v + np.float32(_u64_as_f64(a1 + x1[j]))
@@ -213,7 +222,7 @@ def _lmul_add4(row, x0, x1, x2, x3, a0, a1, a2, a3, w):
 
 @njit(cache=True)
 def _lmul_add4_scaled(row, xb, sb, xa, sa, w):
-    """Four k steps with zeros, subnormals, inf or NaN among the operands (scale factors s)."""
+    """Four k steps with inf or NaN among the operands (scale factors s)."""
     x0, x1, x2, x3 = xb[0], xb[1], xb[2], xb[3]
     s0, s1, s2, s3 = sb[0], sb[1], sb[2], sb[3]
     a0, a1, a2, a3 = xa[0], xa[1], xa[2], xa[3]

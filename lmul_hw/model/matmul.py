@@ -115,7 +115,9 @@ def _matmul_fp32(A, B, unit):
     fields = (f.sign_shift, f.man_bits, f.exp_all_ones, int(f.kind == "fn"))
     if unit.mul == "lmul":
         k = unit.k
-        params = fields + (f.man_bits - k, 52 - k, f.bias << k)
+        base = 1023 - 2 * f.bias                    # odd: float64's bias minus both operands'
+        zero_field = (-((base - 1) // 2) << k) % (1 << 64)   # Z of _jit._lmul_operand, modulo 2^64
+        params = fields + (f.man_bits - k, 52 - k, f.bias << k, zero_field)
         # SPEC §2 step 3's constant with float64's exponent bias in place of G's
         extra = (np.uint64((((1023 - 2 * f.bias) << k) + unit.offset) << (52 - k)),)
     else:

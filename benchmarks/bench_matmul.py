@@ -84,7 +84,7 @@ def peak_memory(mul: str) -> tuple[int, int, int]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (best is kept)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per measurement (best is kept)")
     args = p.parse_args(argv)
 
     print(f"4. peak memory of one {M}x{K} @ {K}x{N} bf16 call, fresh processes ...", flush=True)

@@ -94,11 +94,6 @@ def _product_table(unit):
     return decode(mul(codes[:, None], codes[None, :], unit), unit.out_fmt).reshape(-1)
 
 
-def _to_fp32_bits(x32):
-    bits = x32.astype(np.float32).view(np.uint32)
-    return np.where(np.isnan(x32), FP32_NAN, bits).astype(np.uint32)
-
-
 # -- fp32 accumulation -------------------------------------------------------------------------
 
 _THREADED_MACS = 1 << 22     # below this many multiply-adds one thread is quicker than starting more
@@ -118,8 +113,8 @@ def _matmul_fp32(A, B, unit):
         base = 1023 - 2 * f.bias                    # odd: float64's bias minus both operands'
         zero_field = (-((base - 1) // 2) << k) % (1 << 64)   # Z of _jit._lmul_operand, modulo 2^64
         params = fields + (f.man_bits - k, 52 - k, f.bias << k, zero_field)
-        # SPEC §2 step 3's constant with float64's exponent bias in place of G's
-        extra = (np.uint64((((1023 - 2 * f.bias) << k) + unit.offset) << (52 - k)),)
+        # K0: SPEC §2 step 3's constant with float64's exponent bias in place of G's
+        extra = (np.uint64(((base << k) + unit.offset) << (52 - k)),)
     else:
         params = fields + (int(unit.subnormals == "ftz"), f.bias)
         extra = ()

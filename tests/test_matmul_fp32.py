@@ -179,14 +179,24 @@ def _tile(fmt, a_row, b_col, rows=3, cols=300):
     return A, B
 
 
+# K = 2 goes through the kernels' one-step loops, K = 4 (two zero products first) through the
+# four-step ones
+PADS = pytest.mark.parametrize("pad", [0, 2], ids=["K2", "K4"])
+
+
+def _padded_tile(fmt, a_row, b_col, pad):
+    return _tile(fmt, [0.0] * pad + a_row, [0.0] * pad + b_col)
+
+
+@PADS
 @pytest.mark.parametrize("fmt", ["fp32", "bf16"])
-def test_no_fma_contraction_fpmul(fmt):
+def test_no_fma_contraction_fpmul(fmt, pad):
     """-1 * 1 + (1 + 2^-u)^2: the second product is 1 + 2^(1-u) + 2^-2u, rounded to fp32 before the
     addition.  fp32 (u = 12): 2^-24 is a tie and goes to even, so the sum is 2^-11; an FMA would keep
     it (2^-11 + 2^-24).  bf16 (u = 7): the product is exact in fp32 and both agree on 2^-6 + 2^-14."""
     u = 12 if fmt == "fp32" else 7
     t = 1 + 2.0 ** -u
-    A, B = _tile(fmt, [-1.0, t], [1.0, t])
+    A, B = _padded_tile(fmt, [-1.0, t], [1.0, t], pad)
     got = matmul(A, B, mul="fpmul", fmt=fmt, acc="fp32")
     p = Fraction(t) ** 2
     want = float(Fraction(float(np.float32(float(p)))) - 1)           # SPEC: round p, then add
@@ -195,14 +205,15 @@ def test_no_fma_contraction_fpmul(fmt):
     assert (fmt == "bf16") == (want == fused)
 
 
+@PADS
 @pytest.mark.parametrize("fmt", ["fp32", "bf16"])
 @pytest.mark.parametrize("mul", ["lmul", "fpmul"])
-def test_no_fma_contraction_at_underflow(fmt, mul):
+def test_no_fma_contraction_at_underflow(fmt, mul, pad):
     """2^-126 * 2^-23 + 2^-126 * 2^-24: the second product, 2^-150, rounds to +0 (a tie, to even)
     before it is added, so the sum is the smallest subnormal 0x00000001; adding it unrounded (an
     FMA) would give the tie 1.5 * 2^-149 and round to 0x00000002."""
     opts = dict(offset=0) if mul == "lmul" else {}          # L-Mul of powers of two is exact with c = 0
-    A, B = _tile(fmt, [2.0 ** -126, 2.0 ** -126], [2.0 ** -23, 2.0 ** -24])
+    A, B = _padded_tile(fmt, [2.0 ** -126, 2.0 ** -126], [2.0 ** -23, 2.0 ** -24], pad)
     got = matmul(A, B, mul=mul, fmt=fmt, acc="fp32", **opts)
     assert (got == 0x00000001).all(), f"expected 0x00000001, got 0x{int(got[0, 0]):08x}"
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .files import cache_root
+
 __all__ = ["KINDS", "root", "slot", "Slot", "needs", "info", "clear", "digest", "warn"]
 
 #: What the cache holds, one directory each.
@@ -34,6 +36,7 @@ KINDS = {
     "pnr": "nextpnr place-and-route results (Fmax)",
     "equiv": "formal and simulated netlist-vs-RTL checks",
     "sim": "simulator builds (Verilator and Icarus) of harnesses and cores",
+    "jit": "numba's compiled kernels of the model's fp32-accumulation matmul (numba's own cache files)",
 }
 
 
@@ -42,30 +45,9 @@ def warn(message: str) -> None:
 
 
 def root() -> Path:
-    """The cache root, created if needed.  ValueError if ``$LMUL_HW_CACHE`` names something unusable
-    (the user's setting: bad input); ToolError if the default location cannot be used (the machine)."""
-    from .errors import ToolError
-    explicit = os.environ.get("LMUL_HW_CACHE")
-    if explicit:
-        path = Path(explicit).expanduser()
-    else:
-        import platformdirs
-        path = Path(platformdirs.user_cache_dir("lmul-hw", appauthor=False))
-    problem = None
-    try:
-        if path.exists() and not path.is_dir():
-            raise NotADirectoryError(0, "it is not a directory")
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
-            problem = "it is not writable"
-    except OSError as exc:
-        problem = exc.strerror or str(exc)
-    if problem is None:
-        return path.resolve()
-    if explicit:
-        raise ValueError(f"LMUL_HW_CACHE={explicit} cannot hold the cache: {problem}")
-    raise ToolError("lmul-hw cache", f"cannot use the cache directory {path}: {problem} "
-                                     "(set LMUL_HW_CACHE to a writable directory)")
+    """The cache root, created if needed (:func:`lmul_hw.files.cache_root`: the model's compiled
+    kernels find it there too, below this floor)."""
+    return cache_root()
 
 
 def digest(*parts) -> str:

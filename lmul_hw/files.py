@@ -1,5 +1,5 @@
 """Writing output files atomically: a temporary file beside the target, then a rename, so that no
-half-written file is ever left behind."""
+half-written file is ever left behind; and where the package's data and its cache root are."""
 
 from __future__ import annotations
 
@@ -15,6 +15,35 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise ValueError(f"lmul-hw installation is incomplete: no {name}/ directory next to {here}")
+
+
+def cache_root() -> Path:
+    """The root of lmul-hw's cache (``lmul_hw.cache`` and the model's compiled kernels), created if
+    needed: ``$LMUL_HW_CACHE`` if set, else the platform's user cache directory (``platformdirs``).
+    ValueError if ``$LMUL_HW_CACHE`` names something unusable (the user's setting: bad input);
+    ToolError if the default location cannot be used (the machine)."""
+    from .errors import ToolError
+    explicit = os.environ.get("LMUL_HW_CACHE")
+    if explicit:
+        path = Path(explicit).expanduser()
+    else:
+        import platformdirs
+        path = Path(platformdirs.user_cache_dir("lmul-hw", appauthor=False))
+    problem = None
+    try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(0, "it is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            problem = "it is not writable"
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem is None:
+        return path.resolve()
+    if explicit:
+        raise ValueError(f"LMUL_HW_CACHE={explicit} cannot hold the cache: {problem}")
+    raise ToolError("lmul-hw cache", f"cannot use the cache directory {path}: {problem} "
+                                     "(set LMUL_HW_CACHE to a writable directory)")
 
 
 def _inspect_error(p, exc) -> ValueError:

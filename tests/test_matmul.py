@@ -76,7 +76,7 @@ CASES = [(mix, shape) for mix in MIXES for shape in SHAPES if mix != "signed_zer
 
 @pytest.mark.parametrize("mix,shape", CASES, ids=[f"{m}-{s[0]}x{s[1]}x{s[2]}" for m, s in CASES])
 @pytest.mark.parametrize("fmt,acc", [("e4m3", "exact"), ("e4m3", "fp32"), ("e5m2", "exact"), ("e5m2", "fp32"),
-                                     ("fp16", "exact"), ("fp16", "fp32"), ("bf16", "fp32")])
+                                     ("fp16", "exact"), ("fp16", "fp32"), ("bf16", "fp32"), ("fp32", "fp32")])
 @pytest.mark.parametrize("mul", ["lmul", "fpmul"])
 def test_matmul_matches_reference(mul, fmt, acc, mix, shape):
     M, K, N = shape
@@ -103,6 +103,8 @@ def test_matmul_matches_reference(mul, fmt, acc, mix, shape):
     ("fpmul", "e5m2", "fp32", dict(subnormals="ftz")),
     ("fpmul", "fp16", "exact", dict(subnormals="ftz")),
     ("fpmul", "bf16", "fp32", dict(subnormals="ftz")),
+    ("lmul", "fp32", "fp32", dict(k=4)),
+    ("fpmul", "fp32", "fp32", dict(subnormals="ftz")),
 ])
 @pytest.mark.parametrize("mix", ["wide", "special"])
 def test_matmul_unit_options(mul, fmt, acc, opts, mix):
@@ -335,7 +337,7 @@ E4B = np.zeros((3, 2), dtype=np.uint8)
     (E4, E4B, dict(mul="mitchell", fmt="e4m3"), "mul"),
     (E4, E4B, dict(mul="lmul", fmt="e4m3", acc="fp16"), "acc"),
     (E4, E4B, dict(mul="lmul", fmt="e3m3"), "format"),
-    (E4, E4B, dict(mul="lmul", fmt="fp32"), "format"),
+    (E4, E4B, dict(mul="lmul", fmt="fp32"), "accumulator"),          # fp32 operands: fp32 accumulation only
     (E4, E4B, dict(mul="lmul", fmt="nonsense"), "format"),
     (E4, E4B, dict(mul="lmul", fmt="e4m3", offset=1, offset_exp=1), "both"),
     (E4, E4B, dict(mul="lmul", fmt="e4m3", k=0), "k"),

@@ -2,7 +2,8 @@
 ``lmul_hw/hw/core.py``.
 
 Products are formed exactly in the product format G and accumulated either exactly (a Kulisch
-accumulator, read out once with RNE to fp32) or in IEEE binary32, in k order.
+accumulator, read out once with RNE to fp32) or in IEEE binary32, in k order.  The binary32 mode
+runs in the compiled kernels of ``_jit`` (numba); docs/matmul.md says why they are bit-exact.
 
 The exact mode runs on float64 BLAS without giving up exactness: every product is a dyadic number
 and, within a band of operand exponents, the products and all their partial sums are integer
@@ -14,11 +15,16 @@ double-doubles and rounded once to fp32 through round-to-odd.
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 from functools import lru_cache
 
 import numpy as np
 
 from ..config import check_exact_accumulator, core_unit
+from ..errors import ToolError
+from ..files import cache_root
 from ..formats import decode
 from ._bits import Operand, check_bits
 from .fpmul import fpmul_bits
@@ -88,19 +94,112 @@ def _product_table(unit):
     return decode(mul(codes[:, None], codes[None, :], unit), unit.out_fmt).reshape(-1)
 
 
-def _to_fp32_bits(x32):
-    bits = x32.astype(np.float32).view(np.uint32)
-    return np.where(np.isnan(x32), FP32_NAN, bits).astype(np.uint32)
-
-
 # -- fp32 accumulation -------------------------------------------------------------------------
 
+_THREADED_MACS = 1 << 22     # below this many multiply-adds one thread is quicker than starting more
+_ROWS = 32                   # rows handed to a thread at least (the kernels' own row block)
+
+
 def _matmul_fp32(A, B, unit):
-    acc = np.zeros((A.shape[0], B.shape[1]), dtype=np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(A.shape[1]):
-            acc = acc + products(A[:, k, None], B[None, k, :], unit).astype(np.float32)
-    return _to_fp32_bits(acc)
+    """SPEC §4 fp32 mode through the compiled kernels of ``_jit`` (docs/matmul.md), spread over
+    the machine's cores by blocks of output rows; each output element is one thread's, in k order."""
+    f = unit.fmt
+    # the kernels take C-contiguous, writable arrays of the format's own dtype (the signatures compiled)
+    A = np.require(A, dtype=f.dtype, requirements=["C", "W"])
+    B = np.require(B, dtype=f.dtype, requirements=["C", "W"])
+    fields = (f.sign_shift, f.man_bits, f.exp_all_ones, int(f.kind == "fn"))
+    if unit.mul == "lmul":
+        k = unit.k
+        base = 1023 - 2 * f.bias                    # odd: float64's bias minus both operands'
+        zero_field = (-((base - 1) // 2) << k) % (1 << 64)   # Z of _jit._lmul_operand, modulo 2^64
+        params = fields + (f.man_bits - k, 52 - k, f.bias << k, zero_field)
+        # K0: SPEC §2 step 3's constant with float64's exponent bias in place of G's
+        extra = (np.uint64(((base << k) + unit.offset) << (52 - k)),)
+    else:
+        params = fields + (int(unit.subnormals == "ftz"), f.bias)
+        extra = ()
+    kernel = fp32_kernel(unit.mul, f.dtype, len(params))
+    params = tuple(np.uint64(v) for v in params)
+    M, N = A.shape[0], B.shape[1]
+    out = np.empty((M, N), dtype=np.uint32)
+    _run_rows(lambda first, last: kernel(A, B, out, first, last, params, *extra), M, M * A.shape[1] * N)
+    return out
+
+
+def _run_rows(work, M, macs):
+    """``work(first, last)`` over all M rows: inline for a small product, else on one thread per
+    available core taking blocks of rows in turn (threads, not a pool kept across calls, so that a
+    forked child never inherits workers that do not exist)."""
+    threads = min(len(os.sched_getaffinity(0)), -(-M // _ROWS))
+    if macs < _THREADED_MACS or threads < 2:
+        work(0, M)
+        return
+    step = _ROWS * max(1, -(-M // _ROWS) // (4 * threads))
+    starts = itertools.count(0, step)     # next() is atomic under the GIL
+    errors = []
+
+    def worker():
+        try:
+            for first in starts:
+                if first >= M:
+                    return
+                work(first, min(M, first + step))
+        except BaseException as exc:          # re-raised in the calling thread
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, name=f"lmul-hw-matmul-{n}") for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+@lru_cache(maxsize=None)
+def fp32_kernel(mul, dtype, n_params):
+    """The compiled kernel of ``mul`` for operands of ``dtype``, from numba's cache under the
+    project's cache root (``jit``) or compiled now; ToolError (exit 3) with numba's reason if it
+    cannot be compiled: never a slow fallback."""
+    kernels = _jit_kernels()
+    from numba import types
+    from numba.np.numpy_support import from_dtype
+
+    codes = types.Array(from_dtype(np.dtype(dtype)), 2, "C")
+    sig = (codes, codes, types.Array(types.uint32, 2, "C"), types.int64, types.int64,
+           types.UniTuple(types.uint64, n_params)) + ((types.uint64,) if mul == "lmul" else ())
+    dispatcher = kernels[mul]
+    try:
+        dispatcher.compile(sig)
+    except Exception as exc:
+        raise ToolError("numba", f"cannot compile the fp32 matmul kernel {dispatcher.__name__} for "
+                                 f"{np.dtype(dtype)} operands: {type(exc).__name__}: {exc}") from exc
+    return dispatcher
+
+
+_JIT_IMPORT = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _jit_kernels():
+    """Import the kernels with numba's cache pointed at ``<cache root>/jit``.  Numba fixes a function's
+    cache directory when it is decorated, so its setting is changed only around that import (under a
+    lock: two threads must not save each other's value) and restored; numba's own default would be
+    ``__pycache__`` inside the installed package."""
+    jit_dir = cache_root() / "jit"
+    with _JIT_IMPORT:
+        try:
+            import numba.core.config as numba_config
+        except Exception as exc:
+            raise ToolError("numba", f"cannot import numba for the fp32 matmul kernels: {exc}") from exc
+        numba_config.reload_config()
+        saved = numba_config.CACHE_DIR
+        numba_config.CACHE_DIR = str(jit_dir)
+        try:
+            from ._jit import fpmul_rows, lmul_rows
+        finally:
+            numba_config.CACHE_DIR = saved
+    return {"lmul": lmul_rows, "fpmul": fpmul_rows}
 
 
 # -- exact accumulation ------------------------------------------------------------------------

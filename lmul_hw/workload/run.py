@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -75,16 +75,17 @@ def default_numerics(full: bool = False, calibrated_offset: int | None = None) -
     return out
 
 
-def configurations(numerics=None, *, where=None, acc="fp32", full=False) -> list[Numerics]:
+def configurations(numerics=None, *, where=None, acc="fp32", full=False, scale=None) -> list[Numerics]:
     """The configurations a run goes through, each once: ``numerics`` or the default list (without the
-    calibrated one, which needs a run first); ``where``, if given, replaces each one's; ``acc="exact"``
-    adds the Kulisch variant of each whose format allows it."""
+    calibrated one, which needs a run first); ``where``, if given, replaces each one's, and ``scale`` each
+    8-bit one's; ``acc="exact"`` adds the Kulisch variant of each whose format allows it."""
     configs = list(numerics) if numerics is not None else default_numerics(full)
     if where is not None:
-        configs = [Numerics(n.unit, acc=n.acc, where=where) for n in configs]
+        configs = [replace(n, where=where) for n in configs]
+    if scale is not None:
+        configs = [replace(n, scale=scale) if n.fmt.width == 8 else n for n in configs]
     if acc == "exact":
-        configs += [Numerics(n.unit, acc="exact", where=n.where) for n in configs
-                    if n.acc == "fp32" and n.exact_allowed()]
+        configs += [replace(n, acc="exact") for n in configs if n.acc == "fp32" and n.exact_allowed()]
     return list(dict.fromkeys(configs))
 
 
@@ -198,11 +199,11 @@ def _run_one(model, token_ids, numerics, ref, ref_hidden, energy, progress, inde
     return result, samples
 
 
-def run_workload(out, *, texts=None, numerics=None, where=None, acc="fp32", full=False, energy=True,
+def run_workload(out, *, texts=None, numerics=None, where=None, acc="fp32", full=False, scale=None, energy=True,
                  progress=lambda message: None) -> dict:
     """Run the workload and write ``out`` (embeddings_*.npy, workload.json, workload.md, workload.png).
     ``numerics``: the configurations (default: :func:`default_numerics`, with the calibrated e4m3 offset);
-    ``where`` (if given) replaces each one's; ``acc="exact"`` adds the Kulisch variant of each configuration
+    ``where`` and ``scale`` (if given) replace each one's (:func:`configurations`); ``acc="exact"`` adds the Kulisch variant of each configuration
     whose format allows it.  Returns the summary written to workload.json."""
     from . import minilm
     model = minilm.load()
@@ -223,7 +224,7 @@ def run_workload(out, *, texts=None, numerics=None, where=None, acc="fp32", full
     progress(f"workload: fp32 reference ({ref_seconds:.1f} s)")
 
     calibrate = numerics is None
-    configs = configurations(numerics, where=where, acc=acc, full=full)
+    configs = configurations(numerics, where=where, acc=acc, full=full, scale=scale)
     total = len(configs) + (1 if calibrate else 0)
     results = []
     calibration = None
@@ -233,7 +234,7 @@ def run_workload(out, *, texts=None, numerics=None, where=None, acc="fp32", full
         if calibrate and n.unit == LMulConfig("e4m3") and n.acc == "fp32":
             calibration = calibrated_offset(samples)
     if calibrate and calibration is not None:
-        n = Numerics(LMulConfig("e4m3", offset=calibration), where=where or "all")
+        n = Numerics(LMulConfig("e4m3", offset=calibration), where=where or "all", scale=scale or "tensor")
         if n not in configs:
             results.append(_run_one(model, token_ids, n, ref, ref_hidden, energy, progress, total, total)[0])
     summary = _summary(texts, token_ids, results, ref_seconds, calibration, energy)
@@ -251,7 +252,7 @@ def _summary(texts, token_ids, results, ref_seconds, calibration, energy) -> dic
         "configurations": [{
             "name": r.numerics.name, "file": f"embeddings_{r.numerics.name}.npy", "unit": r.numerics.unit.to_dict(),
             "mul": r.numerics.unit.mul, "format": r.numerics.fmt.name, "acc": r.numerics.acc,
-            "where": r.numerics.where, "core_products": list(WHERE[r.numerics.where]),
+            "where": r.numerics.where, "scale": r.numerics.scale, "core_products": list(WHERE[r.numerics.where]),
             "seconds": round(r.seconds, 3), **r.metrics, "macs": r.macs, "product_calls": r.calls,
             "sampled_streams": r.streams, "energy": r.energy,
         } for r in results],

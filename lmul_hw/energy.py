@@ -31,7 +31,8 @@ import numpy as np
 from .netlist import CMOS_TRANSISTORS, Netlist, Simulator, ints_to_bits, pack
 
 __all__ = ["EnergyResult", "PJ_PER_UNIT", "CLOCK_WEIGHT", "HOROWITZ_PJ", "DISTRIBUTIONS",
-           "net_weights", "combinational_energy", "clocked_energy", "unit_energy", "pe_energy", "core_energy",
+           "net_weights", "combinational_energy", "clocked_energy", "part_energy", "unit_energy", "pe_energy",
+           "pe_energy_parts", "core_energy",
            "verilog_energy", "estimate_file", "integer_verilog", "horowitz_check", "load_netlist"]
 
 #: Weighted toggle units charged per flip-flop per clock cycle (clock load), = its transistors.
@@ -228,6 +229,15 @@ def clocked_energy(netlist: Netlist, stimulus, cycles: int, *, lanes: int = 64, 
     cycles, after ``warmup`` more.  Operations = cycles x lanes x ``ops_per_cycle`` (e.g. the MACs a
     PE or core completes per cycle; 1: one operation per cycle).  ``progress(message)``, if given,
     hears the cycles done every PROGRESS_PERIOD seconds."""
+    sim = _run_clocked(netlist, stimulus, cycles, lanes=lanes, warmup=warmup, reset=reset, observe=observe,
+                       glitches=glitches, progress=progress)
+    return _result(netlist, sim, round(cycles * lanes * ops_per_cycle), operation="cycle" if ops_per_cycle == 1
+                   else "operation", dist=dist, transistors=transistors, cells=cells)
+
+
+def _run_clocked(netlist: Netlist, stimulus, cycles: int, *, lanes: int, warmup: int, reset: str | None, observe,
+                 glitches: bool, progress) -> Simulator:
+    """The simulation of ``clocked_energy``; the Simulator holds the toggles of every net."""
     has_reset = reset is not None and reset in netlist.inputs
     total = (RESET_CYCLES if has_reset else 0) + warmup + cycles
     sim = Simulator(netlist, lanes, glitches=glitches)
@@ -243,8 +253,36 @@ def clocked_energy(netlist: Netlist, stimulus, cycles: int, *, lanes: int = 64, 
         if observe is not None:
             observe(t, sim)
         sim.tick()
-    return _result(netlist, sim, round(cycles * lanes * ops_per_cycle), operation="cycle" if ops_per_cycle == 1
-                   else "operation", dist=dist, transistors=transistors, cells=cells)
+    return sim
+
+
+def part_energy(netlist: Netlist, sim: Simulator, operations: int, logic: dict) -> dict[str, float]:
+    """pJ per operation of the parts of a clocked netlist, which add up to its whole energy (the
+    ``EnergyResult`` of the same simulation): for each ``logic`` part (name -> names of registers, as
+    in the design), the gates in the fan-in cone of those registers' D inputs, back to the inputs and
+    the other registers (a gate in two cones counts in the first); ``other logic``, every other gate;
+    ``registers``, the toggles of every flip-flop output; ``clock``, the flip-flops' clock load.
+    ValueError if a register name is not a flip-flop of the netlist."""
+    if operations <= 0:
+        raise ValueError("no operations were measured")
+    weights = net_weights(netlist)
+    units = sim.toggles * weights
+    ff_nets = np.arange(netlist.ff_q.start, netlist.ff_q.stop)
+    owner = np.full(netlist.n_nets, -1)
+    for i, (part, registers) in enumerate(logic.items()):
+        nets = [n for r in registers for n in netlist.names.get(r, ())]
+        flops = np.flatnonzero(np.isin(ff_nets, nets))
+        if not flops.size:
+            raise ValueError(f"{netlist.name}: no flip-flop is named {' or '.join(registers)} (part {part!r})")
+        owner[netlist.fan_in(netlist.ff_d[flops]) & (owner < 0)] = i
+    gates = np.zeros(netlist.n_nets, dtype=bool)
+    gates[netlist.gate_start:] = True
+    parts = {part: float(units[owner == i].sum()) for i, part in enumerate(logic)}
+    parts["other logic"] = float(units[gates & (owner < 0)].sum())
+    parts["registers"] = float(units[netlist.ff_q].sum())
+    parts["clock"] = float(CLOCK_WEIGHT * netlist.flip_flops * sim.edges * sim.lanes)
+    scale = PJ_PER_UNIT[sim.glitches] / operations
+    return {part: value * scale for part, value in parts.items()}
 
 
 # -- designs ---------------------------------------------------------------------------------------
@@ -384,6 +422,18 @@ def pe_energy(pe_cfg, *, dist: str = "gaussian", vectors: int = 16384, seed: int
     """Energy per multiply-accumulate of one processing element (a PEConfig, e.g. ``CoreConfig.pe``): a
     new operand pair from ``dist`` and a valid control beat every cycle, tiles of ``tile_depth`` beats (default min(depth, 32)) marked first/last; one MAC per cycle, over
     ``vectors`` MACs on up to 256 independent lanes.  The PE's operand forwarding registers are included."""
+    return _pe_run(pe_cfg, dist=dist, vectors=vectors, seed=seed, tile_depth=tile_depth, glitches=glitches)[0]
+
+
+def pe_energy_parts(pe_cfg, logic: dict, **options) -> tuple[EnergyResult, dict[str, float]]:
+    """``pe_energy`` (same ``options``) and, from the same simulation, the ``part_energy`` of its
+    ``logic`` parts (e.g. {"multiplier": ("product_q",)}, register names of lmul_hw.hw.pe), pJ per MAC."""
+    res, nl, sim = _pe_run(pe_cfg, **options)
+    return res, part_energy(nl, sim, res.operations, logic)
+
+
+def _pe_run(pe_cfg, *, dist: str = "gaussian", vectors: int = 16384, seed: int = 0, tile_depth: int | None = None,
+            glitches: bool = False):
     from .verilog import verilog_text
     if dist not in DISTRIBUTIONS:
         raise ValueError(f"unknown operand distribution {dist!r}: use one of {', '.join(DISTRIBUTIONS)}")
@@ -406,9 +456,11 @@ def pe_energy(pe_cfg, *, dist: str = "gaussian", vectors: int = 16384, seed: int
         ctl = 1 | ((k == 0) << 1) | ((k == depth - 1) << 2)           # valid, first, last
         sim.set({"ctl_in": ctl.astype(np.uint64)})
 
-    res = clocked_energy(nl, stimulus, cycles, lanes=lanes, warmup=SETTLE_CYCLES + depth, glitches=glitches,
-                         dist=dist, transistors=synth.transistors, cells=synth.cell_count)
-    return _replace(res, operation="MAC")
+    sim = _run_clocked(nl, stimulus, cycles, lanes=lanes, warmup=SETTLE_CYCLES + depth, reset="rst", observe=None,
+                       glitches=glitches, progress=None)
+    res = _result(nl, sim, cycles * lanes, operation="MAC", dist=dist, transistors=synth.transistors,
+                  cells=synth.cell_count)
+    return res, nl, sim
 
 
 def core_energy(core_cfg, *, dist: str = "gaussian", cycles: int = 256, lanes: int = 64, seed: int = 0,

@@ -207,7 +207,8 @@ class Netlist:
 
     Nets are numbered 0 (constant 0), 1 (constant 1), then the primary input bits, the flip-flop
     outputs and the gate outputs, the last grouped by (level, cell type) so that each group writes a
-    contiguous slice.  ``inputs``/``outputs`` map port names to lists of net numbers, LSB first."""
+    contiguous slice.  ``inputs``/``outputs`` map port names to lists of net numbers, LSB first, and
+    ``names`` does the same for the design's named nets (its registers and wires that kept a name)."""
 
     def __init__(self, module: dict, name: str = "top"):
         self.name = name
@@ -339,6 +340,10 @@ class Netlist:
         self.ff_d = np.array([renum(d) for _, _, d, _ in ffs], dtype=np.intp)
         self.inputs = {p: [renum(n) for n in bits] for p, bits in self.inputs.items()}
         self.outputs = {p: [renum(n) for n in bits] for p, bits in self.outputs.items()}
+        # the design's own (public) net names, e.g. a register's: LSB first, constants as nets 0 and 1
+        self.names: dict[str, list[int]] = {
+            nname: [(1 if b == "1" else 0) if isinstance(b, str) else renum(ids.get(b, 0)) for b in entry["bits"]]
+            for nname, entry in module.get("netnames", {}).items() if not entry.get("hide_name")}
         # cell type of the driver of every net (None for constants and inputs)
         self.net_kind: list[str | None] = [None] * self.n_nets
         for i, k in enumerate(self.ff_kind):
@@ -394,6 +399,19 @@ class Netlist:
     def transistors(self) -> int:
         """CMOS transistors (yosys's per-gate estimate, flip-flops at 24)."""
         return sum(CMOS_TRANSISTORS[k] * n for k, n in self.cell_counts.items())
+
+    def fan_in(self, nets) -> np.ndarray:
+        """A mask over the nets: the gate outputs in the combinational fan-in cone of ``nets`` (those
+        that are gate outputs included), back to the primary inputs and flip-flop outputs."""
+        mask = np.zeros(self.n_nets, dtype=bool)
+        mask[np.asarray(nets, dtype=np.intp)] = True
+        for group in reversed(self.groups):      # by level, highest first: a gate's inputs lie below it
+            chosen = mask[group.start:group.stop]
+            if chosen.any():
+                for pin in group.inputs:
+                    mask[pin[chosen]] = True
+        mask[:self.gate_start] = False
+        return mask
 
     def data_inputs(self) -> dict[str, int]:
         """Input ports other than the clock, with their widths."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import require
@@ -85,6 +86,43 @@ def test_pe_energy_per_mac_lmul_below_exact():
         assert r.operation == "MAC" and r.operations == 2048 and r.flip_flops > 0
         assert 0 < r.clock_pj_per_op < r.pj_per_op
     assert res["lmul"].pj_per_op < res["fpmul"].pj_per_op
+
+
+TWO_REGISTERS = """
+module two(input clk, input [7:0] a, input [7:0] b, output reg [8:0] s, output reg [7:0] p);
+  always @(posedge clk) begin s <= a + b; p <= a & b; end
+endmodule
+"""
+
+
+def test_part_energy_splits_a_clocked_design_by_the_register_each_gate_feeds():
+    from lmul_hw.netlist import Simulator
+    _, nl = energy.load_netlist(TWO_REGISTERS, "two")
+    sim = Simulator(nl, 64)
+    rng = np.random.default_rng(1)
+    for t in range(40):
+        if t == 8:
+            sim.start_counting()
+        sim.set({"a": rng.integers(0, 256, 64), "b": rng.integers(0, 256, 64)})
+        sim.settle()
+        sim.tick()
+    ops = 32 * 64
+    parts = energy.part_energy(nl, sim, ops, {"adder": ("s",), "and": ("p",)})
+    assert list(parts) == ["adder", "and", "other logic", "registers", "clock"]
+    total = energy.PJ_PER_UNIT[False] * (sim.toggles @ energy.net_weights(nl)
+                                         + energy.CLOCK_WEIGHT * nl.flip_flops * sim.edges * sim.lanes) / ops
+    assert sum(parts.values()) == pytest.approx(total, rel=1e-12)
+    assert parts["other logic"] == 0                     # every gate feeds one of the two registers
+    # a & b is the adder's carry-generate term: the shared gates count with the first part named
+    assert parts["adder"] > 0 and parts["and"] == 0
+    swapped = energy.part_energy(nl, sim, ops, {"and": ("p",), "adder": ("s",)})
+    assert 0 < swapped["and"] < swapped["adder"] < parts["adder"]
+    assert sum(swapped.values()) == pytest.approx(total, rel=1e-12)
+    assert parts["clock"] == pytest.approx(energy.PJ_PER_UNIT[False] * 24 * 17)     # 17 flip-flops, per cycle
+    cone = nl.fan_in(nl.ff_d)
+    assert cone[nl.gate_start:].all() and not cone[:nl.gate_start].any()
+    with pytest.raises(ValueError, match="no flip-flop is named q"):
+        energy.part_energy(nl, sim, ops, {"x": ("q",)})
 
 
 # -- lmul-hw estimate -------------------------------------------------------------------------------

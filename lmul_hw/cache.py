@@ -38,6 +38,7 @@ KINDS = {
     "sim": "simulator builds (Verilator and Icarus) of harnesses and cores",
     "jit": "numba's compiled kernels of the model's fp32-accumulation matmul (numba's own cache files)",
     "workload": "the flow's short MiniLM workload runs (embeddings, metrics, energy per inference)",
+    "energy": "switching-energy estimates of the flow's paper-setting designs (pJ per operation and its parts)",
 }
 
 

@@ -339,18 +339,22 @@ def _run_compare(args) -> int:
 def _add_flow(sub) -> None:
     p = sub.add_parser("flow", help="the main job: generate, verify, synthesise, estimate energy, report")
     p.add_argument("--out", default="lmul-hw-out", help="output directory (default lmul-hw-out)")
-    p.add_argument("--full", action="store_true", help="also the 8x8 core and the DSP-mapped FPGA runs")
+    p.add_argument("--full", action="store_true",
+                   help="also the 8x8 core, the DSP-mapped FPGA runs and 4x4 cores in the paper's setting")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator for the checks")
     p.add_argument("--formats", default="e4m3,e5m2,bf16", help="unit formats (default e4m3,e5m2,bf16)")
     p.add_argument("--no-cores", action="store_true", help="leave the tensor cores out (a reduced flow)")
     p.add_argument("--no-workload", action="store_true",
                    help="leave the MiniLM workload section out (a reduced flow)")
+    p.add_argument("--no-paper-setting", action="store_true",
+                   help="leave out the section testing the paper's 80%% claim on fp32 and bf16 PEs and cores")
 
 
 def _run_flow(args) -> int:
     from .flow import run_flow
     run_flow(args.out, full=args.full, formats=_formats(args.formats), core_sizes=() if args.no_cores else None,
-             simulator=args.sim, workload=not args.no_workload, progress=_progress_line)
+             simulator=args.sim, workload=not args.no_workload, paper=not args.no_paper_setting,
+             progress=_progress_line)
     return EXIT_OK
 
 

@@ -57,7 +57,9 @@ TILE = 32
 #: Independent streams of the core's simulation (as lmul_hw.compare measures cores).
 CORE_LANES = 16
 
-_SOURCES = ("energy.py", "netlist.py", "tiles.py", "formats.py", "paper_setting.py")
+#: The modules whose code makes a measurement (stimuli, simulator, energy model); what this module
+#: decides (designs, parts, stimulus sizes) is in each cache key as Verilog and parameters.
+_SOURCES = ("energy.py", "netlist.py", "tiles.py", "formats.py")
 
 
 def core_config(fmt: str, mul: str, size: int = 1):
@@ -67,6 +69,7 @@ def core_config(fmt: str, mul: str, size: int = 1):
 
 
 def variant(fmt: str, mul: str) -> str:
+    """A multiplier's name in the tables: L-Mul with its k, or the exact one."""
     cfg = core_config(fmt, mul)
     return f"L-Mul k={cfg.k}" if mul == "lmul" else "exact (ftz)"
 
@@ -94,6 +97,7 @@ class PaperSetting:
     core_cycles: int
 
     def get(self, fmt: str, mul: str, design: str) -> Measurement | None:
+        """The measurement of one PE or core (None if it was not measured)."""
         return next((m for m in self.measurements if (m.fmt, m.mul, m.design) == (fmt, mul, design)), None)
 
     @property
@@ -117,6 +121,7 @@ class PaperSetting:
         return 1 - self.pj(fmt, "lmul", level) / self.pj(fmt, "fpmul", level)
 
     def label(self, level: str) -> str:
+        """A level's name in the tables and the verdict."""
         return {"multiplier": "multiplier alone", "datapath": "multiplier + fp32 adder, no registers",
                 "pe": "processing element", "core": f"{self.core_size}x{self.core_size} core"}[level]
 
@@ -194,7 +199,8 @@ class PaperSetting:
                  + "). Element-wise: the PE's multiplier alone (the exact product, unrounded) and its multiplier "
                  "with the product's rounding to fp32 and the fp32 adder, without registers, both from the PE's "
                  "own simulation (each gate counted with the register it feeds). Dot product: per MAC of a "
-                 "processing element and of a core, registers and clock included.", ""]
+                 "processing element" + (" and of a core" if self.core_size else "")
+                 + ", registers and clock included.", ""]
         head = ["level"] + [f"{f} {variant(f, m)} pJ" for f in self.formats for m in MULS] + \
                [f"{f} saved" for f in self.formats]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -297,8 +303,7 @@ def _measure_one(fmt, mul, design, *, core_size, vectors, core_cycles, seed, pro
 
 
 def _source_digest() -> str:
-    """A hash of the code that makes a measurement (stimuli, simulator, energy model): a change makes
-    new cache entries; the hardware is in the key as its Verilog."""
+    """A hash of _SOURCES: a change to them makes new cache entries."""
     package = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for name in _SOURCES:

@@ -1,6 +1,6 @@
 """The main job, reduced as CI runs it: `lmul-hw flow --formats e4m3 --no-cores --no-workload` generates,
-verifies, synthesises, places and routes, estimates energy and writes the report (the workload section
-has its own test in test_workload_report.py)."""
+verifies, synthesises, places and routes, estimates energy, tests the paper's 80% claim in its setting
+(PEs only) and writes the report (the workload section has its own test in test_workload_report.py)."""
 
 import json
 
@@ -38,6 +38,18 @@ def test_flow_report_has_every_measurement(flow_out):
     assert {c["verdict"] for c in data["claims"]} <= {"holds", "does not hold"} and len(data["claims"]) == 5
     report = (flow_out / "report.md").read_text()
     assert "65,536 vectors on verilator, no mismatch" in report and "yosys" in report.lower()
+
+
+def test_flow_report_tests_the_80_percent_claim_in_the_papers_setting(flow_out):
+    data = json.loads((flow_out / "paper_setting.json").read_text())
+    assert data["core_size"] is None                         # --no-cores: the PEs only
+    assert set(data["savings"]) == {"fp32", "bf16"}
+    for levels in data["savings"].values():
+        assert set(levels) == {"multiplier", "datapath", "pe"} and all(0 <= s < 1 for s in levels.values())
+    report = (flow_out / "report.md").read_text()
+    section = report.split("## The paper's 80% claim in its setting\n", 1)[1].split("\n## ", 1)[0]
+    assert "80% energy cost of dot products" in section and f"**Verdict:** {data['verdict']}" in section
+    assert "| processing element (per MAC) |" in section and "core (per MAC)" not in section
 
 
 def test_flow_bad_input_exits_2(tmp_path, capsys):

@@ -314,9 +314,9 @@ def _source_digest() -> str:
 
 def flow_section(out_dir, *, formats=FORMATS, core_size: int | None = 2, vectors: int = 8192,
                  core_cycles: int = 96, progress=None) -> str:
-    """Measure (or read back) the paper setting, write ``paper_setting.json`` into ``out_dir`` and return
-    the report section's Markdown."""
-    from .files import atomic_write
+    """Measure (or read back) the paper setting, write ``paper_setting.json`` into ``out_dir`` (created if
+    needed) and return the report section's Markdown."""
+    from .files import atomic_write, output_dir
     result = measure(formats, core_size=core_size, vectors=vectors, core_cycles=core_cycles, progress=progress)
-    atomic_write(Path(out_dir) / "paper_setting.json", json.dumps(result.to_dict(), indent=2))
+    atomic_write(output_dir(out_dir) / "paper_setting.json", json.dumps(result.to_dict(), indent=2))
     return result.markdown()

@@ -8,7 +8,10 @@ builds few cores (6 on Verilator, 4 on Icarus, chosen to cover the shapes 1x1, 1
 and 4x4, both multipliers, both accumulations and the formats e4m3, e5m2, fp16 and bf16) and runs
 several scenarios on each: tiles of K = 1 and K = K_max back to back, Gaussian and heavy-tailed
 operands with zeros, subnormals, NaN and infinities mixed in, a reset in the middle of a tile,
-and on the 4x4 core the cycle counts of SPEC's throughput claim.  Deliberately broken cores
+and on the 4x4 core the cycle counts of SPEC's throughput claim.  fp32 accumulation is verified
+for every operand format, fp32 operands included, and every multiplier variant (L-Mul k and
+offsets, fpmul full and ftz) on edge tiles and wide-range operands (15 more small builds, most of
+them on Icarus, whose builds are quick).  Deliberately broken cores
 (wrappers around a good one, on Icarus) prove that wrong values, lost, duplicated or changed rows,
 X/Z handshakes and a stuck core are caught and reported."""
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from .config import CoreConfig
-from .formats import Format, encode, get_format
+from .formats import Format, FpClass, classify, encode, get_format
 
 DISTRIBUTIONS = ("gaussian", "heavy", "wide")
 #: Share of ``wide`` operands whose magnitude comes from a pool of two per call: products of pooled
@@ -78,7 +78,7 @@ def edge_values(fmt: str | Format) -> np.ndarray:
             (f.max_exp_field // 2 + f.bias // 2) << f.man_bits, (f.bias // 2 - 1) << f.man_bits}
     if f.has_inf:
         mags.add(f.inf_code)
-    if 2 * f.man_bits + 2 > 24:
+    if 2 * f.man_bits + 2 > 24 and f.bias >= 127:    # products need rounding; 2^+-64 fit
         a, b = _round_up_pair(f.man_bits)
         for e_a, e_b in ((64, 63), (-64, -63)):         # products (2 - 2^-24 .. 2) * 2^127 and * 2^-127
             mags |= {((e_a + f.bias) << f.man_bits) | a, ((e_b + f.bias) << f.man_bits) | b}
@@ -115,17 +115,16 @@ def edge_tiles(cfg: CoreConfig, rng: np.random.Generator, mixed: int = 4) -> lis
             a = values[np.arange(i, i + cfg.rows) % n].reshape(cfg.rows, 1)
             b = values[np.arange(j, j + cfg.cols) % n].reshape(1, cfg.cols)
             tiles.append((a, b))
-    mags = values & f.dtype(f.mag_mask)
-    finite = values[(mags != f.nan_code) & ~((mags == f.inf_code) if f.has_inf else False)]
+    finite = values[classify(values, f) <= FpClass.NORMAL]
     for _ in range(mixed):
         tiles.append((rng.choice(finite, (cfg.rows, cfg.depth)), rng.choice(finite, (cfg.depth, cfg.cols))))
     half = cfg.depth // 2
     for _ in range(2 if half else 0):
         a = random_operands(f, (cfg.rows, half), rng, dist="wide", special_rate=0.0)
         b = random_operands(f, (half, cfg.cols), rng, dist="wide", special_rate=0.0)
-        A = np.concatenate([a, a] + ([a[:, :1]] if cfg.depth % 2 else []), axis=1)
-        B = np.concatenate([b, b ^ f.dtype(f.sign_bit)] + ([np.zeros((1, cfg.cols), f.dtype)] if cfg.depth % 2 else []),
-                           axis=0)
+        odd = cfg.depth % 2                            # an odd K_max gets one product a * 0 more
+        A = np.concatenate([a, a, a[:, :odd]], axis=1)
+        B = np.concatenate([b, b ^ f.dtype(f.sign_bit), np.zeros((odd, cfg.cols), f.dtype)], axis=0)
         order = rng.permutation(cfg.depth)
         tiles.append((A[:, order].copy(), B[order].copy()))
     return tiles

@@ -97,6 +97,9 @@ def test_edge_tiles_cover_every_pair_overflow_and_cancellation(cfg):
     assert pairs == {(int(a), int(b)) for a in values for b in values}
     deep = [(A, B) for A, B in tiles if A.shape[1] == cfg.depth]
     assert len(deep) == 6
+    mixed = np.concatenate([x.ravel() for A, B in deep[:4] for x in (A, B)])      # random finite edge values
+    assert set(classify(mixed, f).tolist()) <= {FpClass.ZERO, FpClass.SUBNORMAL, FpClass.NORMAL}
+    assert len(set(mixed.tolist())) > len(values) // 2
     for A, B in deep[-2:]:                         # products cancel in pairs: their exact sum is 0
         p = products(A[:, :, None], B[None, :, :], cfg.unit)
         assert np.isfinite(p).all() and (np.abs(p) > 0).any()

@@ -463,7 +463,8 @@ def _add_synth(sub) -> None:
     parsers.append(q)
     q = designs.add_parser("pe", help="one processing element of a tensor core (the core options minus rows/cols)")
     q.add_argument("--mul", choices=("lmul", "fpmul"), required=True, help="multiplier in the PE")
-    q.add_argument("--format", required=True, help="operand format: e4m3, e5m2, fp16 or bf16")
+    q.add_argument("--format", required=True,
+                   help="operand format: e4m3, e5m2, fp16, bf16 or fp32 (bf16 and fp32: --acc fp32 only)")
     q.add_argument("--acc", choices=("exact", "fp32"), required=True, help="accumulation: exact (Kulisch) or fp32")
     q.add_argument("--depth", type=int, required=True, help="largest tile depth K_max, 1..65536")
     q.add_argument("--k", type=int, help="L-Mul: operand mantissa bits used (default: all)")

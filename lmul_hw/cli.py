@@ -78,7 +78,8 @@ def _core_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows", type=int, required=True, help="rows R of the array, 1..32")
     p.add_argument("--cols", type=int, required=True, help="columns C of the array, 1..32")
     p.add_argument("--mul", choices=("lmul", "fpmul"), required=True, help="multiplier in each PE")
-    p.add_argument("--format", required=True, help="operand format: e4m3, e5m2, fp16 or bf16")
+    p.add_argument("--format", required=True,
+                   help="operand format: e4m3, e5m2, fp16, bf16 or fp32 (bf16 and fp32: --acc fp32 only)")
     p.add_argument("--acc", choices=("exact", "fp32"), required=True,
                    help="accumulation: exact (Kulisch, read out RNE to fp32) or fp32 (IEEE adds)")
     p.add_argument("--depth", type=int, required=True, help="largest tile depth K_max, 1..65536")
@@ -178,14 +179,16 @@ def _add_verify(sub) -> None:
                             "checked on all 65,536 pairs")
         _user_rtl_options(q, "a, b, p, clk, rst")
     q = units.add_parser("core", help="random GEMM tiles through a tensor core, against model.matmul",
-                         description="Stream random tiles (Gaussian or heavy-tailed operands with zeros, subnormals, "
-                                     "NaN and inf mixed in; depths from 1 to K_max) through the generated core with "
+                         description="Stream random tiles (Gaussian, heavy-tailed or wide-range operands with zeros, "
+                                     "subnormals, NaN and inf mixed in; depths from 1 to K_max) through the generated core with "
                                      "random input gaps and output back-pressure, and compare every output row "
                                      "bit for bit with lmul_hw.model.matmul. A protocol monitor checks the stream "
                                      "rules on every cycle.")
     _core_options(q)
     q.add_argument("--tiles", type=int, default=8, help="tiles to send (default 8)")
-    q.add_argument("--dist", choices=("gaussian", "heavy"), default="gaussian", help="operand distribution")
+    q.add_argument("--dist", choices=("gaussian", "heavy", "wide"), default="gaussian",
+                   help="operand distribution: gaussian, heavy (Student-t) or wide (exponents over the whole range, "
+                        "largest finite values, repeated magnitudes; default gaussian)")
     q.add_argument("--sim", choices=("verilator", "icarus"), default="verilator", help="simulator (default verilator)")
     q.add_argument("--seed", type=seed_type, default=0, help="seed of the tiles, gaps and stalls (default 0)")
     _user_rtl_options(q, "clk, rst, i__valid, i__ready, i__payload, o__valid, o__ready, o__payload")
@@ -468,7 +471,8 @@ def _add_synth(sub) -> None:
     parsers.append(q)
     q = designs.add_parser("pe", help="one processing element of a tensor core (the core options minus rows/cols)")
     q.add_argument("--mul", choices=("lmul", "fpmul"), required=True, help="multiplier in the PE")
-    q.add_argument("--format", required=True, help="operand format: e4m3, e5m2, fp16 or bf16")
+    q.add_argument("--format", required=True,
+                   help="operand format: e4m3, e5m2, fp16, bf16 or fp32 (bf16 and fp32: --acc fp32 only)")
     q.add_argument("--acc", choices=("exact", "fp32"), required=True, help="accumulation: exact (Kulisch) or fp32")
     q.add_argument("--depth", type=int, required=True, help="largest tile depth K_max, 1..65536")
     q.add_argument("--k", type=int, help="L-Mul: operand mantissa bits used (default: all)")

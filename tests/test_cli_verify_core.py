@@ -24,6 +24,15 @@ def test_verify_core_passes_on_icarus(capsys):
     assert "all match the model; no protocol error" in out and "5 tiles" in out
 
 
+def test_verify_core_fp32_operands_wide_on_icarus(capsys):
+    """The paper's setting (fp32 operands, fp32 accumulation) on wide-range operands."""
+    require(simulator_available("icarus"), "Icarus Verilog", "apt-get install -y iverilog")
+    fp32 = ["--rows", "1", "--cols", "2", "--mul", "fpmul", "--format", "fp32", "--acc", "fp32", "--depth", "4"]
+    assert run(["verify", "core", *fp32, "--tiles", "6", "--dist", "wide", "--sim", "icarus"]) == 0
+    out = capsys.readouterr().out
+    assert "wide operands" in out and "ok: core_1x2_fp32_fpmul_full_fp32_d4 matches the model on 6 tiles, 12 outputs" in out
+
+
 @pytest.mark.parametrize("args, words", [
     (["--tiles", "0"], "--tiles must be at least 1"),
     (["--dist", "cauchy"], "invalid choice"),
@@ -35,7 +44,9 @@ def test_verify_core_bad_input_exits_2(capsys, args, words):
     assert words in err and err.count("\n") == 1
 
 
-def test_verify_core_rejects_bf16_exact_with_the_reason(capsys):
-    bad = ["--rows", "2", "--cols", "2", "--mul", "lmul", "--format", "bf16", "--acc", "exact", "--depth", "8"]
+@pytest.mark.parametrize("fmt", ["bf16", "fp32"])
+def test_verify_core_rejects_exact_accumulation_too_wide_with_the_reason(capsys, fmt):
+    bad = ["--rows", "2", "--cols", "2", "--mul", "lmul", "--format", fmt, "--acc", "exact", "--depth", "8"]
     assert run(["verify", "core", *bad]) == 2
-    assert "use fp32 accumulation" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "use fp32 accumulation" in err and err.count("\n") == 1

@@ -1,5 +1,6 @@
 """Layer 2: the tensor core in Amaranth's simulator against lmul_hw.model.matmul, with a protocol
-monitor on both streams, random gaps and back-pressure, cycle counts and reset mid-tile."""
+monitor on both streams, random gaps and back-pressure, cycle counts and reset mid-tile; fp32
+accumulation for every operand format and multiplier variant, on edge values and wide operands."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ from amaranth.sim import Simulator
 
 from lmul_hw.config import CoreConfig
 from lmul_hw.hw.core import TensorCore
-from lmul_hw.tiles import beat_row, model_tile, random_operands, tile_beats
+from lmul_hw.simulate import CoreMismatch
+from lmul_hw.tiles import beat_row, edge_tiles, model_tile, random_operands, tile_beats
 
 
 class CoreRun:
@@ -88,24 +90,29 @@ class CoreRun:
         return self
 
 
-def check_rows(cfg, tiles, rows):
+def check_rows(cfg, tiles, run):
+    """The rows a CoreRun took, against the model: last flags, then values (a mismatch names the
+    tile, its operands, and the expected and actual bits with their values)."""
+    rows = run.rows
     i = 0
     for t, (A, B) in enumerate(tiles):
         expected = model_tile(cfg, A, B)
         for r in range(cfg.rows):
             got, last = rows[i]
+            cycle = run.out_cycles[i]
             i += 1
             assert last == (r == cfg.rows - 1), f"tile {t} row {r}: last flag {last}"
-            assert got == [int(x) for x in expected[r]], (
-                f"tile {t} row {r}: expected {[hex(int(x)) for x in expected[r]]}, got {[hex(x) for x in got]}\n"
-                f"A={A.tolist()}\nB={B.tolist()}")
+            bad = [c for c in range(cfg.cols) if got[c] != int(expected[r, c])]
+            assert not bad, "\n".join(
+                CoreMismatch(cfg, t, r, c, A[r].tolist(), B[:, c].tolist(), int(expected[r, c]), got[c], cycle).describe()
+                for c in bad)
     assert i == len(rows)
 
 
-def make_tiles(cfg, depths, seed, dist="gaussian"):
+def make_tiles(cfg, depths, seed, dist="gaussian", special_rate=0.04):
     rng = np.random.default_rng(seed)
-    return [(random_operands(cfg.fmt, (cfg.rows, k), rng, dist=dist),
-             random_operands(cfg.fmt, (k, cfg.cols), rng, dist=dist)) for k in depths]
+    return [(random_operands(cfg.fmt, (cfg.rows, k), rng, dist=dist, special_rate=special_rate),
+             random_operands(cfg.fmt, (k, cfg.cols), rng, dist=dist, special_rate=special_rate)) for k in depths]
 
 
 CORES = [
@@ -128,7 +135,55 @@ def test_core_matches_model_with_gaps_and_backpressure(cfg):
     tiles = make_tiles(cfg, depths, seed=cfg.rows * 7 + cfg.cols, dist="heavy" if cfg.rows % 2 else "gaussian")
     run = CoreRun(cfg, tiles, seed=3, gaps=0.3, stall=0.4).run(cfg.rows * len(tiles))
     assert run.violations == []
-    check_rows(cfg, tiles, run.rows)
+    check_rows(cfg, tiles, run)
+
+
+C = CoreConfig
+#: fp32 accumulation (SPEC §4) for every operand format, fp32 operands included: L-Mul at its
+#: default k and offset and at other k and offsets, the exact multiplier with full subnormals and
+#: with ftz; small cores (a 1x1 one is a single PE), since the edge tiles are many.
+FP32_ACC = [
+    C(2, 2, "lmul", "e4m3", "fp32", 8), C(1, 3, "lmul", "e4m3", "fp32", 4, offset=3),
+    C(2, 1, "lmul", "e4m3", "fp32", 4, k=1), C(2, 2, "fpmul", "e4m3", "fp32", 8),
+    C(1, 2, "fpmul", "e4m3", "fp32", 4, subnormals="ftz"),
+    C(2, 2, "lmul", "e5m2", "fp32", 4), C(1, 3, "lmul", "e5m2", "fp32", 6, k=1), C(2, 1, "lmul", "e5m2", "fp32", 4, offset=0),
+    C(2, 2, "fpmul", "e5m2", "fp32", 8), C(3, 1, "fpmul", "e5m2", "fp32", 4, subnormals="ftz"),
+    C(2, 2, "lmul", "fp16", "fp32", 8), C(1, 2, "lmul", "fp16", "fp32", 4, k=6, offset_exp=0),
+    C(2, 2, "fpmul", "fp16", "fp32", 4), C(1, 3, "fpmul", "fp16", "fp32", 8, subnormals="ftz"),
+    C(2, 2, "lmul", "bf16", "fp32", 4), C(1, 2, "lmul", "bf16", "fp32", 4, k=3),
+    C(2, 1, "lmul", "bf16", "fp32", 6, offset=128), C(2, 2, "fpmul", "bf16", "fp32", 4),
+    C(1, 3, "fpmul", "bf16", "fp32", 4, subnormals="ftz"),
+    C(2, 2, "lmul", "fp32", "fp32", 8), C(1, 2, "lmul", "fp32", "fp32", 4, k=3),
+    C(1, 1, "lmul", "fp32", "fp32", 4, k=10, offset=0), C(2, 2, "fpmul", "fp32", "fp32", 8),
+    C(1, 1, "fpmul", "fp32", "fp32", 4), C(2, 1, "fpmul", "fp32", "fp32", 6, subnormals="ftz"),
+]
+
+
+@pytest.mark.parametrize("cfg", FP32_ACC, ids=lambda c: c.name)
+def test_fp32_accumulation_on_edge_values_and_wide_operands(cfg):
+    """Every ordered pair of edge values, sums that overflow, underflow and cancel
+    (``lmul_hw.tiles.edge_tiles``), then wide and Gaussian tiles, with gaps and back-pressure."""
+    seed = cfg.rows * 7 + cfg.cols + cfg.fmt.width
+    tiles = (edge_tiles(cfg, np.random.default_rng(seed))
+             + make_tiles(cfg, [cfg.depth, 1, 2, cfg.depth, 3, cfg.depth] * 2, seed, dist="wide", special_rate=0.1)
+             + make_tiles(cfg, [cfg.depth, 1, cfg.depth // 2 + 1], seed + 1))
+    run = CoreRun(cfg, tiles, seed=seed, gaps=0.2, stall=0.3).run(cfg.rows * len(tiles))
+    assert run.violations == []
+    check_rows(cfg, tiles, run)
+
+
+def test_a_wrong_value_is_reported_with_operands_and_decoded_values():
+    """check_rows names the tile, the operands and the expected and actual bits with their values."""
+    cfg = C(1, 1, "fpmul", "fp32", "fp32", 2)
+    A = np.array([[0x3F800000, 0x40000000]], dtype=np.uint32)       # 1, 2
+    B = np.array([[0x40400000], [0x3F800000]], dtype=np.uint32)     # 3, 1
+    run = CoreRun(cfg, [(A, B)])
+    run.rows, run.out_cycles = [([0x40A00001], True)], [9]
+    with pytest.raises(AssertionError) as info:
+        check_rows(cfg, [(A, B)], run)
+    text = str(info.value)
+    assert "tile 0 (K=2) row 0 column 0: expected 0x40a00000 (5.0), got 0x40a00001 (5.000000476837158) [cycle 9]" in text
+    assert "A row 0: [0x3f800000=1.0, 0x40000000=2.0]" in text and "B column 0: [0x40400000=3.0, 0x3f800000=1.0]" in text
 
 
 def test_throughput_and_latency_4x4():
@@ -136,7 +191,7 @@ def test_throughput_and_latency_4x4():
     cfg = CoreConfig(4, 4, "lmul", "e4m3", "exact", 64)
     tiles = make_tiles(cfg, [64] * 8, seed=11)
     run = CoreRun(cfg, tiles).run(4 * 8)
-    check_rows(cfg, tiles, run.rows)
+    check_rows(cfg, tiles, run)
     first_latency = run.out_cycles[0] - run.in_cycles[0]
     assert first_latency == cfg.latency(64)
     total = run.out_cycles[-1] - run.in_cycles[0] + 1
@@ -150,7 +205,7 @@ def test_tiles_of_depth_r_stream_without_bubbles(shape):
     cfg = CoreConfig(rows, cols, "lmul", "e5m2", "exact", 16)
     tiles = make_tiles(cfg, [rows] * 6, seed=5)
     run = CoreRun(cfg, tiles).run(rows * 6)
-    check_rows(cfg, tiles, run.rows)
+    check_rows(cfg, tiles, run)
     assert run.ready_low == 0, "i.ready dropped although every tile had K >= R beats"
     assert run.in_cycles == list(range(run.in_cycles[0], run.in_cycles[0] + 6 * rows))
 
@@ -161,4 +216,4 @@ def test_reset_mid_tile_drops_tiles_in_flight():
     kept = make_tiles(cfg, [3, 8], seed=2)
     run = CoreRun(cfg, dropped + kept, reset_after=5).run(2 * 2)   # reset after 5 of the first tile's 8 beats
     assert run.violations == []
-    check_rows(cfg, kept, run.rows)
+    check_rows(cfg, kept, run)

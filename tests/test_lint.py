@@ -1,7 +1,7 @@
 """Generated Verilog is lint-clean: ``verilator --lint-only -Wall X.vlt X.v`` (with the waivers that
 ``lmul-hw generate`` writes beside ``X.v``) and ``iverilog -Wall`` report nothing, for every reference
 configuration in rtl/ and a few more (latencies 1..4, other formats and options, fp32-accumulating
-and bf16 cores, a 1x1 core)."""
+cores and PEs of every operand format, fp32 operands included, a 1x1 core)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ EXTRA = [
     CoreConfig(rows=1, cols=1, mul="fpmul", fmt="e4m3", acc="exact", depth=4, subnormals="ftz"),
     PEConfig("lmul", "e4m3", "exact", 256), PEConfig("fpmul", "e4m3", "exact", 256, subnormals="ftz"),
     PEConfig("lmul", "bf16", "fp32", 16),
+    # fp32 accumulation of every operand format, fp32 operands (the paper's setting) included
+    CoreConfig(rows=2, cols=2, mul="lmul", fmt="e4m3", acc="fp32", depth=8, offset=3),
+    CoreConfig(rows=1, cols=3, mul="fpmul", fmt="fp16", acc="fp32", depth=8, subnormals="ftz"),
+    CoreConfig(rows=2, cols=2, mul="lmul", fmt="fp32", acc="fp32", depth=8),
+    CoreConfig(rows=2, cols=1, mul="fpmul", fmt="fp32", acc="fp32", depth=4, subnormals="ftz"),
+    PEConfig("fpmul", "fp32", "fp32", 16), PEConfig("lmul", "fp32", "fp32", 16, k=3),
 ]
 CONFIGS = reference_configs() + EXTRA
 

@@ -457,8 +457,9 @@ def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8
                 ties: dict | None = None) -> CoreVerifyResult:
     """Build (or reuse) the core's simulation, send ``tiles`` random tiles (``depths``: their K,
     default a seeded mix of 1, K_max and values between) with input gaps and output stalls of the
-    given probabilities, and compare every row with the model.  ``dist`` is ``gaussian`` or
-    ``heavy`` (Student-t); zeros, subnormals, NaN and infinities are mixed in at ``special_rate``.
+    given probabilities, and compare every row with the model.  ``dist`` is ``gaussian``, ``heavy``
+    (Student-t) or ``wide`` (exponents over the whole range; ``lmul_hw.tiles.random_operands``);
+    zeros, subnormals, NaN and infinities are mixed in at ``special_rate``.
     ``reset_mid_tile`` asserts ``rst`` halfway through the middle tile (``tiles`` >= 2): the tiles
     in flight are dropped and only the ones after it must come out whole.
     With ``verilog_files`` the core under test is the user's module ``top`` from those files (ports

@@ -132,8 +132,10 @@ class CoreProducts:
     core's numerics, the others in float32.  Records, for every kind it runs on the core, the MACs
     of the inference and a seeded sample of PE streams (see :meth:`samples`)."""
 
-    def __init__(self, numerics: Numerics, *, matmul=None, streams_per_kind: int = 32, seed: int = 0):
+    def __init__(self, numerics: Numerics, *, matmul=None, streams_per_kind: int = 512, seed: int = 0):
         from ..model import matmul as model_matmul
+        if isinstance(streams_per_kind, bool) or not isinstance(streams_per_kind, int) or streams_per_kind < 1:
+            raise ValueError(f"streams_per_kind must be an integer >= 1, not {streams_per_kind!r}")
         self.numerics = numerics
         self._matmul = matmul or model_matmul
         self._core_kinds = set(WHERE[numerics.where])
@@ -142,7 +144,8 @@ class CoreProducts:
         self._keep = streams_per_kind
         self.macs = dict.fromkeys(PRODUCT_KINDS, 0)
         self.calls = dict.fromkeys(PRODUCT_KINDS, 0)
-        self._reservoir = {k: [] for k in PRODUCT_KINDS}
+        self._outputs = dict.fromkeys(PRODUCT_KINDS, 0)
+        self._slots = {k: [None] * streams_per_kind for k in PRODUCT_KINDS}
 
     def __call__(self, kind: str, X, W):
         if kind not in self._core_kinds:
@@ -177,29 +180,30 @@ class CoreProducts:
         return hit[1], hit[2]
 
     def _record(self, kind, a, b):
-        """Count the MACs; offer one output element of this call to the kind's weighted reservoir
-        (Efraimidis & Spirakis' A-Res, key u**(1/w) with w = the call's output elements), so that the
-        kept streams are a sample of the inference's output elements, not of its calls."""
+        """Count the MACs and update the kind's sample: each of its slots is a reservoir of one output
+        element (Vitter's algorithm R with a reservoir of one, per call: the slot takes a uniform
+        element of this call with probability this call's outputs / the kind's outputs so far), so
+        that every slot holds a uniform draw from all output elements of the run, independently:
+        a uniform sample with replacement, however few or unequal the calls."""
         m, k = a.shape
         n = b.shape[1]
         self.macs[kind] += m * k * n
         self.calls[kind] += 1
-        key = self._rng.random() ** (1.0 / (m * n))
-        i, j = int(self._rng.integers(m)), int(self._rng.integers(n))
-        kept = self._reservoir[kind]
-        if len(kept) < self._keep or key > kept[0][0]:
-            kept.append((key, a[i, :].copy(), b[:, j].copy()))
-            kept.sort(key=lambda e: e[0])
-            if len(kept) > self._keep:
-                kept.pop(0)
+        self._outputs[kind] += m * n
+        take = np.flatnonzero(self._rng.random(self._keep) * self._outputs[kind] < m * n)
+        rows, cols = self._rng.integers(m, size=take.size), self._rng.integers(n, size=take.size)
+        slots = self._slots[kind]
+        for slot, i, j in zip(take, rows, cols):
+            slots[slot] = (a[i, :].copy(), b[:, j].copy())
 
     def samples(self) -> list[ProductSample]:
-        """One ProductSample per kind that ran on the core: its MACs in the whole run and the kept streams."""
+        """One ProductSample per kind that ran on the core: its MACs in the whole run and the sampled
+        streams (``streams_per_kind`` of them, in slot order)."""
         out = []
         for kind in PRODUCT_KINDS:
-            kept = self._reservoir[kind]
-            if not kept:
+            if not self.calls[kind]:
                 continue
-            out.append(ProductSample(kind, self.macs[kind], np.concatenate([e[1] for e in kept]),
-                                     np.concatenate([e[2] for e in kept]), [e[1].size for e in kept]))
+            kept = self._slots[kind]
+            out.append(ProductSample(kind, self.macs[kind], np.concatenate([e[0] for e in kept]),
+                                     np.concatenate([e[1] for e in kept]), [e[0].size for e in kept]))
         return out

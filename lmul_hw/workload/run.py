@@ -22,12 +22,14 @@ import numpy as np
 
 from ..config import FPMulConfig, LMulConfig
 from .numerics import WHERE, CoreProducts, Numerics
+from .streams import PRODUCT_KINDS
 
 __all__ = ["read_texts", "default_texts", "default_numerics", "configurations", "calibrated_offset", "run_workload", "metrics",
            "energy_figures"]
 
-#: PE streams kept per product kind and configuration: a few dozen rows x columns of K = 32..1536.
-_STREAMS_PER_KIND = 32
+#: PE streams sampled per product kind and configuration (uniform over the run's output elements);
+#: docs/workload-energy.md measures how far the estimate from 512 can be from every stream's.
+_STREAMS_PER_KIND = 512
 
 
 def read_texts(path) -> list[str]:
@@ -140,13 +142,13 @@ def metrics(emb, ref, hidden, ref_hidden) -> dict:
 
 # -- energy: THE one place where the workload meets the energy estimate ------------------------
 
-def energy_figures(numerics: Numerics, samples) -> dict:
+def energy_figures(numerics: Numerics, samples, progress=None) -> dict:
     """Energy of the core's products for one configuration, from its recorded operand streams:
-    ``lmul_hw.workload.energy.inference_energy(pe_config, samples)`` (issue 10 §3) returns a dict with
-    ``pj_per_multiply``, ``pj_per_mac`` and ``pj_per_inference`` (all products of the run's texts on the core).
-    ValueError if the estimate is not available (run with --no-energy)."""
-    figures = _inference_energy()(numerics.pe, samples)
-    return {key: float(figures[key]) for key in ("pj_per_multiply", "pj_per_mac", "pj_per_inference")}
+    ``lmul_hw.workload.energy.inference_energy(pe_config, samples)`` (issue 10 §3; docs/workload-energy.md),
+    as a dict with ``pj_per_multiply``, ``pj_per_mac``, ``pj_per_inference`` (all products of the run's
+    texts on the core), the clock share and the figures per kind.  ValueError if the estimate is not
+    available (run with --no-energy)."""
+    return _inference_energy()(numerics.pe, samples, progress=progress).to_dict()
 
 
 def _inference_energy():
@@ -190,7 +192,7 @@ def _run_one(model, token_ids, numerics, ref, ref_hidden, energy, progress, inde
                      {k: v for k, v in products.macs.items() if v}, {s.kind: len(s.lengths) for s in samples},
                      calls={k: v for k, v in products.calls.items() if v})
     if energy:
-        result.energy = energy_figures(numerics, samples)
+        result.energy = energy_figures(numerics, samples, progress)
     result.seconds = time.perf_counter() - start
     m = result.metrics
     progress(f"workload: [{index}/{total}] {numerics.name}: cosine mean {m['cosine_mean']:.6f} min "
@@ -306,9 +308,32 @@ def markdown(summary: dict) -> str:
               "|---|" + "---|" * layers]
     for r in rows:
         lines.append(f"| {r['name']} | " + " | ".join(_fmt(v, ".2e") for v in r["layer_rel_error"]) + " |")
-    if not energy:
+    if energy:
+        lines += _energy_markdown(rows)
+    else:
         lines += ["", "Energy: not estimated (--no-energy)."]
     return "\n".join(lines) + "\n"
+
+
+def _energy_markdown(rows) -> list[str]:
+    """The energy section: how the figures are made and pJ per MAC per product kind."""
+    kinds = [k for k in PRODUCT_KINDS if any(r["energy"] and k in r["energy"]["kinds"] for r in rows)]
+    lines = ["", "## Energy per product kind", "",
+             "pJ per MAC of the configuration's processing element (45 nm scale, zero-delay switching activity of "
+             "its gate netlist: docs/energy.md) on each kind's sampled operand streams, replayed in the core's "
+             "order; streams drawn uniformly over the run's output elements (docs/workload-energy.md). "
+             "µJ/inference above: all core products of the run, the sum over kinds of MACs x pJ/MAC; "
+             "pJ/mult: the multiplier alone on the same operands; clock: the PE's clock load, as a share.", "",
+             "| configuration | clock | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds)]
+    for r in rows:
+        e = r["energy"]
+        if not e:
+            continue
+        cells = [_fmt(e["kinds"][k]["pj_per_mac"], ".4f") if k in e["kinds"] else "–" for k in kinds]
+        lines.append(f"| {r['name']} | {_fmt(e['clock_share'] * 100, '.0f')} % | " + " | ".join(cells) + " |")
+    streams = sorted({v["streams"] for r in rows if r["energy"] for v in r["energy"]["kinds"].values()})
+    lines += ["", f"Streams replayed per kind: {', '.join(map(str, streams))}."]
+    return lines
 
 
 def plot(summary: dict) -> bytes:

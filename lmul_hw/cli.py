@@ -470,7 +470,12 @@ def _run_sweep(args) -> int:
         return EXIT_OK
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} exists and is not a directory")
-    outcome = engine.run(spec, workers=args.workers, scheduler=args.scheduler, progress=_progress_line)
+    try:
+        outcome = engine.run(spec, workers=args.workers, scheduler=args.scheduler, progress=_progress_line)
+    except KeyboardInterrupt:
+        _progress_line(f"sweep: interrupted; {args.out} is unchanged, the finished stages are in the cache: "
+                       "rerun the same command to resume")
+        raise
     status = output.exit_status(outcome)
     summary = (f"{len(outcome.points)} points, {outcome.computed} stage runs computed, {outcome.cached} from the "
                f"cache, in {outcome.seconds:.1f} s" + (f" on {outcome.cluster}" if outcome.cluster else ""))

@@ -117,6 +117,8 @@ def run(spec: Spec, *, workers: int | None = None, scheduler: str | None = None,
     (``workers=0``), on a LocalCluster of ``workers`` processes (default: one per core), or on the
     cluster of ``scheduler``.  ValueError for a scheduler that does not answer or whose workers differ."""
     start = time.monotonic()
+    if scheduler is not None and not _ADDRESS.fullmatch(scheduler):
+        raise ValueError(f"--scheduler {scheduler!r} is not a scheduler address such as tcp://HOST:8786")
     points, tasks = plan(spec)
     outcome = Outcome(points)
     todo = []
@@ -185,8 +187,6 @@ def _client(workers: int | None, scheduler: str | None, say):
     """A dask Client: to ``scheduler``, or to a LocalCluster of ``workers`` processes (closed after)."""
     from distributed import Client, LocalCluster
     if scheduler is not None:
-        if not _ADDRESS.fullmatch(scheduler):
-            raise ValueError(f"--scheduler {scheduler!r} is not a scheduler address such as tcp://HOST:8786")
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:
@@ -196,8 +196,6 @@ def _client(workers: int | None, scheduler: str | None, say):
         cluster, where = None, scheduler
     else:
         n = workers or os.cpu_count() or 1
-        if n < 1:
-            raise ValueError(f"--workers must be at least 0, not {workers}")
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = Client(cluster)

@@ -197,7 +197,7 @@ def _html(spec: Spec, table, cols, pngs, summary: str) -> str:
         if f"front_{x}.png" in pngs:
             parts.append(f"<img src='front_{esc(x)}.png' alt='front {esc(x)}'>")
         parts.append(grid(["name", x, ACCURACY], front))
-    parts += ["<h2>Points</h2>", grid(cols, table), "<h2>Spec</h2>", f"<pre>{esc(spec.text)}</pre>",
+    parts += ["<h2>Points</h2>", grid(cols, table), "<h2>Spec</h2>", f"<pre>{html.escape(spec.text, quote=False)}</pre>",
               "</body></html>"]
     return "\n".join(parts) + "\n"
 

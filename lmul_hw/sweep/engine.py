@@ -73,6 +73,7 @@ class _Progress:
         self.start = time.monotonic()
         self.base = self.done
         self.next_summary = self.start + SUMMARY_PERIOD
+        self.said = None
 
     def finished(self, i: int, stage: str, result: dict) -> None:
         self.outcome.results[(i, stage)] = result
@@ -101,6 +102,9 @@ class _Progress:
         if not force and now < self.next_summary:
             return
         self.next_summary = now + SUMMARY_PERIOD
+        if force and self.said == (self.done, self.failed):
+            return                                  # the last summary still holds
+        self.said = (self.done, self.failed)
         ran = self.done - self.base
         left = self.total - self.done
         eta = _duration((now - self.start) / ran * left) if ran else "unknown"

@@ -28,6 +28,10 @@ __all__ = ["Outcome", "plan", "run", "CONNECT_TIMEOUT", "SUMMARY_PERIOD"]
 CONNECT_TIMEOUT = 10
 #: Seconds to wait for a connected scheduler's first worker.
 WORKER_TIMEOUT = 15
+#: A stage that reuses what another one of the same point leaves in the cache waits for it (on any
+#: worker): energy simulates the cmos stage's netlist, fmax starts from the fpga stage's synthesis.
+#: Run side by side, the second would only wait for the first's cache lock, holding a worker idle.
+AFTER = {"energy": "cmos", "fmax": "fpga"}
 #: Seconds between summary lines (done/total, failed, ETA).
 SUMMARY_PERIOD = 10.0
 _ADDRESS = re.compile(r"(tcp|tls|ws|wss|inproc)://\S+")
@@ -160,11 +164,13 @@ def _serial(todo, track) -> None:
 
 def _distributed(client, todo, track) -> None:
     from distributed import wait
-    futures = {}
-    for i, stage, cfg_json, options in todo:
-        future = client.submit(run_task, cfg_json, stage, options, pure=False, priority=-i,
-                               key=f"sweep-{stage}-{i}-{os.urandom(4).hex()}")
+    futures, by_task = {}, {}
+    for i, stage, cfg_json, options in todo:            # a point's stages in STAGES order
+        first = by_task.get((i, AFTER.get(stage)))
+        future = client.submit(run_task, cfg_json, stage, options, *([first] if first else []), pure=False,
+                               priority=-i, key=f"sweep-{stage}-{i}-{os.urandom(4).hex()}")
         futures[future] = (i, stage)
+        by_task[(i, stage)] = future
     pending = set(futures)
     while pending:
         try:

@@ -185,11 +185,12 @@ def cached_result(cfg_json: str, stage: str, options: dict) -> dict | None:
     return None if payload is None else {"stage": stage, "status": "ok", "cached": True, **payload}
 
 
-def run_task(cfg_json: str, stage: str, options: dict) -> dict:
+def run_task(cfg_json: str, stage: str, options: dict, *after) -> dict:
     """Run one (point, stage), from the cache if it is there.  Returns a dict: ``stage``, ``status``
     (``ok``; ``invalid`` when the stage refuses the point; ``failed`` when a tool or the stage died),
     ``measures``, ``mismatch`` (the verify stage's finding, or None), ``message``, ``cached``, ``seconds``.
-    Runs on the workers; writes nothing but the cache entry."""
+    Runs on the workers; writes nothing but the cache entry.  ``after``: the results of the tasks Dask
+    ran first because this one reuses their cache entries (engine.AFTER); only the order matters."""
     start = time.perf_counter()
     cfg = config_from_json(cfg_json)
     label, parts = task_key(cfg_json, stage, options)

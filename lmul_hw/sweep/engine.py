@@ -206,8 +206,10 @@ def _client(workers: int | None, scheduler: str | None, say):
         cluster, where = None, scheduler
     else:
         n = workers or os.cpu_count() or 1
+        # Dask's own logs stay quiet: at shutdown a worker's heartbeat may meet the closed scheduler and log a
+        # traceback at ERROR level; what matters (a task's failure, a worker's death) is in our own lines.
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
         client = Client(cluster)
         where = f"a LocalCluster of {n} worker{'s' if n > 1 else ''}"
     try:

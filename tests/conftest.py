@@ -38,3 +38,11 @@ def require(available: bool, what: str, install: str) -> None:
     if IN_CI:
         pytest.fail(f"CI needs every tool: {message}")
     pytest.skip(message)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a child that a test interrupts: SIGINT back to its default, so that Python
+    installs its KeyboardInterrupt handler even when the test run itself was started with SIGINT
+    ignored (as a shell does for a command run in the background with ``&``)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -16,7 +16,7 @@ from lmul_hw.config import LMulConfig
 from lmul_hw.errors import ToolError
 from lmul_hw.simulate import build, simulator_available
 
-from conftest import require
+from conftest import default_sigint, require
 
 ADDER = "module add(input [3:0] a, input [3:0] b, output [4:0] p);\n  assign p = a + b;\nendmodule\n"
 
@@ -174,7 +174,8 @@ def test_sigint_during_synthesis_is_exit_130_with_nothing_left_and_a_clean_rerun
     design.write_text("module mul(input [23:0] a, input [23:0] b, output [47:0] p);\n  assign p = a * b;\nendmodule\n")
     env = {**os.environ, "LMUL_HW_CACHE": str(fresh)}
     argv = [sys.executable, "-m", "lmul_hw.cli", "estimate", "--verilog", str(design), "--top", "mul"]
-    proc = subprocess.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not any((fresh / "synth").glob("cmos-mul-*/design.v")):    # yosys is at work
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()

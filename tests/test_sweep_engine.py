@@ -24,6 +24,8 @@ import pytest
 
 from lmul_hw.sweep.stages import DELAY_ENV, TRACE_ENV
 
+from conftest import default_sigint
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SPEC = """
@@ -57,7 +59,7 @@ def _sweep(args, env, timeout=240) -> subprocess.CompletedProcess:
 
 def _start(args, env) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "lmul_hw.cli", "sweep", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 def _rows(out: Path) -> list[dict]:

@@ -84,11 +84,13 @@ def _markdown(summary: dict) -> str:
              "of them; metrics and method in `docs/workload.md`, the energy "
              "estimate in `docs/workload-energy.md`). Cosine: of each embedding to the fp32 one; top-5: overlap of "
              "the five nearest neighbours with fp32's." + (" Energy: the PEs' gate-level switching energy on the "
-                                                          "operand streams the core saw, per text." if energy else ""),
+                                                          "operand streams the core saw, per text, of the products "
+                                                          "that ran on the core (an attention-only configuration "
+                                                          "counts the attention products alone)." if energy else ""),
              ""]
     head = ["configuration", "products", "cos mean", "cos min", "top-5"]
     if energy:
-        head += ["pJ/MAC", "µJ/text"]
+        head += ["pJ/MAC", "µJ/text (core products)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["name"], r["where"], _num(r["cosine_mean"], ".5f"), _num(r["cosine_min"], ".5f"),

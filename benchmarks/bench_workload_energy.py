@@ -74,7 +74,8 @@ def samples_of(model, ids_list, numerics, size, seed, record=False):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of: " + ", ".join(CONFIGS))
-    p.add_argument("--sizes", default="32,128,512", help="streams per kind of the samples compared (default 32,128,512)")
+    p.add_argument("--sizes", default="32,128,512",
+                   help="streams per kind of the compared samples (default %(default)s)")
     p.add_argument("--seeds", type=int, default=4, help="samples drawn per size (default 4)")
     p.add_argument("--text", default=SHORT_TEXT, help="the short text of the full run")
     args = p.parse_args(argv)
@@ -82,7 +83,10 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         p.error(f"unknown configuration(s) {', '.join(unknown)}")
-    sizes = [int(s) for s in args.sizes.split(",")]
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        p.error(f"--sizes takes comma-separated integers, not {args.sizes!r}")
     model = minilm.load()
     timing_ids = [model.tokenize(t) for t in TIMING_TEXTS]
     short_ids = model.tokenize(args.text)
@@ -90,7 +94,8 @@ def main(argv=None) -> int:
           f"({sum(map(len, timing_ids))} tokens); full run on {args.text!r} ({len(short_ids)} tokens)")
 
     print("\n1. seconds per configuration (512 streams per kind)")
-    print(f"{'configuration':22} {'first call':>11} {'again':>8} {'beats':>10} {'pJ/mult':>8} {'pJ/MAC':>8} {'clock':>6}")
+    print(f"{'configuration':22} {'first call':>11} {'again':>8} {'beats':>10} {'pJ/mult':>8} {'pJ/MAC':>8} "
+          f"{'clock':>6}")
     for name in names:
         samples, _ = samples_of(model, timing_ids, CONFIGS[name], 512, 0)
         t0 = time.perf_counter()

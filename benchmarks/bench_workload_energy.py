@@ -8,7 +8,7 @@ configuration and how far the sampled estimate is from replaying every stream.
    them.  Prints, per configuration and sample size, the largest and the root-mean-square relative
    error of pJ per inference over the seeds, and the same for the worst product kind.
 
-    python benchmarks/bench_workload_energy.py                    # about 10 minutes on 2 cores
+    python benchmarks/bench_workload_energy.py                    # about 20 minutes on 2 cores
     python benchmarks/bench_workload_energy.py --configs lmul_bf16_k7_c8 --sizes 32,512 --seeds 3
 """
 

@@ -13,7 +13,7 @@ the sum over kinds of the kind's MACs x its pJ per MAC."""
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -139,8 +139,8 @@ def _check(cfg, samples, lanes) -> None:
             raise ValueError(f"{s.kind}: the sample holds no stream")
         if s.macs < 1:
             raise ValueError(f"{s.kind}: {s.macs} MACs in the run; a sampled kind has at least one")
-        if s.a.dtype.kind not in "ui":
-            raise ValueError(f"{s.kind}: operands must be integer bit patterns, not {s.a.dtype}")
+        if s.a.dtype.kind not in "ui" or s.b.dtype.kind not in "ui":
+            raise ValueError(f"{s.kind}: operands must be integer bit patterns, not {s.a.dtype} and {s.b.dtype}")
         low, top = min(int(s.a.min()), int(s.b.min())), max(int(s.a.max()), int(s.b.max()))
         if low < 0 or top >> cfg.fmt.width:
             raise ValueError(f"{s.kind}: operand {low if low < 0 else top} is no {cfg.fmt.name} bit pattern "
@@ -154,10 +154,11 @@ def _layout(lengths: np.ndarray, lanes: int):
     """(lanes used, beats per lane, each lane's first beat, warm-up cycles): the kind's N beats cut
     into ``used`` segments of ``per_lane`` beats; ``used`` is the most lanes, up to ``lanes`` and the
     number of streams, for which the last segment, wrapping to the sequence's start, counts at most
-    N / 1000 beats twice (none when the streams are equal and fill the lanes evenly).  Each lane warms up from SETTLE_CYCLES beats before the
-    start of the stream BEFORE the one its segment begins in: that stream's whole sum is what the
-    PE's result register holds when the next one finishes (warming up from the current stream's
-    start only left a partial sum there and read 0.06 % low on K = 384, 0.3 % on K = 32)."""
+    N / 1000 beats twice (none when the streams are equal and fill the lanes evenly).  Each lane
+    warms up from SETTLE_CYCLES beats before the start of the stream BEFORE the one its segment
+    begins in: that stream's whole sum is what the PE's result register holds when the next one
+    finishes (warming up from the current stream's start only left a partial sum there and read
+    0.06 % low on K = 384, 0.3 % on K = 32)."""
     n = int(lengths.sum())
     used = next(u for u in range(min(lanes, len(lengths)), 0, -1) if u * -(-n // u) - n <= n // 1000)
     per_lane = -(-n // used)
@@ -173,7 +174,7 @@ def replay_pe(netlist, sample: ProductSample, *, lanes: int = LANES, observe=Non
     module's docstring); pJ per MAC = the counted cycles' energy / the beats counted.  ``observe(cycle,
     sim)``, if given, reads the settled PE every cycle (its ``result`` when ``done``: the tests hold
     them against the model)."""
-    width = len(netlist.inputs["a_in"])
+    width, ctl_width = len(netlist.inputs["a_in"]), len(netlist.inputs["ctl_in"])
     a, b = sample.a, sample.b                                   # gathered per block, in their own dtype
     ends = np.cumsum(sample.lengths)
     ctl = np.ones(a.size, dtype=np.uint8)                       # valid, first (bit 1), last (bit 2)
@@ -188,14 +189,15 @@ def replay_pe(netlist, sample: ProductSample, *, lanes: int = LANES, observe=Non
             block.clear()
             rel = np.arange(t, min(t + _BLOCK, total)) - (total - per_lane)
             beat = (first[None, :] + rel[:, None]) % a.size
-            words = {p: _pack(v[beat], w) for p, v, w in (("a_in", a, width), ("b_in", b, width), ("ctl_in", ctl, 3))}
+            ports = (("a_in", a, width), ("b_in", b, width), ("ctl_in", ctl, ctl_width))
+            words = {p: _pack(v[beat], w) for p, v, w in ports}
             block.update({t + i: {p: w[i] for p, w in words.items()} for i in range(len(rel))})
         for port, words in block[t].items():
             sim.set_words(port, words)
 
     res = clocked_energy(netlist, stimulus, per_lane, lanes=used, warmup=warmup, observe=observe,
                          dist=f"MiniLM {sample.kind}", progress=progress)
-    return EnergyResult(**{**asdict(res), "operation": "MAC"})
+    return replace(res, operation="MAC")
 
 
 def _pack(values: np.ndarray, width: int) -> np.ndarray:
@@ -208,4 +210,5 @@ def _pack(values: np.ndarray, width: int) -> np.ndarray:
 def replay_multiplier(netlist, sample: ProductSample, *, progress=None) -> EnergyResult:
     """Energy per multiply of the (combinational) multiplier netlist on a kind's operand pairs in the
     same order: every transition from one pair to the next, the last back to the first."""
-    return combinational_energy(netlist, {"a": np.append(sample.a, sample.a[:1]), "b": np.append(sample.b, sample.b[:1])}, dist=f"MiniLM {sample.kind}", progress=progress)
+    pairs = {"a": np.append(sample.a, sample.a[:1]), "b": np.append(sample.b, sample.b[:1])}
+    return combinational_energy(netlist, pairs, dist=f"MiniLM {sample.kind}", progress=progress)

@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         beats = sum(s.a.size for s in full_s)
         print(f"{name}: full run {beats:,} beats in {time.perf_counter() - t0:.0f} s: "
               f"{full.pj_per_mac:.5f} pJ/MAC, {full.pj_per_multiply:.5f} pJ/mult, "
-              f"{full.pj_per_inference / 1e6:.4f} µJ", flush=True)
+              f"{full.pj_total / 1e6:.4f} µJ", flush=True)
         print("  per kind, full: " + ", ".join(f"{k.kind} {k.pj_per_mac:.4f}" for k in full.kinds))
         full_kind = {k.kind: k for k in full.kinds}
         for size in sizes:
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
             for seed in range(args.seeds):
                 samples, _ = samples_of(model, [short_ids], numerics, size, seed)
                 e = inference_energy(numerics.pe, samples)
-                err.append(e.pj_per_inference / full.pj_per_inference - 1)
+                err.append(e.pj_total / full.pj_total - 1)
                 mul_err.append(e.pj_per_multiply / full.pj_per_multiply - 1)
                 for k in e.kinds:
                     kind_err.setdefault(k.kind, []).append(k.pj_per_mac / full_kind[k.kind].pj_per_mac - 1)

@@ -298,17 +298,19 @@ def test_energy_is_one_call_per_configuration(model, tmp_path, monkeypatch):
 
     def inference_energy(pe, samples, progress=None):
         seen.append((pe, samples))
-        figures = {"pj_per_multiply": 0.5, "pj_per_mac": 0.75, "pj_per_inference": 0.75 * sum(s.macs for s in samples),
+        figures = {"pj_per_multiply": 0.5, "pj_per_mac": 0.75, "pj_total": 0.75 * sum(s.macs for s in samples),
                    "clock_share": 0.25, "kinds": {s.kind: {"pj_per_mac": 0.75, "streams": len(s.lengths)} for s in samples}}
         return types.SimpleNamespace(to_dict=lambda: figures)
 
     monkeypatch.setitem(sys.modules, "lmul_hw.workload.energy", types.SimpleNamespace(inference_energy=inference_energy))
-    summary = run_workload(tmp_path / "o", texts=["Cats sit."], numerics=[Numerics(FPMulConfig("e4m3"), where="attention")])
+    summary = run_workload(tmp_path / "o", texts=["Cats sit.", "Dogs run."],
+                           numerics=[Numerics(FPMulConfig("e4m3"), where="attention")])
     (pe, samples), = seen
     assert pe.mul == "fpmul" and pe.fmt.name == "e4m3" and pe.acc == "fp32"
     assert [s.kind for s in samples] == list(ATTENTION_KINDS)
     row, = summary["configurations"]
-    assert row["energy"]["pj_per_inference"] == 0.75 * (row["macs"]["scores"] + row["macs"]["context"])
+    assert row["energy"]["pj_total"] == 0.75 * (row["macs"]["scores"] + row["macs"]["context"])
+    assert row["energy"]["pj_per_inference"] == row["energy"]["pj_total"] / 2               # per text
     assert row["energy"]["kinds"] == {k: {"pj_per_mac": 0.75, "streams": 512} for k in ATTENTION_KINDS}
     md = (tmp_path / "o" / "workload.md").read_text()
     assert "µJ/inference" in md and "| fpmul_e4m3_full_attention | 25 % | 0.7500 | 0.7500 |" in md

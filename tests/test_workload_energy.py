@@ -49,11 +49,11 @@ def test_figures_are_positive_and_add_up(bf16_figures):
     for k in lmul.kinds:
         assert 0 < k.clock_pj_per_mac < k.pj_per_mac and 0 < k.pj_per_multiply < k.pj_per_mac, k
     macs = {s.kind: s.macs for s in samples}
-    assert lmul.pj_per_inference == pytest.approx(sum(macs[k.kind] * k.pj_per_mac for k in lmul.kinds), rel=1e-12)
-    assert lmul.pj_per_mac == pytest.approx(lmul.pj_per_inference / sum(macs.values()), rel=1e-12)
+    assert lmul.pj_total == pytest.approx(sum(macs[k.kind] * k.pj_per_mac for k in lmul.kinds), rel=1e-12)
+    assert lmul.pj_per_mac == pytest.approx(lmul.pj_total / sum(macs.values()), rel=1e-12)
     assert 0 < lmul.clock_share < 1
     d = lmul.to_dict()
-    assert d["pj_per_inference"] == lmul.pj_per_inference and d["macs"] == sum(macs.values())
+    assert d["pj_total"] == lmul.pj_total and d["macs"] == sum(macs.values())
     assert d["sampled_macs"] == sum(s.a.size for s in samples)
     assert set(d["kinds"]) == set(STAND_IN) and d["kinds"]["context"]["streams"] == 24
     json.dumps(d)                                    # workload.json takes it as it is
@@ -149,8 +149,9 @@ def test_cli_workload_with_energy(tmp_path, capsys):
     e = row["energy"]
     assert set(e["kinds"]) == set(PRODUCT_KINDS) and e["macs"] == sum(row["macs"].values())
     assert 0 < e["pj_per_multiply"] < e["pj_per_mac"] and 0 < e["clock_share"] < 1
-    assert e["pj_per_inference"] == pytest.approx(
+    assert e["pj_total"] == pytest.approx(
         sum(row["macs"][k] * v["pj_per_mac"] for k, v in e["kinds"].items()), rel=1e-9)
+    assert e["pj_per_inference"] == pytest.approx(e["pj_total"] / 3, rel=1e-12)             # three texts
     assert all(v["streams"] == 512 for v in e["kinds"].values())
     md = (out / "workload.md").read_text()
     assert f"{e['pj_per_mac']:.3g}" in md and f"{e['pj_per_inference'] / 1e6:.4g}" in md

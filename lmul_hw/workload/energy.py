@@ -62,13 +62,14 @@ class InferenceEnergy:
         return sum(k.macs for k in self.kinds)
 
     @property
-    def pj_per_inference(self) -> float:
-        """All core products of the run: the sum over kinds of MACs x pJ per MAC."""
+    def pj_total(self) -> float:
+        """All core products of the run the samples come from (every text): the sum over kinds of
+        MACs x pJ per MAC.  Per inference (one text) is this over the run's texts (``run.energy_figures``)."""
         return sum(k.pj for k in self.kinds)
 
     @property
     def pj_per_mac(self) -> float:
-        return self.pj_per_inference / self.macs
+        return self.pj_total / self.macs
 
     @property
     def pj_per_multiply(self) -> float:
@@ -77,12 +78,12 @@ class InferenceEnergy:
 
     @property
     def clock_share(self) -> float:
-        """The part of pj_per_inference that is the PE's clock load (the flow has no clock gating)."""
-        return sum(k.macs * k.clock_pj_per_mac for k in self.kinds) / self.pj_per_inference
+        """The part of pj_total that is the PE's clock load (the flow has no clock gating)."""
+        return sum(k.macs * k.clock_pj_per_mac for k in self.kinds) / self.pj_total
 
     def to_dict(self) -> dict:
         return {"pe": self.pe, "multiplier": self.multiplier, "pj_per_multiply": self.pj_per_multiply,
-                "pj_per_mac": self.pj_per_mac, "pj_per_inference": self.pj_per_inference,
+                "pj_per_mac": self.pj_per_mac, "pj_total": self.pj_total,
                 "clock_share": self.clock_share, "macs": self.macs,
                 "sampled_macs": sum(k.sampled_macs for k in self.kinds), "lanes": self.lanes,
                 "seconds": round(self.seconds, 3),

@@ -97,7 +97,7 @@ def _markdown(summary: dict) -> str:
                  _num(r["top5_overlap"], ".3f")]
         if energy:
             e = r["energy"]
-            cells += [_num(e["pj_per_mac"], ".3f"), _num(e["pj_per_inference"] / 1e6 / summary["texts"], ".3f")]
+            cells += [_num(e["pj_per_mac"], ".3f"), _num(e["pj_per_inference"] / 1e6, ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
     if summary.get("calibrated_e4m3_offset") is not None:
         lines += ["", f"The calibrated e4m3 L-Mul offset on these operands is c = {summary['calibrated_e4m3_offset']}."]

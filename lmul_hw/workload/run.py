@@ -142,13 +142,14 @@ def metrics(emb, ref, hidden, ref_hidden) -> dict:
 
 # -- energy: THE one place where the workload meets the energy estimate ------------------------
 
-def energy_figures(numerics: Numerics, samples, progress=None) -> dict:
+def energy_figures(numerics: Numerics, samples, texts: int, progress=None) -> dict:
     """Energy of the core's products for one configuration, from its recorded operand streams:
     ``lmul_hw.workload.energy.inference_energy(pe_config, samples)`` (issue 10 §3; docs/workload-energy.md),
-    as a dict with ``pj_per_multiply``, ``pj_per_mac``, ``pj_per_inference`` (all products of the run's
-    texts on the core), the clock share and the figures per kind.  ValueError if the estimate is not
-    available (run with --no-energy)."""
-    return _inference_energy()(numerics.pe, samples, progress=progress).to_dict()
+    as a dict with ``pj_per_multiply``, ``pj_per_mac``, ``pj_total`` (every product of the run's ``texts``
+    texts that ran on the core), ``pj_per_inference`` (of one text, on average), the clock share and the
+    figures per kind.  ValueError if the estimate is not available (run with --no-energy)."""
+    figures = _inference_energy()(numerics.pe, samples, progress=progress).to_dict()
+    return {**figures, "pj_per_inference": figures["pj_total"] / texts}
 
 
 def _inference_energy():
@@ -192,11 +193,11 @@ def _run_one(model, token_ids, numerics, ref, ref_hidden, energy, progress, inde
                      {k: v for k, v in products.macs.items() if v}, {s.kind: len(s.lengths) for s in samples},
                      calls={k: v for k, v in products.calls.items() if v})
     if energy:
-        result.energy = energy_figures(numerics, samples, progress)
+        result.energy = energy_figures(numerics, samples, len(token_ids), progress)
     result.seconds = time.perf_counter() - start
     m = result.metrics
     progress(f"workload: [{index}/{total}] {numerics.name}: cosine mean {m['cosine_mean']:.6f} min "
-             f"{m['cosine_min']:.6f}" + (f", {result.energy['pj_per_inference'] / 1e6:.3g} µJ"
+             f"{m['cosine_min']:.6f}" + (f", {result.energy['pj_per_inference'] / 1e6:.3g} µJ per inference"
                                          if result.energy else "") + f" ({result.seconds:.1f} s)")
     return result, samples
 
@@ -288,7 +289,7 @@ def markdown(summary: dict) -> str:
     energy = any(r["energy"] for r in rows)
     head = ["configuration", "products", "cos mean", "cos min", "cos p1", "drift mean", "drift max", "top-1", "top-5"]
     if energy:
-        head += ["pJ/mult", "pJ/MAC", "µJ/inference", "µJ/text"]
+        head += ["pJ/mult", "pJ/MAC", "µJ/inference", "µJ/run"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["name"], r["where"], _fmt(r["cosine_mean"], ".6f"), _fmt(r["cosine_min"], ".6f"),
@@ -296,10 +297,10 @@ def markdown(summary: dict) -> str:
                  _fmt(r["top1_overlap"], ".3f"), _fmt(r["top5_overlap"], ".3f")]
         if energy:
             e = r["energy"] or {}
-            per_run = e.get("pj_per_inference")
+            per_text, per_run = e.get("pj_per_inference"), e.get("pj_total")
             cells += [_fmt(e.get("pj_per_multiply"), ".3g"), _fmt(e.get("pj_per_mac"), ".3g"),
-                      _fmt(None if per_run is None else per_run / 1e6, ".4g"),
-                      _fmt(None if per_run is None else per_run / 1e6 / summary["texts"], ".4g")]
+                      _fmt(None if per_text is None else per_text / 1e6, ".4g"),
+                      _fmt(None if per_run is None else per_run / 1e6, ".4g")]
         lines.append("| " + " | ".join(cells) + " |")
     layers = len(rows[0]["layer_rel_error"]) if rows else 0
     lines += ["", "## Relative error of the hidden states, per layer", "",
@@ -322,7 +323,8 @@ def _energy_markdown(rows) -> list[str]:
              "pJ per MAC of the configuration's processing element (45 nm scale, zero-delay switching activity of "
              "its gate netlist: docs/energy.md) on each kind's sampled operand streams, replayed in the core's "
              "order; streams drawn uniformly over the run's output elements (docs/workload-energy.md). "
-             "µJ/inference above: all core products of the run, the sum over kinds of MACs x pJ/MAC; "
+             "µJ/run above: all core products of the run, the sum over kinds of MACs x pJ/MAC; µJ/inference: "
+             "that over the texts (one inference is one text); "
              "pJ/mult: the multiplier alone on the same operands; clock: the PE's clock load, as a share.", "",
              "| configuration | clock | " + " | ".join(kinds) + " |", "|---|---|" + "---|" * len(kinds)]
     for r in rows:
@@ -351,7 +353,7 @@ def plot(summary: dict) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     ys = [max(1.0 - r["cosine_mean"], 1e-9) for r in rows]
     if energy:
-        xs = [r["energy"]["pj_per_inference"] / 1e6 / summary["texts"] for r in rows]
+        xs = [r["energy"]["pj_per_inference"] / 1e6 for r in rows]
         ax.set_xlabel("energy per inference (µJ per text, core products)")
         ax.set_xscale("log")
     else:

@@ -6,8 +6,9 @@
      any timing.  The check is the time from the cluster being up (workers started and warmed) to
      the last result: target a speed-up of at least 1.7x on 2 cores.  The end-to-end time (planning,
      cache look-ups, cluster start-up) is printed beside it.
-  2. A rerun of the 2-worker sweep on its now full cache: every (point, stage) is read back, no cluster
-     starts.  Target: <= 30% of the first run's end-to-end time (issue 11).
+  2. The command itself (a new process), 2 workers, on an empty cache and then again on the full one:
+     every (point, stage) is read back and no cluster starts.  Target: the rerun <= 30% of the first
+     run's time (issue 11).
   3. The same engine on no-op stages (LMUL_HW_SWEEP_NOOP=1, docs/sweeps.md): the time from the
      cluster being up to the last result, per point (two tasks each), on 2 workers.  Target: <= 50 ms.
 
@@ -103,12 +104,25 @@ def speedup(tmp: Path, repeats: int) -> dict:
                   f"in all, {run['compute']:.1f} s from the cluster being up (load {_load()})", flush=True)
             if workers not in best or run["compute"] < best[workers]["compute"]:
                 best[workers] = run
-    first = best[2]
-    again = _engine(UNIT_SPEC, 2, first["cache"])
-    print(f"  rerun on the full cache: {again['total']:.2f} s, {again['tasks']} tasks computed", flush=True)
+    first, again = _command(tmp), _command(tmp)
+    print(f"  the command, 2 workers: {first:.1f} s on an empty cache, {again:.1f} s again on the full one", flush=True)
     return {"one": best[1], "two": best[2], "speedup": best[1]["compute"] / best[2]["compute"],
             "end_to_end": best[1]["total"] / best[2]["total"], "points": best[1]["points"],
-            "rerun": again["total"] / first["total"], "rerun_seconds": again["total"], "rerun_tasks": again["tasks"]}
+            "first_seconds": first, "rerun_seconds": again, "rerun": again / first}
+
+
+def _command(tmp: Path) -> float:
+    """Seconds of ``lmul-hw sweep SPEC --out DIR --workers 2`` as a user runs it (a new process, its
+    imports and the output files included), on the cache ``tmp/cache-command``."""
+    import subprocess
+    spec = tmp / "unit.toml"
+    spec.write_text(UNIT_SPEC)
+    env = {**os.environ, "LMUL_HW_CACHE": str(tmp / "cache-command")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "lmul_hw.cli", "sweep", str(spec), "--out", str(tmp / "out"),
+                    "--workers", "2"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 def overhead(tmp: Path) -> dict:
@@ -135,9 +149,8 @@ def main() -> int:
         ("1", f"{s['points']}-point sweep, cluster up to last result: 1 worker / 2 workers",
          f"{s['one']['compute']:.1f} s / {s['two']['compute']:.1f} s = {s['speedup']:.2f}x", ">= 1.7x",
          s["speedup"] >= 1.7),
-        ("2", f"rerun of the 2-worker sweep on its cache ({s['rerun_tasks']} tasks computed) / first run",
-         f"{s['rerun_seconds']:.2f} s / {s['two']['total']:.1f} s = {s['rerun']:.0%}", "<= 30%",
-         s["rerun"] <= 0.3 and s["rerun_tasks"] == 0),
+        ("2", "`lmul-hw sweep` rerun on its full cache / first run (2 workers, new processes)",
+         f"{s['rerun_seconds']:.1f} s / {s['first_seconds']:.1f} s = {s['rerun']:.0%}", "<= 30%", s["rerun"] <= 0.3),
         ("3", f"scheduling overhead per point ({o['points']} points, {o['tasks']} no-op tasks, 2 workers)",
          f"{o['per_point'] * 1000:.1f} ms", "<= 50 ms", o["per_point"] <= 0.05),
     ]

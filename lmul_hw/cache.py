@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 from .files import cache_root
 
-__all__ = ["KINDS", "root", "slot", "Slot", "lookup", "needs", "info", "clear", "digest", "warn"]
+__all__ = ["KINDS", "root", "slot", "Slot", "lookup", "needs", "info", "clear", "digest", "source_digest", "warn"]
 
 #: What the cache holds, one directory each.
 KINDS = {
@@ -55,6 +55,19 @@ def root() -> Path:
 
 def digest(*parts) -> str:
     return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:20]
+
+
+def source_digest(*names: str) -> str:
+    """A hash of lmul_hw's own source files, for keys of results that its code makes: ``names`` (paths
+    relative to the package, e.g. "energy.py"), or every .py and .txt file of the package without them.
+    A change to any of them makes new cache entries."""
+    package = Path(__file__).resolve().parent
+    paths = [package / n for n in names] if names else sorted(
+        p for p in package.rglob("*") if p.suffix in (".py", ".txt") and "__pycache__" not in p.parts)
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:20]
 
 
 def _entry_name(kind: str, label: str, parts) -> str:

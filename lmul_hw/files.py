@@ -3,7 +3,9 @@ half-written file is ever left behind; and where the package's data and its cach
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -140,3 +142,35 @@ def output_dir(path) -> Path:
     if not writable:
         raise ValueError(f"output directory {_short(p)} is not writable")
     return p
+
+
+@contextlib.contextmanager
+def replaced_dir(path):
+    """Yield a new temporary directory beside ``path`` to write a whole output into; when the body
+    ends, it is renamed to ``path``, an existing ``path`` being replaced only then.  If the body fails,
+    nothing is left behind.  ValueError (naming the path) if it cannot be done."""
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"cannot write {out}: it exists and is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as exc:
+        raise ValueError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())           # mkdtemp makes 0700; give the usual permissions
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -24,12 +24,10 @@ control gates.  Every measurement is kept in the result cache (kind ``energy``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 #: The abstract's words (arXiv 2410.00907v2, 2 Oct 2024).
 PAPER_WORDS = ("applying the L-Mul operation in tensor processing hardware can potentially reduce 95% energy cost "
@@ -280,6 +278,7 @@ def measure(formats=FORMATS, *, core_size: int | None = 2, vectors: int = 8192, 
 
 def _measure_one(fmt, mul, design, *, core_size, vectors, core_cycles, seed, progress) -> Measurement:
     from . import energy
+    from .cache import source_digest
     from .synthesis import yosys_slot
     from .verilog import verilog_text
     core = core_config(fmt, mul, core_size if design == "core" else 1)
@@ -287,7 +286,7 @@ def _measure_one(fmt, mul, design, *, core_size, vectors, core_cycles, seed, pro
     params = {"vectors": vectors, "seed": seed, "dist": "gaussian", "logic": PE_LOGIC} if design == "pe" else \
         {"cycles": core_cycles, "lanes": CORE_LANES, "seed": seed, "dist": "gaussian"}
     with yosys_slot("energy", cfg.name, verilog_text(cfg), json.dumps(params, sort_keys=True), energy.PJ_PER_UNIT,
-                    energy.CLOCK_WEIGHT, _source_digest(), keys=("pj", "clock_pj", "transistors", "parts")) as entry:
+                    energy.CLOCK_WEIGHT, source_digest(*_SOURCES), keys=("pj", "clock_pj", "transistors", "parts")) as entry:
         if progress is not None:
             progress(f"paper setting: {cfg.name}" + (" (cached)" if entry.cached else ""))
         if not entry.cached:
@@ -300,16 +299,6 @@ def _measure_one(fmt, mul, design, *, core_size, vectors, core_cycles, seed, pro
                            "parts": parts})
         d = entry.payload
     return Measurement(fmt, mul, design, cfg.name, d["pj"], d["clock_pj"], d["transistors"], d["parts"])
-
-
-def _source_digest() -> str:
-    """A hash of _SOURCES: a change to them makes new cache entries."""
-    package = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in _SOURCES:
-        path = package / name
-        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:20]
 
 
 def flow_section(out_dir, *, formats=FORMATS, core_size: int | None = 2, vectors: int = 8192,

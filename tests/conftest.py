@@ -30,6 +30,16 @@ def pytest_unconfigure(config):
         os.environ.pop("LMUL_HW_CACHE", None)
 
 
+def tool_available(name: str) -> bool:
+    """Whether lmul-hw finds the outside program ``name`` (lmul_hw.tools.find)."""
+    from lmul_hw.tools import find
+    try:
+        find(name)
+        return True
+    except ValueError:
+        return False
+
+
 def require(available: bool, what: str, install: str) -> None:
     """Skip (or, in CI, fail) when an outside tool is missing."""
     if available:

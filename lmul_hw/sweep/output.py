@@ -11,11 +11,9 @@ import html
 import io
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from ..files import replaced_dir
 from .spec import Spec
 from .stages import measure_columns
 
@@ -220,33 +218,9 @@ def write(out, spec: Spec, outcome, summary: str) -> list[Path]:
 
 
 def _replace_dir(out: Path, files: dict) -> None:
-    parent = out.parent if str(out.parent) else Path(".")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"cannot write {out}: it exists and is not a directory")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    except OSError as exc:
-        raise ValueError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
-    try:
+    with replaced_dir(out) as tmp:
         for name, data in files.items():
             (tmp / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ValueError(f"cannot write {out}: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def plan_text(spec: Spec, points) -> str:

@@ -150,7 +150,7 @@ def applicable(point, stage: str) -> str | None:
 @lru_cache(maxsize=None)
 def identity() -> dict:
     """What a worker must share with the client: the project's version and the hash of its source."""
-    from ..workload.report import source_digest
+    from ..cache import source_digest
     return {"version": __version__, "source": source_digest()}
 
 

@@ -31,6 +31,9 @@ WHERE = {"all": PRODUCT_KINDS, "attention": ATTENTION_KINDS, "linear": LINEAR_KI
 #: column within blocks of BLOCK along K.
 SCALES = ("tensor", "row", "block32")
 BLOCK = 32
+#: PE streams sampled per product kind and configuration (uniform over the run's output elements);
+#: docs/workload-energy.md measures how far the estimate from 512 can be from every stream's.
+STREAMS_PER_KIND = 512
 #: The deepest product of MiniLM: the second feed-forward layer (K = 1536; attention's K is <= 256 tokens).
 MAX_DEPTH = 1536
 
@@ -132,7 +135,7 @@ class CoreProducts:
     core's numerics, the others in float32.  Records, for every kind it runs on the core, the MACs
     of the inference and a seeded sample of PE streams (see :meth:`samples`)."""
 
-    def __init__(self, numerics: Numerics, *, matmul=None, streams_per_kind: int = 512, seed: int = 0):
+    def __init__(self, numerics: Numerics, *, matmul=None, streams_per_kind: int = STREAMS_PER_KIND, seed: int = 0):
         from ..model import matmul as model_matmul
         if isinstance(streams_per_kind, bool) or not isinstance(streams_per_kind, int) or streams_per_kind < 1:
             raise ValueError(f"streams_per_kind must be an integer >= 1, not {streams_per_kind!r}")

@@ -8,7 +8,6 @@ back instead of running the model again."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from importlib import metadata
@@ -17,23 +16,12 @@ from pathlib import Path
 from .. import cache
 from .run import default_texts, run_workload
 
-__all__ = ["FLOW_TEXTS", "flow_section", "source_digest"]
+__all__ = ["FLOW_TEXTS", "cached_run", "flow_section"]
 
 #: Texts of the flow's short run: about 600 tokens, a fifth of the shipped set.
 FLOW_TEXTS = 32
 
 _FILES = ("workload.json", "workload.md", "workload.png")
-
-
-def source_digest() -> str:
-    """A hash of every source file of lmul_hw: any change to the model, the numerics or the energy
-    estimate makes a new cache entry."""
-    package = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        if path.suffix in (".py", ".txt") and "__pycache__" not in path.parts:
-            h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:20]
 
 
 def _model_version() -> str:
@@ -47,7 +35,7 @@ def cached_run(texts, *, full: bool = False, energy: bool = True, numerics=None,
     """The workload's output directory for these texts, from the cache or computed into it."""
     names = "default" if numerics is None else ",".join(n.name for n in numerics)
     with cache.slot("workload", "minilm", json.dumps(list(texts)), names, full, energy, _model_version(),
-                    source_digest(), keys=("configurations",)) as entry:
+                    cache.source_digest(), keys=("configurations",)) as entry:
         if entry.cached:
             progress(f"workload: cached ({entry.path})")
             return entry.path

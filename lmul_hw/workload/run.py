@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field, replace
@@ -21,15 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..config import FPMulConfig, LMulConfig
+from ..files import replaced_dir
 from .numerics import WHERE, CoreProducts, Numerics
 from .streams import PRODUCT_KINDS
 
 __all__ = ["read_texts", "default_texts", "default_numerics", "configurations", "calibrated_offset", "run_workload", "metrics",
            "energy_figures"]
-
-#: PE streams sampled per product kind and configuration (uniform over the run's output elements);
-#: docs/workload-energy.md measures how far the estimate from 512 can be from every stream's.
-_STREAMS_PER_KIND = 512
 
 
 def read_texts(path) -> list[str]:
@@ -186,7 +180,7 @@ def _forward(model, token_ids, product):
 def _run_one(model, token_ids, numerics, ref, ref_hidden, energy, progress, index, total):
     start = time.perf_counter()
     # seeded by the name: a configuration samples the same streams whichever list it runs in
-    products = CoreProducts(numerics, streams_per_kind=_STREAMS_PER_KIND, seed=zlib.crc32(numerics.name.encode()))
+    products = CoreProducts(numerics, seed=zlib.crc32(numerics.name.encode()))
     emb, hidden = _forward(model, token_ids, products)
     samples = products.samples()
     result = _Result(numerics, emb, metrics(emb, ref, hidden, ref_hidden), 0.0,
@@ -381,38 +375,10 @@ def plot(summary: dict) -> bytes:
 def _write(out: Path, ref, results, summary) -> None:
     """Everything into a temporary directory beside ``out``, then renamed to ``out`` (an existing ``out``
     is replaced only once the new one is complete)."""
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    except OSError as exc:
-        raise ValueError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
-    try:
+    with replaced_dir(out) as tmp:
         np.save(tmp / "embeddings_fp32.npy", ref)
         for r in results:
             np.save(tmp / f"embeddings_{r.numerics.name}.npy", r.embeddings)
         (tmp / "workload.json").write_text(json.dumps(_json_clean(summary), indent=1) + "\n", encoding="utf-8")
         (tmp / "workload.md").write_text(markdown(summary), encoding="utf-8")
         (tmp / "workload.png").write_bytes(plot(summary))
-        os.chmod(tmp, 0o777 & ~_umask())
-        old = None
-        if out.exists():
-            if not out.is_dir():
-                raise ValueError(f"{out} exists and is not a directory")
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ValueError(f"cannot write {out}: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -137,11 +137,17 @@ def _add_generate(sub) -> None:
         _unit_options(q, kind)
         q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
         q.add_argument("--name", help="top module name (default: derived from the configuration)")
-        q.add_argument("-o", "--output", required=True, help="Verilog file to write")
+        _output_options(q)
     q = units.add_parser("core", help="an RxC systolic tensor core with stream ports (SPEC §4, §5)")
     _core_options(q)
     q.add_argument("--name", help="top module name (default: derived from the configuration)")
-    q.add_argument("-o", "--output", required=True, help="Verilog file to write")
+    _output_options(q)
+
+
+def _output_options(q) -> None:
+    q.add_argument("-o", "--output", help="Verilog file to write")
+    q.add_argument("--package", metavar="DIR", help="write a FuseSoC package into DIR (replacing an earlier "
+                                                    "package there): docs/fpga-packages.md")
 
 
 def _run_generate(args) -> int:
@@ -150,11 +156,20 @@ def _run_generate(args) -> int:
         cfg = core_config(args, name=args.name)
     else:
         cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
+    if args.output is None and args.package is None:
+        raise ValueError("say where to write: -o FILE, --package DIR or both")
     from .files import output_file
-    output_file(args.output)                    # a bad -o fails before the conversion
-    path = write_verilog(cfg, args.output)
-    waivers = lint_waiver_path(args.output)
-    print(f"wrote {path} (module {cfg.name})" + (f" and its lint waivers {waivers}" if path.is_file() else ""))
+    verilog = None
+    if args.output is not None:
+        output_file(args.output)                # a bad -o fails before the conversion
+        path = write_verilog(cfg, args.output)
+        verilog = path.read_text() if path.is_file() else None
+        waivers = lint_waiver_path(args.output)
+        print(f"wrote {path} (module {cfg.name})" + (f" and its lint waivers {waivers}" if path.is_file() else ""))
+    if args.package is not None:
+        from .package import vlnv, write_package
+        out, files = write_package(cfg, args.package, verilog)
+        print(f"wrote package {out} ({vlnv(cfg)}): {', '.join(files)}")
     return EXIT_OK
 
 

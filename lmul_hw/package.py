@@ -5,6 +5,7 @@ vectors from the bit-exact model and a self-checking plain-Verilog testbench, so
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import tools
@@ -172,6 +173,9 @@ def _check_replaceable(out: Path) -> None:
     """An existing DIR is replaced only if it is empty or an lmul-hw package, and never when the
     working directory is inside it: a mistyped ``--package`` must not wipe other files."""
     if not out.exists():
+        base = next(p for p in out.parents if p.exists())
+        if not (base.is_dir() and os.access(base, os.W_OK | os.X_OK)):
+            raise ValueError(f"cannot write package {out}: {base} is not a writable directory")
         return
     if not out.is_dir():
         raise ValueError(f"cannot write package {out}: it exists and is not a directory")

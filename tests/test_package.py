@@ -23,7 +23,7 @@ from lmul_hw.verilog import lint_waivers, verilog_text
 
 E4M3 = LMulConfig("e4m3")
 FPMUL_L2 = FPMulConfig("e4m3", latency=2)
-BF16 = LMulConfig("bf16", k=7)
+BF16 = LMulConfig("bf16", k=7, latency=3)
 CORE = CoreConfig(rows=2, cols=2, mul="lmul", fmt="e4m3", acc="exact", depth=4)
 
 

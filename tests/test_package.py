@@ -1,7 +1,7 @@
 """`lmul-hw generate ... --package DIR` (docs/fpga-packages.md): what a package holds, that FuseSoC's
-`lint` and `sim` targets pass on it, and that `sim` catches a mutated design (even in a copy whose
-build folder holds a simulation binary newer than the edit), a wrong golden vector and a testbench
-checking at the wrong latency."""
+`lint` and `sim` targets pass on units and a core, and that `sim` catches a mutated design (even in a
+copy whose build folder holds a simulation binary newer than the edit), a wrong golden vector and a
+testbench checking at the wrong latency."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from lmul_hw.cli import main
 from lmul_hw.config import CoreConfig, FPMulConfig, LMulConfig
 from lmul_hw.package import PACKAGE_RANDOM, PACKAGE_SEED, fusesoc, vlnv, write_package
 from lmul_hw.simulate import INSTALL, verilator_root
+from lmul_hw.tiles import model_tile
 from lmul_hw.vectors import expected_bits, special_values, unit_vectors
 from lmul_hw.verilog import lint_waivers, verilog_text
 
@@ -84,12 +85,28 @@ def test_a_wide_format_gets_a_stated_sample_with_every_special_pair(tmp_path):
     assert (v[:, 2] == expected_bits(BF16, sample.a, sample.b)).all()
 
 
-def test_a_core_package_has_verilog_waivers_and_a_lint_only_core_file(tmp_path):
+def test_a_core_package_holds_stream_vectors_from_the_model(tmp_path):
     out, files = write_package(CORE, tmp_path / "pkg")
-    assert sorted(files) == sorted([f"{CORE.name}.v", f"{CORE.name}.vlt", f"{CORE.name}.core"])
-    core = (out / f"{CORE.name}.core").read_text()
-    assert f"name: lmul-hw:cores:{CORE.name}:{__version__}" in core
-    assert "  lint:" in core and "  sim:" not in core
+    name = CORE.name
+    assert sorted(files) == sorted([f"{name}.v", f"{name}.vlt", f"{name}_vectors.hex", f"{name}_tb.v", f"{name}.core"])
+    core = (out / f"{name}.core").read_text()
+    assert f"name: lmul-hw:cores:{name}:{__version__}" in core and "  lint:" in core and "  sim:" in core
+    text = (out / f"{name}_vectors.hex").read_text()
+    m = re.search(r"(\d+) input beats, (\d+) output rows", text)
+    words = [int(w, 16) for w in text.splitlines() if not w.startswith("//")]
+    beats, rows = int(m.group(1)), int(m.group(2))
+    assert len(words) == beats + rows and rows % CORE.rows == 0
+    # the first tile (K = 1: one beat, its last flag set) and its rows, from the model
+    w = CORE.fmt.width
+    first = words[0]
+    assert first >> (2 * w + 2 * w) == 1
+    A = np.array([[first & 0xFF], [(first >> 8) & 0xFF]], dtype=np.uint8)
+    B = np.array([[(first >> 16) & 0xFF, (first >> 24) & 0xFF]], dtype=np.uint8)
+    C = model_tile(CORE, A, B)
+    for r in range(CORE.rows):
+        row = words[beats + r]
+        assert [(row >> (32 * c)) & 0xFFFFFFFF for c in range(CORE.cols)] == [int(x) for x in C[r]]
+        assert row >> (32 * CORE.cols) == int(r == CORE.rows - 1)
 
 
 @pytest.mark.parametrize("cfg", [E4M3, FPMUL_L2, BF16], ids=lambda c: c.name)
@@ -104,11 +121,17 @@ def test_fusesoc_lint_and_sim_pass(cfg, tmp_path):
     assert rc == 0 and f"PASS: {cfg.name}, {count} vectors" in log, log[-3000:]
 
 
-def test_fusesoc_lint_passes_on_a_core(tmp_path):
+def test_fusesoc_lint_and_sim_pass_on_a_core_and_sim_fails_a_mutant(tmp_path):
     _need_tools()
     out, _ = write_package(CORE, tmp_path / "pkg")
     rc, log = _run(out, CORE, "lint")
     assert rc == 0 and "%Warning" not in log and "%Error" not in log, log[-3000:]
+    rc, log = _run(out, CORE, "sim")
+    assert rc == 0 and re.search(rf"PASS: {CORE.name}, \d+ beats in, \d+ rows checked", log), log[-3000:]
+    _flip_first_xor(out / f"{CORE.name}.v")
+    rc, log = _run(out, CORE, "sim")
+    assert rc != 0 and re.search(r"MISMATCH row \d+ \(tile \d+, row \d\): expected o__payload=[0-9a-f]+ got", log), \
+        log[-3000:]
 
 
 def _flip_first_xor(path):

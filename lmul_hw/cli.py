@@ -145,7 +145,7 @@ def _add_generate(sub) -> None:
 
 
 def _output_options(q) -> None:
-    q.add_argument("-o", "--output", help="Verilog file to write")
+    q.add_argument("-o", "--output", help="Verilog file to write (-o, --package or both)")
     q.add_argument("--package", metavar="DIR", help="write a FuseSoC package into DIR (replacing an earlier "
                                                     "package there): docs/fpga-packages.md")
 
@@ -158,6 +158,8 @@ def _run_generate(args) -> int:
         cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
     if args.output is None and args.package is None:
         raise ValueError("say where to write: -o FILE, --package DIR or both")
+    if args.output and args.package and Path(args.package).resolve() in Path(args.output).resolve().parents:
+        raise ValueError(f"-o {args.output} lies inside --package {args.package}, which is written as a whole")
     from .files import output_file
     verilog = None
     if args.output is not None:

@@ -228,10 +228,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     other.mkdir()
     (other / "keep.txt").write_text("mine")
     assert _cli(["generate", "lmul", "--format", "e4m3", "--package", str(other)]) == 2
+    assert _cli(["generate", "lmul", "--format", "e4m3", "--package", str(tmp_path / "p"),
+                 "-o", str(tmp_path / "p" / "x.v")]) == 2
     err = capsys.readouterr().err
     lines = err.splitlines()
-    assert len(lines) == 3 and all(line.startswith("lmul-hw: error: ") for line in lines), err
-    assert "not an lmul-hw package" in lines[2]
+    assert len(lines) == 4 and all(line.startswith("lmul-hw: error: ") for line in lines), err
+    assert "not an lmul-hw package" in lines[2] and "lies inside --package" in lines[3]
     assert (other / "keep.txt").read_text() == "mine" and afile.read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "other"]      # no temporary left
 

@@ -591,6 +591,29 @@ def _run_synth(args) -> int:
     return EXIT_OK
 
 
+# -- prove -------------------------------------------------------------------------------------
+
+def _add_prove(sub) -> None:
+    p = sub.add_parser("prove", help="formal proofs of a tensor core's stream contract (SymbiYosys): docs/formal.md")
+    designs = p.add_subparsers(dest="design", required=True, metavar="{core}", parser_class=_Parser)
+    q = designs.add_parser("core", help="valid held, payload stable, rst empties, no beat lost or duplicated, "
+                                        "no combinational path to i__ready/o__valid (SPEC §5)")
+    _core_options(q)
+    q.add_argument("--name", help="top module name (default: derived from the configuration)")
+    q.add_argument("--depth-bmc", type=int, dest="bmc_depth",
+                   help="cycles after reset of the bounded checks (default: a whole tile through and spare)")
+    q.add_argument("--out", default="lmul-hw-prove", help="where the runs and traces go (default lmul-hw-prove)")
+
+
+def _run_prove(args) -> int:
+    from .prove import prove_core
+    report = prove_core(core_config(args, name=args.name), args.out, depth=args.bmc_depth)
+    print(report.table())
+    if report.failed:
+        raise VerificationFailed("; ".join(f"{v.name}: {v.describe()}" for v in report.failed))
+    return EXIT_OK
+
+
 # -- cache -------------------------------------------------------------------------------------
 
 def _add_cache(sub) -> None:
@@ -632,6 +655,7 @@ COMMANDS = {
     "cache": (_add_cache, _run_cache),
     "workload": (_add_workload, _run_workload),
     "sweep": (_add_sweep, _run_sweep),
+    "prove": (_add_prove, _run_prove),
 }
 
 

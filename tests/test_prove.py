@@ -48,6 +48,33 @@ endmodule
 """
 
 
+def swallowing(verilog: str, top: str, cfg) -> str:
+    """The core inside a wrapper that takes every other tile and drops it (i__ready high, the core never
+    sees it): a lost tile."""
+    inner = f"{top}_inner"
+    width_in, width_out = (cfg.rows + cfg.cols) * cfg.fmt.width + 1, 32 * cfg.cols + 1
+    return verilog.replace(f"module {top}(", f"module {inner}(", 1) + f"""
+module {top}(clk, rst, i__valid, i__ready, i__payload, o__valid, o__ready, o__payload);
+  input clk;
+  input rst;
+  input i__valid;
+  output i__ready;
+  input [{width_in - 1}:0] i__payload;
+  output o__valid;
+  input o__ready;
+  output [{width_out - 1}:0] o__payload;
+  wire ready;
+  reg keep = 1'b1;
+  always @(posedge clk)
+    if (rst) keep <= 1'b1;
+    else if (i__valid && i__ready && i__payload[{width_in - 1}]) keep <= ~keep;
+  {inner} core(.clk(clk), .rst(rst), .i__valid(i__valid & keep), .i__ready(ready), .i__payload(i__payload),
+               .o__valid(o__valid), .o__ready(o__ready), .o__payload(o__payload));
+  assign i__ready = ready | ~keep;
+endmodule
+"""
+
+
 _COMB = """
 module t(clk, rst, i__valid, i__ready, i__payload, o__valid, o__ready, o__payload);
   input clk; input rst; input i__valid; input [3:0] i__payload; input o__ready;
@@ -93,6 +120,14 @@ def test_planted_bug_fails_with_a_trace(tmp_path):
     assert report.failed == [held]
 
 
+def test_a_lost_tile_fails_progress(tmp_path):
+    report = prove.prove_stream(swallowing(verilog_text(CORE), CORE.name, CORE), CORE.name, CORE, tmp_path / "p",
+                                properties=["progress"], cover=False)
+    lost = report.verdicts[0]
+    assert (lost.name, lost.status, lost.depth) == ("progress", "failed", prove.progress_depth(CORE)), lost
+    assert lost.trace is not None and lost.trace.is_file()
+
+
 @pytest.mark.slow
 def test_cli_proves_the_2x2_core(tmp_path, capsys):
     status = main(["prove", "core", *CORE_ARGS, "--out", str(tmp_path / "out")])
@@ -101,8 +136,9 @@ def test_cli_proves_the_2x2_core(tmp_path, capsys):
     depth = prove.proof_depth(CORE)
     for name in ("valid_held", "payload_stable", "reset_empties"):
         assert f"| {name} | proven (k-induction, unbounded) |" in out, out
-    for name in ("rows_per_tile", "no_phantom_tile", "progress"):
+    for name in ("rows_per_tile", "no_phantom_tile"):
         assert f"| {name} | holds to depth {depth} (BMC) |" in out, out
+    assert f"| progress | holds to depth {prove.progress_depth(CORE)} (BMC) |" in out, out
     assert "| cover | reached at step " in out and "| no_comb_path | no path (netlist walk) |" in out, out
 
 

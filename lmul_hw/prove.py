@@ -115,12 +115,6 @@ class ProofReport:
             lines.append(f"| {v.name} | {v.describe()} | {v.seconds:.0f} s | {v.meaning} |")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
-        return {"top": self.top, "depth": self.depth, "seconds": round(self.seconds, 1),
-                "verdicts": [{"property": v.name, "status": v.status, "depth": v.depth, "seconds": round(v.seconds, 1),
-                              "trace": str(v.trace) if v.trace else None, "step": v.step, "detail": v.detail}
-                             for v in self.verdicts]}
-
 
 def progress_bound(cfg) -> int:
     """o__ready cycles a tile may wait, after its last beat moved, for its next row: its latency
@@ -178,7 +172,7 @@ def _task_verdict(run: Path, name: str, depth: int, meaning: str) -> Verdict:
     status_file, log_file = work / "status", work / "logfile.txt"
     if not status_file.is_file():
         raise ToolError("sby", f"task {name} left no status in {work}",
-                              log_file.read_text(errors="replace") if log_file.is_file() else "")
+                        log_file.read_text(errors="replace") if log_file.is_file() else "")
     status = status_file.read_text().split()[0] if status_file.read_text().split() else "ERROR"
     log = log_file.read_text(errors="replace")
     seconds = float(m.group(1)) if (m := re.search(r"Elapsed clock time \[H:MM:SS \(secs\)\]: \S+ \((\d+)\)", log)) \

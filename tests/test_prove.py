@@ -153,6 +153,12 @@ def test_cli_exit_1_names_the_property_and_its_trace(tmp_path, capsys, monkeypat
     assert "valid_held: FAILED: counterexample " in err and "trace.vcd" in err, err
 
 
+def test_a_design_yosys_cannot_read_is_a_tool_failure(tmp_path):
+    from lmul_hw.errors import ToolError
+    with pytest.raises(ToolError, match="sby"):
+        prove.prove_stream("module broken(\n", "broken", CORE, tmp_path / "x", properties=["valid_held"], cover=False)
+
+
 def test_bad_input(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown properties nonsense"):
         prove.prove_stream("", "x", CORE, tmp_path / "x", properties=["nonsense"])

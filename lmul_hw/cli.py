@@ -600,7 +600,7 @@ def _add_prove(sub) -> None:
                                         "no combinational path to i__ready/o__valid (SPEC §5)")
     _core_options(q)
     q.add_argument("--name", help="top module name (default: derived from the configuration)")
-    q.add_argument("--depth-bmc", type=int, dest="bmc_depth",
+    q.add_argument("--depth-bmc", type=int, dest="bmc_depth", metavar="N",
                    help="cycles after reset of the bounded checks (default: a whole tile through and spare)")
     q.add_argument("--out", default="lmul-hw-prove", help="where the runs and traces go (default lmul-hw-prove)")
 

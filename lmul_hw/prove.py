@@ -212,7 +212,7 @@ def prove_stream(verilog: str, top: str, cfg, out, properties=None, cover: bool 
         raise ValueError(f"unknown properties {', '.join(unknown)} (known: {', '.join(_BY_NAME)})")
     depth, deep = (proof_depth(cfg), progress_depth(cfg)) if depth is None else (depth, depth)
     if depth < 1:
-        raise ValueError(f"depth must be at least 1, not {depth}")
+        raise ValueError(f"the BMC depth must be at least 1, not {depth}")
     run = output_dir(out).resolve()
     started = time.monotonic()
     for stale in run.glob("formal_*"):

@@ -63,8 +63,10 @@ class LMul(Unit):
                 csa_carry.eq((ea_ma[j:] & eb_mb[j:]) | ((ea_ma[j:] | eb_mb[j:]) & (row >> j))),
             ]
             ea_ma, eb_mb = Cat(ea_ma[:j], csa_sum), Cat(eb_mb[:j], Const(0, 1), csa_carry)
+        ea_ma, eb_mb = self.stage(m, "decode", 1 if row else 0, ea_ma=ea_ma, eb_mb=eb_mb)
         # the one addition: = {e_a, m_a} + {e_b, m_b} + bias_offset + shift, kept to the bits it can reach
         r = fit(m, ea_ma + eb_mb + carry_in, range(hi + shift + 1), "sum")
+        r = self.stage(m, "add", 1 + len(r) / 8, r=r)
 
         code = g.overflow_code(cfg.overflow)
         top = (g.max_exp_field + 1) << k                 # e beyond the largest finite exponent
@@ -72,6 +74,9 @@ class LMul(Unit):
             top -= 1    # e all ones with an all-ones mantissa is NaN (no need when it is the code)
         overflow = at_least(r, top + shift)
         underflow = ~at_least(r, (1 << k) + shift)      # e <= 0
+        r, overflow, underflow = self.stage(m, "normalise", 1 + len(r) / 8, r=r, overflow=overflow,
+                                            underflow=underflow)
+        x, y = Fields(m, self.ops[0], f, "a"), Fields(m, self.ops[1], f, "b")
 
         flushed = x.zero_or_sub | y.zero_or_sub
         inf = x.inf | y.inf
@@ -87,4 +92,4 @@ class LMul(Unit):
             mag = Mux(nan | ovf, code, result)
         else:
             mag = Mux(nan, g.nan_code, Mux(ovf, code, result))
-        return Cat(mag[:g.width - 1], x.sign ^ y.sign)
+        return self.stage(m, "out", 3, p=Cat(mag[:g.width - 1], x.sign ^ y.sign))

@@ -120,7 +120,7 @@ def prove_pipeline(comb: str, comb_top: str, piped: str, piped_top: str, latency
             for name, text in (("comb.v", comb), ("piped.v", piped), ("miter.v", miter)):
                 (run / name).write_text(text)
             script = ("read_verilog comb.v piped.v miter.v; hierarchy -top pipeline_miter; proc; flatten; "
-                      f"opt_clean; tee -q -o sat.txt sat -verify -seq {latency + 1} -prove-skip {latency} "
+                      f"opt; tee -q -o sat.txt sat -verify -seq {latency + 1} -prove-skip {latency} "
                       "-prove ok 1 -show-inputs -show-outputs pipeline_miter")
             try:
                 run_yosys(script, run, timeout=timeout)

@@ -116,7 +116,9 @@ def lint_waivers(cfg, filename: str | None = None) -> str:
     elif cfg.latency:
         waive("`rst` is part of the port list of a clocked unit (SPEC 5) but its pipeline registers need\n"
               "no reset (SPEC 5): the port is intentionally unread.", "UNUSEDSIGNAL", "Signal is not used: 'rst'")
-        last = f"p_q{max(cfg.latency - 1, 1) - 1}"
+        unit = component_for(cfg)
+        unit._MustUse__silence = True       # asked for its stage cuts only, never elaborated
+        last = f"p_q{cfg.latency - len(unit.cuts()) - 1}"     # the registers past the inner cuts
         waive(f"The last pipeline register is the output port `p` (a port keeps its name); `{last}`, its name\n"
               "in the design, stays as an unread alias of it.", "UNUSEDSIGNAL", f"Signal is not used: '{last}'")
     if Path(filename).stem != cfg.name:

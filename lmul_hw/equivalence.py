@@ -110,8 +110,10 @@ def prove_pipeline(comb: str, comb_top: str, piped: str, piped_top: str, latency
                    out_width: int, timeout: float | None = None) -> EquivalenceResult:
     """Bounded sequential equivalence of a pipelined unit with its combinational twin: for all operands
     and every start state, ``p`` of the pipelined unit in cycle t + N is the combinational product of the
-    operands of cycle t (yosys ``sat -seq N+1 -prove-skip N`` on ``pipeline_miter``).  A feed-forward
-    pipeline is then equal for every cycle: its output N cycles on depends on nothing else."""
+    operands of cycle t (yosys ``sat -seq N+1 -prove-skip N`` on ``pipeline_miter``, after ``opt``, whose
+    merging of the logic both sides compute alike from the same operands turns the bf16 multipliers'
+    two-minute proof into seconds).  A feed-forward pipeline is then equal for every cycle: its output
+    N cycles on depends on nothing else."""
     miter = pipeline_miter(comb_top, piped_top, latency, width, out_width)
     keys = ("proven", "mismatches", "detail")
     with yosys_slot("equiv", f"seq-{piped_top}", comb, piped, miter, repr(timeout), keys=keys) as s:

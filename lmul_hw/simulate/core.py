@@ -9,7 +9,8 @@ gaps while ``o`` sees random back-pressure, and every output row is compared bit
     res = verify_core(CoreConfig(4, 4, "lmul", "e4m3", "exact", 64), "verilator", tiles=8)
     print(res.report()); assert res.ok
 
-The testbench is ``sim/test_core.py``; this module writes the tiles' beats and expected rows to a
+The testbench is the registry's (``sim/test_core.py``; ``sim/test_axis.py`` for a core with AXI4-Stream
+ports, :class:`lmul_hw.config.AxisCoreConfig`, driven by cocotbext-axi); this module writes the tiles' beats and expected rows to a
 JSON file (``LMUL_HW_CORE_RUN``) and reads back what the testbench saw (``LMUL_HW_CORE_RESULTS``).
 """
 
@@ -30,7 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import tools
-from ..config import CoreConfig, config_from_json
+from ..config import CoreConfig, config_from_json, kind_of
 from ..errors import ToolError
 from ..formats import decode, get_format
 from ..tiles import DISTRIBUTIONS, model_tile, random_operands, tile_beats
@@ -40,9 +41,8 @@ from .runner import (SIMULATORS, VERILATOR_MAKE, build_design, build_slot, check
                      run_directory, run_testbench, simulator_version, verilator_root)
 
 __all__ = ["CoreDesign", "CoreMismatch", "CoreVerifyResult", "build_core", "run_core", "verify_core", "make_tiles",
-           "default_depths", "TESTBENCH"]
+           "default_depths"]
 
-TESTBENCH = "test_core"
 Progress = Callable[[str], None]
 FP32 = get_format("fp32")
 
@@ -320,7 +320,8 @@ class CoreVerifyResult(Result):
             lat += f" (L = {self.expected_latency} without stalls)"
         if self.cycles:                  # all rows came out
             lines.append(f"  {self.cycles} cycles from first beat to last row, {lat}, utilisation "
-                         f"{self.utilisation:.1%}; input beats waited {self.ready_low} cycles for i__ready")
+                         f"{self.utilisation:.1%}; input beats waited {self.ready_low} cycles for "
+                         f"{'s_axis_tready' if cfg.interface == 'axis' else 'i__ready'}")
         timing = f"  simulated in {self.sim_seconds:.2f} s ({self.sim_cycles} cycles; {self.wall_seconds:.1f} s with start-up)"
         timing += ", cached build" if self.cached else f", built in {self.build_seconds:.1f} s"
         lines.append(timing)
@@ -398,7 +399,7 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
         progress(f"simulating {len(tiles)} tiles ({len(beats)} beats, {len(expected[0]) + len(expected[1])} rows) "
                  f"of {cfg.name} on {design.simulator}")
         start = time.perf_counter()
-        failed = run_testbench(design.simulator, design.build_dir, work, [TESTBENCH], design.top, env, seed)
+        failed = run_testbench(design.simulator, design.build_dir, work, [kind_of(cfg).testbench], design.top, env, seed)
         wall = time.perf_counter() - start
         try:
             data = json.loads(res_file.read_text())
@@ -474,6 +475,8 @@ def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8
             raise ValueError("a user's Verilog needs its top module name (--top NAME)")
         if verilog is not None:
             raise ValueError("give verilog or verilog_files, not both")
+        if cfg.interface != "stream":
+            raise ValueError("--verilog checks a core with SPEC §5's stream ports, not --interface axis")
         user = load_user_rtl(cfg, verilog_files, top, simulator, ports=ports, ties=ties)
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top) and len(top) <= 200:
             cfg = config_from_json(json.dumps({**json.loads(cfg.to_json()), "name": top}))   # reports name it

@@ -31,7 +31,7 @@ import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge
+from cocotb.triggers import FallingEdge, ReadOnly
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from lmul_hw.config import config_from_json
@@ -118,8 +118,9 @@ async def test_axis(dut):
         moved = False
         if resetting:
             # aresetn low: nothing moves (the core holds its tready and tvalid low)
-            if v_out != "0":
-                mon.error(f"cycle {cycle}: m_axis_tvalid is {v_out} while aresetn is low")
+            for port in (s_ready, m_valid):
+                if str(port.value) != "0":
+                    mon.error(f"cycle {cycle}: {port._name} is {port.value} while aresetn is low")
             resetting -= 1
             if not resetting:
                 aresetn.value = 1
@@ -128,6 +129,13 @@ async def test_axis(dut):
             reset_cycle, epoch, resetting = cycle, 1, RESET_CYCLES
             packets_at_reset = sink.count()
             held = None
+            # the rising edge that ends this cycle is the first in reset: nothing may move on it, and
+            # AXI4-Stream wants TVALID low from here on (the first reset edge empties the core, so
+            # later cycles would not show an ungated m_axis_tvalid)
+            await ReadOnly()
+            for port in (s_ready, m_valid):
+                if str(port.value) != "0":
+                    mon.error(f"cycle {cycle}: {port._name} is {port.value} while aresetn is low")
         else:
             if reset_cycle is not None and cycle == reset_cycle + RESET_CYCLES + 1 and v_out != "0":
                 mon.error(f"cycle {cycle}: m_axis_tvalid is {v_out} in the cycle after the reset")

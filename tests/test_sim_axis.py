@@ -134,8 +134,7 @@ def test_generate_core_interface_option(tmp_path, capsys):
 def _cases():
     for simulator, cores in CORES.items():
         for cfg in cores:
-            marks = [pytest.mark.slow] if simulator == "verilator" else []
-            yield pytest.param(simulator, cfg, id=f"{simulator}-{cfg.name}", marks=marks)
+            yield pytest.param(simulator, cfg, id=f"{simulator}-{cfg.name}")
 
 
 @pytest.mark.parametrize("simulator,cfg", list(_cases()))

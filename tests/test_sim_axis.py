@@ -206,6 +206,15 @@ def test_planted_handshake_in_reset_is_caught(port):
     assert any(f"{port} is 1 while aresetn is low" in e for e in res.protocol_errors), res.report()
 
 
+def test_missing_cocotbext_axi_is_bad_input(monkeypatch):
+    """Without cocotbext-axi (a test extra) the run stops before the simulator with the install command."""
+    _require("icarus")
+    from lmul_hw.simulate import core
+    monkeypatch.setitem(core.TESTBENCH_NEEDS, "test_axis", ("cocotbext.nothing_here", "pip install x==1"))
+    with pytest.raises(ValueError, match=r"needs cocotbext.nothing_here; install it with: pip install x==1"):
+        verify_core(PLANTED, "icarus", tiles=2)
+
+
 def test_user_verilog_is_for_stream_cores():
     with pytest.raises(ValueError, match="stream ports"):
         verify_core(PLANTED, "icarus", verilog_files=["x.v"], top="x")

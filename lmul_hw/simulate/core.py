@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import re
 import shutil
@@ -44,6 +45,9 @@ __all__ = ["CoreDesign", "CoreMismatch", "CoreVerifyResult", "build_core", "run_
            "default_depths"]
 
 Progress = Callable[[str], None]
+#: Python packages a testbench imports besides cocotb (test extras, not dependencies of lmul-hw), with
+#: the command that installs them: without them the run would die inside the simulator.
+TESTBENCH_NEEDS = {"test_axis": ("cocotbext.axi", "pip install cocotbext-axi==0.1.28")}
 FP32 = get_format("fp32")
 
 
@@ -118,6 +122,17 @@ class CoreDesign:
 def _check_config(cfg) -> None:
     if not isinstance(cfg, CoreConfig):
         raise ValueError(f"not a core configuration: {cfg!r}")
+
+
+def _testbench(cfg: CoreConfig) -> str:
+    """The registry's testbench of ``cfg``; ValueError (with the install command) when a package it
+    imports is missing."""
+    testbench = kind_of(cfg).testbench
+    if testbench in TESTBENCH_NEEDS:
+        module, install = TESTBENCH_NEEDS[testbench]
+        if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+            raise ValueError(f"the testbench sim/{testbench}.py needs {module}; install it with: {install}")
+    return testbench
 
 
 def build_core(cfg: CoreConfig, simulator: str = "verilator", *, progress: Progress | None = None,
@@ -358,6 +373,7 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
     cfg = design.cfg
     progress = progress or _quiet
     check_simulator(design.simulator)
+    testbench = _testbench(cfg)
     for name, p in (("gaps", gaps), ("stall", stall)):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
@@ -399,7 +415,7 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
         progress(f"simulating {len(tiles)} tiles ({len(beats)} beats, {len(expected[0]) + len(expected[1])} rows) "
                  f"of {cfg.name} on {design.simulator}")
         start = time.perf_counter()
-        failed = run_testbench(design.simulator, design.build_dir, work, [kind_of(cfg).testbench], design.top, env, seed)
+        failed = run_testbench(design.simulator, design.build_dir, work, [testbench], design.top, env, seed)
         wall = time.perf_counter() - start
         try:
             data = json.loads(res_file.read_text())
@@ -505,6 +521,7 @@ def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8
         depths[reset_tile] = max(depths[reset_tile], 2)
         reset_beats = depths[reset_tile] // 2
     check_simulator(simulator)
+    _testbench(cfg)
     operands = make_tiles(cfg, depths, rng, dist, special_rate)
     design = build_core(cfg, simulator, progress=progress, verilog=verilog, user=user)
     return run_core(design, operands, seed=seed, gaps=gaps, stall=stall, reset_tile=reset_tile,

@@ -13,8 +13,9 @@ A monitor samples the ports at every falling clock edge, where the source, the s
 have settled (they all change right after a rising edge): a beat moves in cycle t when tvalid and
 tready are both high there.  It checks that ``s_axis_tready`` and ``m_axis_tvalid`` are never X/Z,
 that ``m_axis_tvalid`` stays high until its row moves with ``m_axis_tdata``/``m_axis_tlast``
-holding still, that it is low during and right after a reset, and that every packet the sink
-received has R beats (one tile's rows, ``tlast`` on the last).
+holding still, that ``s_axis_tready`` and ``m_axis_tvalid`` are low while ``aresetn`` is low (read
+after the reset takes effect in its first cycle) and ``m_axis_tvalid`` in the cycle after, and that
+every packet the sink received has R beats (one tile's rows, ``tlast`` on the last).
 
 The reset: after ``reset_before`` input beats, ``aresetn`` goes low for ``RESET_CYCLES`` cycles
 in the middle of a tile.  The source flushes the packet it was sending (cocotbext-axi drops its

@@ -91,11 +91,16 @@ def _core_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subnormals", choices=("full", "ftz"), help="fpmul: subnormal handling (default full)")
 
 
+def _interface_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--interface", choices=("stream", "axis"), default="stream",
+                   help="ports: stream (SPEC §5's i/o streams, default) or axis (AXI4-Stream, docs/axis.md)")
+
+
 def core_config(args, name: str | None = None):
     """The tensor-core configuration named by parsed command-line options."""
-    from .config import CoreConfig
+    from .config import INTERFACES
     options = {"subnormals": args.subnormals} if args.subnormals else {}
-    return CoreConfig(rows=args.rows, cols=args.cols, mul=args.mul, fmt=args.format, acc=args.acc,
+    return INTERFACES[getattr(args, "interface", "stream")](rows=args.rows, cols=args.cols, mul=args.mul, fmt=args.format, acc=args.acc,
                       depth=args.depth, k=args.k, offset_exp=args.offset_exp, offset=args.offset,
                       name=name, **options)
 
@@ -140,6 +145,7 @@ def _add_generate(sub) -> None:
         _output_options(q)
     q = units.add_parser("core", help="an RxC systolic tensor core with stream ports (SPEC §4, §5)")
     _core_options(q)
+    _interface_option(q)
     q.add_argument("--name", help="top module name (default: derived from the configuration)")
     _output_options(q)
 
@@ -203,6 +209,7 @@ def _add_verify(sub) -> None:
                                      "bit for bit with lmul_hw.model.matmul. A protocol monitor checks the stream "
                                      "rules on every cycle.")
     _core_options(q)
+    _interface_option(q)
     q.add_argument("--tiles", type=int, default=8, help="tiles to send (default 8)")
     q.add_argument("--dist", choices=("gaussian", "heavy", "wide"), default="gaussian",
                    help="operand distribution: gaussian, heavy (Student-t) or wide (exponents over the whole range, "

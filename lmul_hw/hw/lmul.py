@@ -23,42 +23,17 @@ def at_least(r, t: int):
     return out
 
 
-def plus_const(r, c: int, width: int):
-    """The low ``width`` bits of ``r + c`` for a constant ``c``, as XOR/AND/OR gates rippling up from
-    ``c``'s lowest one bit: no adder cell, so that synthesis can merge each bit into the logic that
-    reads it (on a LUT FPGA, into the output LUTs)."""
-    if not c:
-        return r[:width]
-    low = min((c & -c).bit_length() - 1, width)
-    bits, carry = [r[i] for i in range(low)], Const(0, 1)
-    for i in range(low, width):
-        bit = r[i] if i < len(r) else Const(0, 1)
-        if (c >> i) & 1:
-            bits.append(~(bit ^ carry))
-            carry = bit | carry
-        else:
-            bits.append(bit ^ carry)
-            carry = bit & carry
-    return Cat(*bits)
-
-
 class LMul(Unit):
     """``p = s | e | m`` with ``{e, m} = {e_a, m_a} + {e_b, m_b} + (B_G - 2 B_F) 2^k + c``.
 
     The exponent and truncated-mantissa fields of each operand are read as one integer; their sum
     with the injected constant is the product's exponent and mantissa, the mantissa carry running
-    into the exponent by itself (the paper's offset injection).  The constant's bit 0 is the ONE
-    carry-propagate adder's carry-in.  Its other one bits (the row) either form a constant carry-save
-    row before the adder (XOR/XNOR and AND/OR with the operand bits, no carries of its own), or, when
-    they span at most ``POST_ROW_SPAN`` bits of the product, are added to the sum's low bits after
-    it by a few gates that synthesis merges into the output logic (docs/luts.md: 2 Xilinx LUTs less
-    for e4m3, as a carry-save row costs a second LUT per bit for the carry chain's DI input).
+    into the exponent by itself (the paper's offset injection).  The constant is folded into the
+    ONE carry-propagate adder: its bit 0 is the adder's carry-in, its other one bits a constant
+    carry-save row (XOR/XNOR and AND/OR with the operand bits, no carries of its own).
     Around the adder sit only the special cases: NaN, infinity, zero/subnormal inputs (flushed),
     underflow and overflow, the last two read off the sum by comparing it with constants.
     """
-
-    #: 4 bits of increment + the two special-case signals (forced code, zero) fill one LUT6
-    POST_ROW_SPAN = 4
 
     def __init__(self, cfg: LMulConfig):
         super().__init__(cfg)
@@ -75,8 +50,6 @@ class LMul(Unit):
         shift = -(lo >> width) << width if lo < 0 else 0
         inject = cfg.bias_offset + shift            # the constant the adder injects (>= 0)
         carry_in, row = inject & 1, inject & ~1
-        post = row if row and width - (row & -row).bit_length() + 1 <= self.POST_ROW_SPAN else 0
-        row -= post                                 # the part left for a carry-save row
         ea_ma, eb_mb = x.exp_man(k), y.exp_man(k)
         if row:
             # carry-save row of the constant: bit by bit, sum = x ^ y ^ row and carry =
@@ -90,15 +63,15 @@ class LMul(Unit):
                 csa_carry.eq((ea_ma[j:] & eb_mb[j:]) | ((ea_ma[j:] | eb_mb[j:]) & (row >> j))),
             ]
             ea_ma, eb_mb = Cat(ea_ma[:j], csa_sum), Cat(eb_mb[:j], Const(0, 1), csa_carry)
-        # the one addition: = {e_a, m_a} + {e_b, m_b} + bias_offset + shift - post, kept to the bits it can reach
-        r = fit(m, ea_ma + eb_mb + carry_in, range(hi + shift - post + 1), "sum")
+        # the one addition: = {e_a, m_a} + {e_b, m_b} + bias_offset + shift, kept to the bits it can reach
+        r = fit(m, ea_ma + eb_mb + carry_in, range(hi + shift + 1), "sum")
 
         code = g.overflow_code(cfg.overflow)
         top = (g.max_exp_field + 1) << k                 # e beyond the largest finite exponent
         if g.kind == "fn" and g.man_bits == k and code != (1 << width) - 1:
             top -= 1    # e all ones with an all-ones mantissa is NaN (no need when it is the code)
-        overflow = at_least(r, top + shift - post)
-        underflow = ~at_least(r, (1 << k) + shift - post)   # e <= 0
+        overflow = at_least(r, top + shift)
+        underflow = ~at_least(r, (1 << k) + shift)      # e <= 0
 
         flushed = x.zero_or_sub | y.zero_or_sub
         inf = x.inf | y.inf
@@ -108,7 +81,7 @@ class LMul(Unit):
         ovf = inf | overflow
         zero = flushed | underflow
         exp_man = Signal(width, name="exp_man")          # {e, m} of the product, 0 when zero
-        m.d.comb += exp_man.eq(plus_const(r, post, width) & ~zero.replicate(width))
+        m.d.comb += exp_man.eq(r[:width] & ~zero.replicate(width))
         result = Cat(Const(0, g.man_bits - k), exp_man)
         if code == g.nan_code:
             mag = Mux(nan | ovf, code, result)

@@ -91,11 +91,16 @@ def _core_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subnormals", choices=("full", "ftz"), help="fpmul: subnormal handling (default full)")
 
 
+def _interface_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--interface", choices=("stream", "axis"), default="stream",
+                   help="ports: stream (SPEC §5's i/o streams, default) or axis (AXI4-Stream, docs/axis.md)")
+
+
 def core_config(args, name: str | None = None):
     """The tensor-core configuration named by parsed command-line options."""
-    from .config import CoreConfig
+    from .config import INTERFACES
     options = {"subnormals": args.subnormals} if args.subnormals else {}
-    return CoreConfig(rows=args.rows, cols=args.cols, mul=args.mul, fmt=args.format, acc=args.acc,
+    return INTERFACES[getattr(args, "interface", "stream")](rows=args.rows, cols=args.cols, mul=args.mul, fmt=args.format, acc=args.acc,
                       depth=args.depth, k=args.k, offset_exp=args.offset_exp, offset=args.offset,
                       name=name, **options)
 
@@ -137,11 +142,18 @@ def _add_generate(sub) -> None:
         _unit_options(q, kind)
         q.add_argument("--latency", type=int, default=0, help="pipeline registers, 0..4 (0: combinational)")
         q.add_argument("--name", help="top module name (default: derived from the configuration)")
-        q.add_argument("-o", "--output", required=True, help="Verilog file to write")
+        _output_options(q)
     q = units.add_parser("core", help="an RxC systolic tensor core with stream ports (SPEC §4, §5)")
     _core_options(q)
+    _interface_option(q)
     q.add_argument("--name", help="top module name (default: derived from the configuration)")
-    q.add_argument("-o", "--output", required=True, help="Verilog file to write")
+    _output_options(q)
+
+
+def _output_options(q) -> None:
+    q.add_argument("-o", "--output", help="Verilog file to write (-o, --package or both)")
+    q.add_argument("--package", metavar="DIR", help="write a FuseSoC package into DIR (replacing an earlier "
+                                                    "package there): docs/fpga-packages.md")
 
 
 def _run_generate(args) -> int:
@@ -150,11 +162,22 @@ def _run_generate(args) -> int:
         cfg = core_config(args, name=args.name)
     else:
         cfg = unit_config(args.unit, args, latency=args.latency, name=args.name)
+    if args.output is None and args.package is None:
+        raise ValueError("say where to write: -o FILE, --package DIR or both")
+    if args.output and args.package and Path(args.package).resolve() in Path(args.output).resolve().parents:
+        raise ValueError(f"-o {args.output} lies inside --package {args.package}, which is written as a whole")
     from .files import output_file
-    output_file(args.output)                    # a bad -o fails before the conversion
-    path = write_verilog(cfg, args.output)
-    waivers = lint_waiver_path(args.output)
-    print(f"wrote {path} (module {cfg.name})" + (f" and its lint waivers {waivers}" if path.is_file() else ""))
+    verilog = None
+    if args.output is not None:
+        output_file(args.output)                # a bad -o fails before the conversion
+        path = write_verilog(cfg, args.output)
+        verilog = path.read_text() if path.is_file() else None
+        waivers = lint_waiver_path(args.output)
+        print(f"wrote {path} (module {cfg.name})" + (f" and its lint waivers {waivers}" if path.is_file() else ""))
+    if args.package is not None:
+        from .package import vlnv, write_package
+        out, files = write_package(cfg, args.package, verilog)
+        print(f"wrote package {out} ({vlnv(cfg)}): {', '.join(files)}")
     return EXIT_OK
 
 
@@ -186,6 +209,7 @@ def _add_verify(sub) -> None:
                                      "bit for bit with lmul_hw.model.matmul. A protocol monitor checks the stream "
                                      "rules on every cycle.")
     _core_options(q)
+    _interface_option(q)
     q.add_argument("--tiles", type=int, default=8, help="tiles to send (default 8)")
     q.add_argument("--dist", choices=("gaussian", "heavy", "wide"), default="gaussian",
                    help="operand distribution: gaussian, heavy (Student-t) or wide (exponents over the whole range, "

@@ -108,6 +108,9 @@ def lint_waivers(cfg, filename: str | None = None) -> str:
             chains = [f"skew_{x}{r}_{r - 1}" for r in range(1, cfg.rows) for x in ("a", "ctl")]
             chains += [f"skew_b{c}_{c - 1}" for c in range(1, cfg.cols)]
             chains.append(f"deskew_v0_{cfg.cols - 2}" if cfg.cols > 1 else "readout_c0_valid")
+        if getattr(cfg, "interface", "stream") == "axis":
+            lines.append("// Behind AXI4-Stream ports (lmul_hw.hw.axis), also the inner core's clock and stream ports.")
+            chains += ["clk", "i__valid", "o__ready"]
         for alias in chains:
             lines.append(f'lint_off -rule UNUSEDSIGNAL {file} -match "Signal is not used: \'{alias}\'"')
         for alias in _CORE_ALIASES:

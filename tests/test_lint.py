@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import require
-from lmul_hw.config import CoreConfig, FPMulConfig, LMulConfig, PEConfig
+from lmul_hw.config import AxisCoreConfig, CoreConfig, FPMulConfig, LMulConfig, PEConfig
 from lmul_hw.reference import reference_configs
 from lmul_hw.simulate import INSTALL, tool_env, verilator_root
 from lmul_hw.verilog import lint_waiver_path, lint_waivers, write_verilog
@@ -35,6 +35,7 @@ EXTRA = [
     CoreConfig(rows=2, cols=2, mul="lmul", fmt="fp32", acc="fp32", depth=8),
     CoreConfig(rows=2, cols=1, mul="fpmul", fmt="fp32", acc="fp32", depth=4, subnormals="ftz"),
     PEConfig("fpmul", "fp32", "fp32", 16), PEConfig("lmul", "fp32", "fp32", 16, k=3),
+    AxisCoreConfig(rows=3, cols=2, mul="lmul", fmt="e4m3", acc="exact", depth=4),    # AXI4-Stream ports
 ]
 CONFIGS = reference_configs() + EXTRA
 

@@ -112,10 +112,6 @@ class LoopModel:
         del self._pending[:whole]
         return self.answer(values[0::2], values[1::2])
 
-    def drop_partial(self) -> None:
-        """The loop's idle timeout: an unfinished command is forgotten."""
-        self._pending.clear()
-
 
 # -- the bitstream ----------------------------------------------------------------------------------
 
@@ -129,7 +125,8 @@ def top_for(cfg, b: Board, baud: int):
     from .hw import unit_for
     from .hw.uart import BoardTop, UartLoop, divisor_for
     clk_hz = b.oscillator_mhz * 1e6
-    return BoardTop(UartLoop(unit_for(cfg), divisor_for(clk_hz, baud), round(clk_hz * IDLE_SECONDS)))
+    divisor = divisor_for(clk_hz, baud)
+    return BoardTop(UartLoop(unit_for(cfg), divisor, round(clk_hz * IDLE_SECONDS)))
 
 
 def _tool_versions(b: Board) -> dict:
@@ -223,6 +220,9 @@ def read_build(directory) -> dict:
         raise ValueError(f"{directory} is no lmul-hw fpga build: it has no {BUILD_JSON}") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path} is not a build description of lmul-hw fpga build: {exc}") from None
+    if not data.get("bitstream"):
+        raise ValueError(f"{directory} has no bitstream: its design missed the clock (slack "
+                         f"{data.get('slack_ns', float('nan')):.2f} ns, see {BUILD_JSON})")
     return {**data, "cfg": cfg, "baud": baud}
 
 

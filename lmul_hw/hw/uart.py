@@ -11,7 +11,7 @@ back to back as long as each product takes no longer on the line than a command 
 """
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["UartRx", "UartTx", "UartLoop", "BoardTop", "divisor_for", "command_bytes"]
@@ -213,6 +213,8 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.loop = loop = self.loop
-        uart = platform.request("uart", 0)
-        m.d.comb += [loop.rx.eq(uart.rx.i), uart.tx.o.eq(loop.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx_pin = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_pin = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [loop.rx.eq(rx.i), tx.o.eq(loop.tx)]
         return m

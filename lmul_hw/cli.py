@@ -1,5 +1,5 @@
 """The ``lmul-hw`` command line: argument parsing and error reporting only (SPEC §5 exit statuses:
-0 success, 1 mismatches found, 2 bad input, 3 an outside tool failed)."""
+0 success, 1 a check failed: mismatches or missed timing, 2 bad input, 3 an outside tool failed)."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def _tool_versions(b: Board) -> dict:
             "amaranth": metadata.version("amaranth"), "amaranth-boards": metadata.version("amaranth-boards")}
 
 
-def _timing(report: dict) -> tuple[float | None, float, float]:
+def _timing(report: dict) -> tuple[float, float, float]:
     """(achieved Fmax, constraint MHz, slack ns: negative when missed) of the clock with the least margin."""
     clocks = report.get("fmax", {})
     if not clocks:
@@ -186,6 +186,8 @@ def build_bitstream(cfg, design: str, board_name: str, out, *, baud: int = 11520
             progress(f"fpga build: {command[0]} ({b.name}, {name})")
             tools.run([tool, *command[1:]], cwd=build, timeout=TOOL_TIMEOUT, label=command[0],
                       what=f"{b.name} {name}")
+        if slack is None:
+            raise ToolError("amaranth", f"its build plan for the {b.name} has no icepack/ecppack step")
         summary = {
             "design": design, "config": cfg.to_dict(), "board": b.name, "device": f"{platform.device} "
             f"{platform.package}", "baud": baud, "clock_mhz": b.oscillator_mhz, "idle_timeout_s": IDLE_SECONDS,

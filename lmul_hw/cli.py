@@ -1,5 +1,5 @@
 """The ``lmul-hw`` command line: argument parsing and error reporting only (SPEC §5 exit statuses:
-0 success, 1 mismatches found, 2 bad input, 3 an outside tool failed)."""
+0 success, 1 a check failed: mismatches or missed timing, 2 bad input, 3 an outside tool failed)."""
 
 from __future__ import annotations
 
@@ -91,11 +91,16 @@ def _core_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subnormals", choices=("full", "ftz"), help="fpmul: subnormal handling (default full)")
 
 
+def _interface_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--interface", choices=("stream", "axis"), default="stream",
+                   help="ports: stream (SPEC §5's i/o streams, default) or axis (AXI4-Stream, docs/axis.md)")
+
+
 def core_config(args, name: str | None = None):
     """The tensor-core configuration named by parsed command-line options."""
-    from .config import CoreConfig
+    from .config import INTERFACES
     options = {"subnormals": args.subnormals} if args.subnormals else {}
-    return CoreConfig(rows=args.rows, cols=args.cols, mul=args.mul, fmt=args.format, acc=args.acc,
+    return INTERFACES[getattr(args, "interface", "stream")](rows=args.rows, cols=args.cols, mul=args.mul, fmt=args.format, acc=args.acc,
                       depth=args.depth, k=args.k, offset_exp=args.offset_exp, offset=args.offset,
                       name=name, **options)
 
@@ -140,6 +145,7 @@ def _add_generate(sub) -> None:
         _output_options(q)
     q = units.add_parser("core", help="an RxC systolic tensor core with stream ports (SPEC §4, §5)")
     _core_options(q)
+    _interface_option(q)
     q.add_argument("--name", help="top module name (default: derived from the configuration)")
     _output_options(q)
 
@@ -203,6 +209,7 @@ def _add_verify(sub) -> None:
                                      "bit for bit with lmul_hw.model.matmul. A protocol monitor checks the stream "
                                      "rules on every cycle.")
     _core_options(q)
+    _interface_option(q)
     q.add_argument("--tiles", type=int, default=8, help="tiles to send (default 8)")
     q.add_argument("--dist", choices=("gaussian", "heavy", "wide"), default="gaussian",
                    help="operand distribution: gaussian, heavy (Student-t) or wide (exponents over the whole range, "
@@ -394,9 +401,28 @@ def _progress_line(message: str) -> None:
 # -- workload ----------------------------------------------------------------------------------
 
 class _ConfigParser(_Parser):
-    """Parses one ``--config`` string; its errors are ValueErrors (one line, exit 2) naming the string."""
+    """Parses one unit string (``--config``, ``--design``); its errors are ValueErrors (one line, exit 2)
+    naming the option and the string."""
+    option = "--config"
+
     def error(self, message):
-        raise ValueError(f"--config {self.prog!r}: {message}")
+        raise ValueError(f"{self.option} {self.prog!r}: {message}")
+
+
+def _unit_spec_parser(text: str, option: str):
+    """(unit kind, the parser of its options, the option words) of a unit string in ``generate``'s syntax."""
+    import shlex
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"{option} {text!r}: {exc}") from None
+    kinds = [k for k, _ in _unit_kinds()]
+    if not words or words[0] not in kinds:
+        raise ValueError(f"{option} {text!r}: start with the unit, one of {', '.join(kinds)}")
+    p = _ConfigParser(prog=text, add_help=False)
+    p.option = option
+    _unit_options(p, words[0])
+    return words[0], p, words[1:]
 
 
 #: Unit options of ``generate`` that a core does not have (SPEC §4: fixed product format, no overflow).
@@ -406,26 +432,17 @@ _NOT_CORE_OPTIONS = ("out_fmt", "overflow")
 def workload_numerics(text: str, acc: str = "fp32", where: str = "all", scale: str = "tensor"):
     """The workload configuration of one ``--config`` string in ``generate``'s syntax, e.g.
     ``"lmul --format bf16 --k 7"``: the unit names the output, the core runs its numerics."""
-    import shlex
     from .workload.numerics import Numerics
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise ValueError(f"--config {text!r}: {exc}") from None
-    kinds = [k for k, _ in _unit_kinds()]
-    if not words or words[0] not in kinds:
-        raise ValueError(f"--config {text!r}: start with the unit, one of {', '.join(kinds)}")
-    p = _ConfigParser(prog=text, add_help=False)
-    _unit_options(p, words[0])
+    kind, p, words = _unit_spec_parser(text, "--config")
     p.set_defaults(**dict.fromkeys(_NOT_CORE_OPTIONS))
-    args = p.parse_args(words[1:])
+    args = p.parse_args(words)
     for name in _NOT_CORE_OPTIONS:
         if getattr(args, name) is not None:
             raise ValueError(f"--config {text!r}: {_unit_flag(name)} does not apply to a core "
                              "(SPEC §4: its products are exact in a fixed format)")
     args.overflow = "ieee"
     try:
-        return Numerics(unit_config(words[0], args), acc=acc, where=where, scale=scale)
+        return Numerics(unit_config(kind, args), acc=acc, where=where, scale=scale)
     except ValueError as exc:
         raise ValueError(f"--config {text!r}: {exc}") from None
 
@@ -463,6 +480,64 @@ def _run_workload(args) -> int:
     summary = run_workload(args.out, texts=texts, numerics=numerics, where=args.where, acc=args.acc,
                            full=args.full, scale=args.scale, energy=not args.no_energy, progress=_progress_line)
     print(f"wrote {args.out}: {len(summary['configurations'])} configurations on {summary['texts']} texts")
+    return EXIT_OK
+
+
+# -- fpga --------------------------------------------------------------------------------------
+
+def design_config(text: str):
+    """The unit of one ``--design`` string in ``generate``'s syntax with ``--latency``, e.g.
+    ``"lmul --format e4m3"`` or ``"fpmul --format bf16 --latency 2"``."""
+    kind, p, words = _unit_spec_parser(text, "--design")
+    p.add_argument("--latency", type=int, default=0)
+    args = p.parse_args(words)
+    try:
+        return unit_config(kind, args, latency=args.latency)
+    except ValueError as exc:
+        raise ValueError(f"--design {text!r}: {exc}") from None
+
+
+def _add_fpga(sub) -> None:
+    from .board import BOARDS
+    p = sub.add_parser("fpga", help="a unit on a board: bitstream of the unit behind a UART loop, and its host check",
+                       description="Build a bitstream of a unit behind a UART command loop for a board, and check "
+                                   "the board over its serial port against the model (docs/fpga-board.md).")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{build,run}", parser_class=_Parser)
+    q = actions.add_parser("build", help="bitstream, reports and build.json for a board (YoWASP yosys, nextpnr)",
+                           description="Exit status 1: the design misses the board's clock (DIR gets the reports "
+                                       "and build.json with the slack, but no bitstream).")
+    q.add_argument("--board", required=True, choices=tuple(BOARDS), help="the board (amaranth-boards definition)")
+    q.add_argument("--design", default="lmul --format e4m3", metavar="UNIT",
+                   help='the unit in generate\'s syntax, --latency included (default "lmul --format e4m3")')
+    q.add_argument("--baud", type=int, default=115200, help="UART baud rate, 8N1 (default 115200)")
+    q.add_argument("--clock", type=float, metavar="MHZ",
+                   help="clock of the design: the board's oscillator (the default; no PLL is made)")
+    q.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced only at the end)")
+    q = actions.add_parser("run", help="send operand pairs to the board and check its products against the model",
+                           description="Send every special pair and N seeded random pairs over the serial port "
+                                       "to a board running the bitstream of DIR. Exit status 1 on the first "
+                                       "mismatches or a board that stops answering; 2 for a missing port or DIR.")
+    q.add_argument("dir", metavar="DIR", help="the output directory of lmul-hw fpga build")
+    q.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0")
+    q.add_argument("--count", type=int, default=10_000, metavar="N", help="random pairs (default 10000)")
+    q.add_argument("--seed", type=seed_type, default=0, help="seed of the random pairs (default 0)")
+
+
+def _run_fpga(args) -> int:
+    from . import board
+    if args.action == "build":
+        cfg = design_config(args.design)
+        summary = board.build_bitstream(cfg, args.design, args.board, args.out, baud=args.baud,
+                                        clock_mhz=args.clock, progress=_progress_line)
+        print(f"wrote {args.out}: {summary['bitstream']} for the {summary['board']} ({summary['device']}), "
+              f"{cfg.name} at {summary['clock_mhz']:g} MHz (Fmax {summary['fmax_mhz']:.1f} MHz), "
+              f"{summary['baud']} baud, in {summary['seconds']:.0f} s")
+        return EXIT_OK
+    from .vectors import BYTES_PER_VECTOR
+    check_count("--count", args.count, 0, BYTES_PER_VECTOR)
+    res = board.run_board(args.dir, args.port, count=args.count, seed=args.seed, progress=_progress_line)
+    print(f"ok: the board on {res['port']} matches the model of {res['name']} on all {res['pairs']} pairs "
+          f"({res['specials']} special, {res['random']} random)")
     return EXIT_OK
 
 
@@ -655,6 +730,7 @@ COMMANDS = {
     "cache": (_add_cache, _run_cache),
     "workload": (_add_workload, _run_workload),
     "sweep": (_add_sweep, _run_sweep),
+    "fpga": (_add_fpga, _run_fpga),
     "prove": (_add_prove, _run_prove),
 }
 

@@ -14,10 +14,10 @@ import numpy as np
 
 from .formats import UNIT_MAX_WIDTH, Format, accumulator_width, get_format, product_format
 
-__all__ = ["LMulConfig", "FPMulConfig", "CoreConfig", "PEConfig", "default_offset_exp", "config_from_json",
+__all__ = ["LMulConfig", "FPMulConfig", "CoreConfig", "AxisCoreConfig", "PEConfig", "default_offset_exp", "config_from_json",
            "core_unit", "check_exact_accumulator", "exact_accumulator_width", "check_name", "check_int",
            "CORE_FORMATS", "ARRAY_FORMATS", "MAX_ACC_WIDTH", "MAX_NAME_LENGTH", "Kind", "kind_of", "KINDS", "SPECIAL_FLAGS",
-           "KULISCH_READOUT_STAGES"]
+           "KULISCH_READOUT_STAGES", "INTERFACES"]
 
 OVERFLOW_MODES = ("ieee", "saturate")
 SUBNORMAL_MODES = ("full", "ftz")
@@ -185,6 +185,8 @@ class CoreConfig(_Serialisable):
     subnormals: str = "full"
     name: str | None = None
 
+    interface = "stream"              # the ports (a class constant, not a field): SPEC §5's streams
+
     def __post_init__(self):
         _set(self, rows=check_int("rows", self.rows, 1, 32), cols=check_int("cols", self.cols, 1, 32))
         f = get_format(self.fmt)
@@ -247,6 +249,25 @@ class CoreConfig(_Serialisable):
         """One processing element of this core."""
         options = {"k": self.k, "offset": self.offset} if self.mul == "lmul" else {"subnormals": self.subnormals}
         return PEConfig(self.mul, self.fmt, self.acc, self.depth, **options)
+
+
+@dataclass(frozen=True)
+class AxisCoreConfig(CoreConfig):
+    """The same tensor core behind AXI4-Stream ports (docs/axis.md): a class of its own, so that the
+    registry gives it its own component and testbench, and its default name (``..._axis``) differs
+    from the stream core's."""
+
+    interface = "axis"
+
+    def __post_init__(self):
+        derived = self.name is None
+        super().__post_init__()
+        if derived:
+            _set(self, name=check_name(f"{self.name}_axis"))
+
+
+#: The core's port interfaces (``lmul-hw generate core --interface``), each its configuration class.
+INTERFACES = {"stream": CoreConfig, "axis": AxisCoreConfig}
 
 
 @dataclass(frozen=True)
@@ -362,6 +383,8 @@ KINDS = {kind.config: kind for kind in (
          "test_fpmul"),
     Kind(PEConfig, "a processing element of a tensor core", "pe", "lmul_hw.hw.pe:ProcessingElement", None, None),
     Kind(CoreConfig, "an RxC systolic tensor core (SPEC §4, §5)", "core", "lmul_hw.hw.core:TensorCore", "lmul_hw.tiles:model_tile", "test_core"),
+    Kind(AxisCoreConfig, "an RxC systolic tensor core with AXI4-Stream ports (docs/axis.md)", "core",
+         "lmul_hw.hw.axis:AxisTensorCore", "lmul_hw.tiles:model_tile", "test_axis"),
 )}
 _TYPES = {cls.__name__: cls for cls in KINDS}
 

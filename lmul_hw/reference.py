@@ -12,14 +12,21 @@ from .config import CoreConfig, FPMulConfig, LMulConfig
 REFERENCE_FORMATS = (("e4m3", 3), ("e5m2", 2), ("bf16", 7))
 
 
+#: formats whose exact multiplier (full subnormals) is also kept at latency 3, the pipelining target's depth
+PIPELINE_FORMATS = ("e4m3", "bf16")
+
+
 def reference_units():
-    """L-Mul and its exact twins (full and ftz subnormals), combinational and with latency 2."""
+    """L-Mul and its exact twins (full and ftz subnormals), combinational and with latency 2; the exact
+    multipliers of ``PIPELINE_FORMATS`` also with latency 3."""
     out = []
     for fmt, k in REFERENCE_FORMATS:
         for latency in (0, 2):
             out.append(LMulConfig(fmt, k=k, latency=latency))
             out.append(FPMulConfig(fmt, subnormals="full", latency=latency))
             out.append(FPMulConfig(fmt, subnormals="ftz", latency=latency))
+        if fmt in PIPELINE_FORMATS:
+            out.append(FPMulConfig(fmt, subnormals="full", latency=3))
     return out
 
 

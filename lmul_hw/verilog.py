@@ -108,6 +108,9 @@ def lint_waivers(cfg, filename: str | None = None) -> str:
             chains = [f"skew_{x}{r}_{r - 1}" for r in range(1, cfg.rows) for x in ("a", "ctl")]
             chains += [f"skew_b{c}_{c - 1}" for c in range(1, cfg.cols)]
             chains.append(f"deskew_v0_{cfg.cols - 2}" if cfg.cols > 1 else "readout_c0_valid")
+        if getattr(cfg, "interface", "stream") == "axis":
+            lines.append("// Behind AXI4-Stream ports (lmul_hw.hw.axis), also the inner core's clock and stream ports.")
+            chains += ["clk", "i__valid", "o__ready"]
         for alias in chains:
             lines.append(f'lint_off -rule UNUSEDSIGNAL {file} -match "Signal is not used: \'{alias}\'"')
         for alias in _CORE_ALIASES:
@@ -116,7 +119,9 @@ def lint_waivers(cfg, filename: str | None = None) -> str:
     elif cfg.latency:
         waive("`rst` is part of the port list of a clocked unit (SPEC 5) but its pipeline registers need\n"
               "no reset (SPEC 5): the port is intentionally unread.", "UNUSEDSIGNAL", "Signal is not used: 'rst'")
-        last = f"p_q{max(cfg.latency - 1, 1) - 1}"
+        unit = component_for(cfg)
+        unit._MustUse__silence = True       # asked for its stage cuts only, never elaborated
+        last = f"p_q{cfg.latency - len(unit.cuts()) - 1}"     # the registers past the inner cuts
         waive(f"The last pipeline register is the output port `p` (a port keeps its name); `{last}`, its name\n"
               "in the design, stays as an unread alias of it.", "UNUSEDSIGNAL", f"Signal is not used: '{last}'")
     if Path(filename).stem != cfg.name:

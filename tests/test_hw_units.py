@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 from lmul_hw.config import FPMulConfig, LMulConfig
 from lmul_hw.formats import decode
 from lmul_hw.hw import unit_for
+from lmul_hw.hw.unit import balanced_cuts
 from lmul_hw.model.fpmul import fpmul_bits
 from lmul_hw.model.lmul import lmul_bits
 
@@ -84,9 +85,10 @@ def test_unit_matches_model(cfg):
 
 
 @pytest.mark.parametrize("latency", [1, 2, 3, 4])
+@pytest.mark.parametrize("fmt", ["e4m3", "e5m2", "bf16"])
 @pytest.mark.parametrize("kind", [LMulConfig, FPMulConfig])
-def test_latency_is_exact_with_back_to_back_operands(kind, latency):
-    cfg = kind("e5m2", latency=latency)
+def test_latency_is_exact_with_back_to_back_operands(kind, fmt, latency):
+    cfg = kind(fmt, latency=latency)
     a, b = _vectors(cfg, n=60, seed=latency)
     a, b = a[-60:], b[-60:]
     expected = _model(cfg)(a, b, cfg).astype(np.uint64)
@@ -129,3 +131,29 @@ def test_lmul_has_no_multiplier_and_one_adder(cfg):
 
 def test_fpmul_has_one_significand_multiplier():
     assert _cell_types(FPMulConfig("e4m3")).count("$mul") == 1
+
+
+def test_balanced_cuts_even_out_the_stages():
+    plan = [("decode", 1), ("multiply", 6), ("normalise", 10), ("round", 5), ("out", 3)]
+    assert balanced_cuts(plan, 0) == ()
+    assert balanced_cuts(plan, 1) == ("normalise",)                 # 17 | 8, not 7 | 18
+    assert balanced_cuts(plan, 2) == ("multiply", "normalise")      # 7 | 10 | 8
+    assert balanced_cuts(plan, 9) == ("decode", "multiply", "normalise", "round")
+
+
+@pytest.mark.parametrize("cfg, cuts", [
+    (LMulConfig("e4m3", latency=1), ()),
+    (LMulConfig("bf16", latency=2), ("add",)),
+    (LMulConfig("e4m3", latency=4), ("decode", "add", "normalise")),
+    (FPMulConfig("bf16", latency=3), ("multiply", "normalise")),
+    (FPMulConfig("e4m3", latency=4), ("multiply", "normalise", "align")),
+    (FPMulConfig("e4m3", subnormals="ftz", latency=4), ("multiply", "align", "round")),
+], ids=lambda c: getattr(c, "name", ""))
+def test_latency_registers_inner_stage_boundaries(cfg, cuts):
+    """N - 1 registers sit inside the datapath (named after their boundary), one on p; none at the inputs."""
+    unit = unit_for(cfg)
+    assert unit.cuts() == cuts
+    text = rtlil.convert(unit, name=cfg.name, emit_src=False)
+    for cut in cuts:
+        assert f"_{cut} " in text, f"{cfg.name}: no register at the {cut} boundary"
+    assert "p_q0" in text and "p_q1" not in text and "a_q" not in text

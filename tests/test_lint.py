@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conftest import require
-from lmul_hw.config import CoreConfig, FPMulConfig, LMulConfig, PEConfig
+from lmul_hw.config import AxisCoreConfig, CoreConfig, FPMulConfig, LMulConfig, PEConfig
 from lmul_hw.reference import reference_configs
 from lmul_hw.simulate import INSTALL, tool_env, verilator_root
 from lmul_hw.verilog import lint_waiver_path, lint_waivers, write_verilog
@@ -35,6 +35,7 @@ EXTRA = [
     CoreConfig(rows=2, cols=2, mul="lmul", fmt="fp32", acc="fp32", depth=8),
     CoreConfig(rows=2, cols=1, mul="fpmul", fmt="fp32", acc="fp32", depth=4, subnormals="ftz"),
     PEConfig("fpmul", "fp32", "fp32", 16), PEConfig("lmul", "fp32", "fp32", 16, k=3),
+    AxisCoreConfig(rows=3, cols=2, mul="lmul", fmt="e4m3", acc="exact", depth=4),    # AXI4-Stream ports
 ]
 CONFIGS = reference_configs() + EXTRA
 
@@ -68,7 +69,8 @@ def test_generated_verilog_is_lint_clean(cfg, tmp_path):
 def test_waivers_are_needed_and_commented(tmp_path):
     """Without its .vlt the same Verilog does warn (the waivers are not dead), and every waiver
     line has a comment saying why."""
-    cfg = LMulConfig("e4m3", latency=2)
+    # warns under all three rules (the e4m3 L-Mul, its offset row in the operands, has no WIDTHEXPAND left)
+    cfg = FPMulConfig("e4m3", latency=2)
     v = write_verilog(cfg, tmp_path / f"{cfg.name}.v")
     empty = tmp_path / "empty.vlt"
     empty.write_text("`verilator_config\n")

@@ -3,6 +3,8 @@ Its bit-exact reference is ``lmul_hw.model.fpmul``."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from amaranth.hdl import Cat, Module, Mux, Signal
 
 from ..config import FPMulConfig
@@ -31,15 +33,20 @@ class FPMul(Unit):
         # hidden bits; with ftz every operand that is not flushed is normal: a constant 1
         hidden_x, hidden_y = (1, 1) if ftz else (x.exp.any(), y.exp.any())
         sig_x, sig_y = Cat(x.man, hidden_x), Cat(y.man, hidden_y)
-        product = Signal(2 * f.man_bits + 2, name="sig_product")
-        m.d.comb += product.eq(sig_x * sig_y)
         # unbiased exponent of the product's top bit: (e_a - B) + (e_b - B) + 1, subnormals at e = 1
         exp_x = x.exp if ftz else Mux(hidden_x, x.exp, 1)
         exp_y = y.exp if ftz else Mux(hidden_y, y.exp, 1)
+        sig_x, sig_y, exp_x, exp_y = self.stage(m, "decode", 0 if ftz else 1 + f.exp_bits / 4,
+                                                sig_x=sig_x, sig_y=sig_y, exp_x=exp_x, exp_y=exp_y)
+        product = Signal(2 * f.man_bits + 2, name="sig_product")
+        m.d.comb += product.eq(sig_x * sig_y)
         low, high = 2 - 2 * f.bias + 1, 2 * f.max_exp_field - 2 * f.bias + 1
         exp_top = fit(m, exp_x + exp_y - (2 * f.bias - 1), range(low, high + 1), "exp_top")
+        product, exp_top = self.stage(m, "multiply", 2 + len(sig_x), product=product, exp_top=exp_top)
         mag, overflow, underflow = normalise_round(
-            m, product, exp_top, g, subnormals=cfg.subnormals, max_lz=1 if ftz else None)
+            m, product, exp_top, g, subnormals=cfg.subnormals, max_lz=1 if ftz else None,
+            stage=partial(self.stage, m))
+        x, y = Fields(m, self.ops[0], f, "a"), Fields(m, self.ops[1], f, "b")
 
         zx = x.zero_or_sub if ftz else x.is_zero
         zy = y.zero_or_sub if ftz else y.is_zero
@@ -49,4 +56,4 @@ class FPMul(Unit):
         ovf = inf | (overflow & ~flushed)
         zero = flushed | underflow
         out = Mux(nan, g.nan_code, Mux(ovf, g.overflow_code(cfg.overflow), Mux(zero, 0, mag)))
-        return Cat(out[:g.width - 1], x.sign ^ y.sign)
+        return self.stage(m, "out", 3, p=Cat(out[:g.width - 1], x.sign ^ y.sign))

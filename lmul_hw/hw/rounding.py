@@ -26,29 +26,40 @@ def leading_zeros(m: Module, value, name: str, limit: int | None = None):
     return count
 
 
+def _no_stage(name, depth, **values):
+    out = tuple(values.values())
+    return out[0] if len(out) == 1 else out
+
+
 def normalise_round(m: Module, sig, exp_top, g: Format, *, subnormals: str, max_lz: int | None = None,
-                    name: str = "rnd"):
+                    name: str = "rnd", stage=_no_stage):
     """Round ``sig * 2**(exp_top - len(sig) + 1)`` (``exp_top``: signed unbiased exponent of sig's
     top bit) to format ``g``, RNE.
 
     Returns ``(magnitude, overflow, zero)``: ``overflow`` when the rounded value exceeds the largest
     finite value (or lands on an fn format's NaN code), ``zero`` when it is zero (with ``ftz``: below
     the smallest normal after rounding with an unbounded exponent).  ``max_lz`` bounds the leading
-    zeros of ``sig`` when known (1 for a product of two normal significands).
+    zeros of ``sig`` when known (1 for a product of two normal significands).  ``stage(name, depth,
+    **values)`` marks the pipeline boundaries "normalise" (shift amount known), "align" (significand
+    shifted) and "round" (``lmul_hw.hw.unit.Unit.stage``); by default they are no registers.
     """
+    nonzero = sig.any()
     if max_lz is not None and max_lz <= 1 and subnormals == "ftz":
         mant, guard, sticky, exp_field = _normalise_one_bit(m, sig, exp_top, g, name)
+        mant, guard, sticky, exp_field, nonzero = stage("align", 2 + len(sig) / 8, mant=mant, guard=guard,
+                                                        sticky=sticky, exp_field=exp_field, nonzero=nonzero)
     elif subnormals == "ftz" or not _can_be_tiny(sig, exp_top, g):
-        mant, guard, sticky, exp_field = _normalise_left(m, sig, exp_top, g, max_lz, name)
+        mant, guard, sticky, exp_field, nonzero = _normalise_left(m, sig, exp_top, g, max_lz, name, stage, nonzero)
     else:
-        mant, guard, sticky, exp_field = _normalise_shift(m, sig, exp_top, g, subnormals, max_lz, name)
+        mant, guard, sticky, exp_field, nonzero = _normalise_shift(m, sig, exp_top, g, subnormals, max_lz, name,
+                                                                   stage, nonzero)
     round_up = guard & (sticky | mant[0])
     # exponent and mantissa as one integer: the rounding carry moves into the exponent by itself
     mag = fit(m, (exp_field << g.man_bits) + mant + round_up, signed(len(exp_field) + g.man_bits + 1), f"{name}_mag")
     limit = g.nan_code if g.kind == "fn" else g.inf_code
     overflow = mag >= limit
-    zero = ~sig.any() | ((mag < (1 << g.man_bits)) if subnormals == "ftz" else ~mag.any())
-    return mag[:g.width - 1], overflow & ~zero, zero
+    zero = ~nonzero | ((mag < (1 << g.man_bits)) if subnormals == "ftz" else ~mag.any())
+    return stage("round", 3 + len(mag) / 8, mag=mag[:g.width - 1], overflow=overflow & ~zero, zero=zero)
 
 
 def _exponent_width(exp_top, g: Format) -> int:
@@ -76,7 +87,7 @@ def _can_be_tiny(sig, exp_top, g: Format) -> bool:
     return True
 
 
-def _normalise_left(m: Module, sig, exp_top, g: Format, max_lz, name: str):
+def _normalise_left(m: Module, sig, exp_top, g: Format, max_lz, name: str, stage, nonzero):
     """Normalisation by a left shift only (no denormalising): for ftz, or where nothing is tiny."""
     if len(sig) < g.man_bits + 3:
         sig = Cat(Const(0, g.man_bits + 3 - len(sig)), sig)
@@ -84,12 +95,15 @@ def _normalise_left(m: Module, sig, exp_top, g: Format, max_lz, name: str):
     lz = leading_zeros(m, sig, f"{name}_lz", max_lz)
     exp_field = fit(m, exp_top - lz + g.bias, signed(_exponent_width(exp_top, g) + (width - 1).bit_length()),
                     f"{name}_e_lead")
+    sig, lz, exp_field, nonzero = stage("normalise", 3 + width.bit_length(), sig=sig, lz=lz, exp_field=exp_field,
+                                        nonzero=nonzero)
     aligned = fit(m, sig << lz, width, f"{name}_aligned")
     cut = width - 1 - g.man_bits
-    return aligned[cut:width - 1], aligned[cut - 1], aligned[:cut - 1].any(), exp_field
+    return stage("align", 2 + len(lz) + width / 8, mant=aligned[cut:width - 1], guard=aligned[cut - 1],
+                 sticky=aligned[:cut - 1].any(), exp_field=exp_field, nonzero=nonzero)
 
 
-def _normalise_shift(m: Module, sig, exp_top, g: Format, subnormals: str, max_lz, name: str):
+def _normalise_shift(m: Module, sig, exp_top, g: Format, subnormals: str, max_lz, name: str, stage, nonzero):
     """General normalisation: count leading zeros, and below the smallest normal (``full``)
     denormalise, in one left shift of a zero-extended significand."""
     width = len(sig)
@@ -106,7 +120,9 @@ def _normalise_shift(m: Module, sig, exp_top, g: Format, subnormals: str, max_lz
     else:
         shift, exp_field = lz, e_lead
     amount = fit(m, Mux(shift < -base, 0, shift + base), range(width + 2 * base + 1), f"{name}_shift")
+    sig, amount, exp_field, nonzero = stage("normalise", 6 + width.bit_length(), sig=sig, amount=amount,
+                                            exp_field=exp_field, nonzero=nonzero)
     aligned = fit(m, Cat(Const(0, base), sig) << amount, 2 * width + 2 * base, f"{name}_aligned")
     top = width - 1 + 2 * base                             # where the hidden bit lands
-    return aligned[top - g.man_bits:top], aligned[top - g.man_bits - 1], aligned[:top - g.man_bits - 1].any(), \
-        exp_field
+    return stage("align", 2 + len(amount), mant=aligned[top - g.man_bits:top], guard=aligned[top - g.man_bits - 1],
+                 sticky=aligned[:top - g.man_bits - 1].any(), exp_field=exp_field, nonzero=nonzero)

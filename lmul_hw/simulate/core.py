@@ -9,7 +9,8 @@ gaps while ``o`` sees random back-pressure, and every output row is compared bit
     res = verify_core(CoreConfig(4, 4, "lmul", "e4m3", "exact", 64), "verilator", tiles=8)
     print(res.report()); assert res.ok
 
-The testbench is ``sim/test_core.py``; this module writes the tiles' beats and expected rows to a
+The testbench is the registry's (``sim/test_core.py``; ``sim/test_axis.py`` for a core with AXI4-Stream
+ports, :class:`lmul_hw.config.AxisCoreConfig`, driven by cocotbext-axi); this module writes the tiles' beats and expected rows to a
 JSON file (``LMUL_HW_CORE_RUN``) and reads back what the testbench saw (``LMUL_HW_CORE_RESULTS``).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import re
 import shutil
@@ -30,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import tools
-from ..config import CoreConfig, config_from_json
+from ..config import CoreConfig, config_from_json, kind_of
 from ..errors import ToolError
 from ..formats import decode, get_format
 from ..tiles import DISTRIBUTIONS, model_tile, random_operands, tile_beats
@@ -40,10 +42,12 @@ from .runner import (SIMULATORS, VERILATOR_MAKE, build_design, build_slot, check
                      run_directory, run_testbench, simulator_version, verilator_root)
 
 __all__ = ["CoreDesign", "CoreMismatch", "CoreVerifyResult", "build_core", "run_core", "verify_core", "make_tiles",
-           "default_depths", "TESTBENCH"]
+           "default_depths"]
 
-TESTBENCH = "test_core"
 Progress = Callable[[str], None]
+#: Python packages a testbench imports besides cocotb (test extras, not dependencies of lmul-hw), with
+#: the command that installs them: without them the run would die inside the simulator.
+TESTBENCH_NEEDS = {"test_axis": ("cocotbext.axi", "pip install cocotbext-axi==0.1.28")}
 FP32 = get_format("fp32")
 
 
@@ -118,6 +122,17 @@ class CoreDesign:
 def _check_config(cfg) -> None:
     if not isinstance(cfg, CoreConfig):
         raise ValueError(f"not a core configuration: {cfg!r}")
+
+
+def _testbench(cfg: CoreConfig) -> str:
+    """The registry's testbench of ``cfg``; ValueError (with the install command) when a package it
+    imports is missing."""
+    testbench = kind_of(cfg).testbench
+    if testbench in TESTBENCH_NEEDS:
+        module, install = TESTBENCH_NEEDS[testbench]
+        if importlib.util.find_spec(module.split(".")[0]) is None or importlib.util.find_spec(module) is None:
+            raise ValueError(f"the testbench sim/{testbench}.py needs {module}; install it with: {install}")
+    return testbench
 
 
 def build_core(cfg: CoreConfig, simulator: str = "verilator", *, progress: Progress | None = None,
@@ -320,7 +335,8 @@ class CoreVerifyResult(Result):
             lat += f" (L = {self.expected_latency} without stalls)"
         if self.cycles:                  # all rows came out
             lines.append(f"  {self.cycles} cycles from first beat to last row, {lat}, utilisation "
-                         f"{self.utilisation:.1%}; input beats waited {self.ready_low} cycles for i__ready")
+                         f"{self.utilisation:.1%}; input beats waited {self.ready_low} cycles for "
+                         f"{'s_axis_tready' if cfg.interface == 'axis' else 'i__ready'}")
         timing = f"  simulated in {self.sim_seconds:.2f} s ({self.sim_cycles} cycles; {self.wall_seconds:.1f} s with start-up)"
         timing += ", cached build" if self.cached else f", built in {self.build_seconds:.1f} s"
         lines.append(timing)
@@ -357,6 +373,7 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
     cfg = design.cfg
     progress = progress or _quiet
     check_simulator(design.simulator)
+    testbench = _testbench(cfg)
     for name, p in (("gaps", gaps), ("stall", stall)):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
@@ -398,7 +415,7 @@ def run_core(design: CoreDesign, tiles: list, *, seed: int = 0, gaps: float = 0.
         progress(f"simulating {len(tiles)} tiles ({len(beats)} beats, {len(expected[0]) + len(expected[1])} rows) "
                  f"of {cfg.name} on {design.simulator}")
         start = time.perf_counter()
-        failed = run_testbench(design.simulator, design.build_dir, work, [TESTBENCH], design.top, env, seed)
+        failed = run_testbench(design.simulator, design.build_dir, work, [testbench], design.top, env, seed)
         wall = time.perf_counter() - start
         try:
             data = json.loads(res_file.read_text())
@@ -474,6 +491,8 @@ def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8
             raise ValueError("a user's Verilog needs its top module name (--top NAME)")
         if verilog is not None:
             raise ValueError("give verilog or verilog_files, not both")
+        if cfg.interface != "stream":
+            raise ValueError("--verilog checks a core with SPEC §5's stream ports, not --interface axis")
         user = load_user_rtl(cfg, verilog_files, top, simulator, ports=ports, ties=ties)
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", top) and len(top) <= 200:
             cfg = config_from_json(json.dumps({**json.loads(cfg.to_json()), "name": top}))   # reports name it
@@ -502,6 +521,7 @@ def verify_core(cfg: CoreConfig, simulator: str = "verilator", *, tiles: int = 8
         depths[reset_tile] = max(depths[reset_tile], 2)
         reset_beats = depths[reset_tile] // 2
     check_simulator(simulator)
+    _testbench(cfg)
     operands = make_tiles(cfg, depths, rng, dist, special_rate)
     design = build_core(cfg, simulator, progress=progress, verilog=verilog, user=user)
     return run_core(design, operands, seed=seed, gaps=gaps, stall=stall, reset_tile=reset_tile,

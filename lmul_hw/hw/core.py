@@ -19,7 +19,7 @@ K >= R beats neither condition ever holds a beat back: tiles stream back to back
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -63,9 +63,10 @@ class TensorCore(wiring.Component):
         # cycles since the last tile's last beat, saturating at R - 1 (no counter for one row)
         since_last = Signal(range(rows), init=rows - 1, name="since_last") if rows > 1 else None
         reserved = Signal(range(cfg.fifo_depth + 1), name="rows_reserved")
-        may_end = reserved <= cfg.fifo_depth - rows
-        if since_last is not None:
-            may_end = (since_last == rows - 1) & may_end
+        # may a last beat issue (the rows reserved leave room for R more, and R cycles have passed)?
+        # Kept in a register, computed one cycle ahead from the counters' next values, so that the
+        # handshake and the input register's enable do not wait for the comparisons.
+        may_end = Signal(init=1, name="may_end")
         issue = Signal(name="issue")
         m.d.comb += [issue.eq(held_valid & (~held.last | may_end)),
                      self.i.ready.eq(~held_valid | issue)]
@@ -82,6 +83,12 @@ class TensorCore(wiring.Component):
             with m.Elif(since_last != rows - 1):
                 m.d.sync += since_last.eq(since_last + 1)
         m.d.sync += reserved.eq(reserved + Mux(ends_tile, rows, 0) - row_out)
+        # reserved' <= depth - R for each (ends_tile, row_out): compare the register with constants
+        limit = cfg.fifo_depth - rows
+        room = Mux(ends_tile, Mux(row_out, reserved <= limit - rows + 1, reserved <= limit - rows),
+                   Mux(row_out, reserved <= limit + 1, reserved <= limit))
+        waited = (~ends_tile & (since_last >= rows - 2)) if since_last is not None else Const(1)
+        m.d.sync += may_end.eq(room & waited)
 
         # -- skew and the PE grid ----------------------------------------------------------------
         beat = Signal(Control, name="issued")

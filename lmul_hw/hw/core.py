@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import KULISCH_READOUT_STAGES, CoreConfig
@@ -52,9 +52,9 @@ class TensorCore(wiring.Component):
         cfg = self.cfg
         rows, cols, w = cfg.rows, cfg.cols, cfg.fmt.width
 
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * 32 + 1, depth=cfg.fifo_depth)
+        w_en, w_data = Signal(name="fifo_w_en"), Signal(cols * 32 + 1, name="fifo_w_data")
+        _output_fifo(m, cfg, w_en, w_data, self.o)
         row_out = self.o.valid & self.o.ready
-        m.d.comb += [self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data), fifo.r_en.eq(self.o.ready)]
 
         # -- input register and issue ------------------------------------------------------------
         held = Signal(input_layout(cfg), name="in_beat", reset_less=True)
@@ -118,7 +118,7 @@ class TensorCore(wiring.Component):
             if c == 0:
                 valid0 = _delay(m, valid, cols - 1, "deskew_v0", reset=True)
                 last0 = _delay(m, last, cols - 1, "deskew_l0", reset=True)
-        m.d.comb += [fifo.w_en.eq(valid0), fifo.w_data.eq(Cat(*words, last0))]
+        m.d.comb += [w_en.eq(valid0), w_data.eq(Cat(*words, last0))]
         return m
 
     def _drain_column(self, m: Module, column, c: int, marks: bool = True):
@@ -154,6 +154,31 @@ class TensorCore(wiring.Component):
         last_q = Signal(name=f"readout_c{c}_last")
         m.d.sync += [valid_q.eq(valid_out), last_q.eq(last_out)]
         return word_q, valid_q, last_q
+
+
+def _output_fifo(m: Module, cfg: CoreConfig, w_en, w_data, o) -> None:
+    """The output FIFO: a memory with a registered read (block or LUT RAM) and ``o`` behind it.
+
+    Unlike ``amaranth.lib.fifo.SyncFIFOBuffered`` it has no fill level and never refuses a write:
+    the credits of the last-beat rule keep at most ``fifo_depth`` rows in it, and the memory has
+    more entries than that, so the pointers alone tell empty from full.  The write enable is then a
+    register's output and the read register loads whenever ``o`` may change, so neither waits for
+    a comparison (they were the core's critical paths on ECP5)."""
+    depth = 1 << cfg.fifo_depth.bit_length()           # > fifo_depth
+    m.submodules.fifo_storage = storage = Memory(shape=len(w_data), depth=depth, init=[])
+    w_port, r_port = storage.write_port(), storage.read_port(domain="sync")
+    produce = Signal(range(depth), name="fifo_produce")
+    consume = Signal(range(depth), name="fifo_consume")
+    take = Signal(name="fifo_take")
+    m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(w_data), w_port.en.eq(w_en),
+                 take.eq((produce != consume) & (~o.valid | o.ready)),
+                 r_port.addr.eq(consume), r_port.en.eq(~o.valid | o.ready), o.payload.eq(r_port.data)]
+    with m.If(w_en):
+        m.d.sync += produce.eq(produce + 1)
+    with m.If(take):
+        m.d.sync += [consume.eq(consume + 1), o.valid.eq(1)]
+    with m.Elif(o.ready):
+        m.d.sync += o.valid.eq(0)
 
 
 def _delay(m: Module, value, cycles: int, name: str, reset: bool = False):

@@ -67,14 +67,15 @@ class TensorCore(wiring.Component):
         # Kept in a register, computed one cycle ahead from the counters' next values, so that the
         # handshake and the input register's enable do not wait for the comparisons.
         may_end = Signal(init=1, name="may_end")
+        held_last = Signal(name="in_last")            # a held beat that ends its tile
         issue = Signal(name="issue")
-        m.d.comb += [issue.eq(held_valid & (~held.last | may_end)),
-                     self.i.ready.eq(~held_valid | issue)]
+        m.d.comb += [issue.eq(held_valid & (~held_last | may_end)),
+                     self.i.ready.eq(~held_last | may_end)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1), held_last.eq(self.i.payload.last)]
         with m.Elif(issue):
-            m.d.sync += held_valid.eq(0)
-        ends_tile = issue & held.last
+            m.d.sync += [held_valid.eq(0), held_last.eq(0)]
+        ends_tile = held_last & may_end
         with m.If(issue):
             m.d.sync += starts_tile.eq(held.last)
         if since_last is not None:
@@ -82,7 +83,9 @@ class TensorCore(wiring.Component):
                 m.d.sync += since_last.eq(0)
             with m.Elif(since_last != rows - 1):
                 m.d.sync += since_last.eq(since_last + 1)
-        m.d.sync += reserved.eq(reserved + Mux(ends_tile, rows, 0) - row_out)
+        # three constant adders on the register, chosen after them: the handshake is not in a carry chain
+        m.d.sync += reserved.eq(Mux(ends_tile, Mux(row_out, reserved + (rows - 1), reserved + rows),
+                                    Mux(row_out, reserved - 1, reserved)))
         # reserved' <= depth - R for each (ends_tile, row_out): compare the register with constants
         limit = cfg.fifo_depth - rows
         room = Mux(ends_tile, Mux(row_out, reserved <= limit - rows + 1, reserved <= limit - rows),

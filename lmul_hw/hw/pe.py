@@ -141,15 +141,15 @@ def kulisch_to_fp32(m: Module, cfg: CoreConfig, state, name: str = "readout"):
 
     Pipelined so that no step is longer than the accumulator's own adder: (1) the magnitude, a
     negation; (2) which nibble holds the leading one (one-hot); (3) the shift by whole nibbles;
-    (4) the last 0..3 bits of the shift, with the guard and sticky bits.  The rounding and the
-    special cases come after register (4), so the result follows ``state`` by
+    (4) the last 0..3 bits of the shift, with the guard and sticky bits, or the fields of a special
+    result.  The rounding comes after register (4), so the result follows ``state`` by
     ``KULISCH_READOUT_STAGES - 1`` cycles; the caller registers it once more."""
     width = cfg.acc_width
     lsb, _ = product_span(cfg.fmt, cfg.mul, cfg.k, cfg.offset)
     f = FP32
     exp_top = width - 1 + lsb                   # unbiased exponent of the magnitude's top bit
-    if exp_top - (width - 1) + f.bias < 1:
-        raise ValueError(f"a {width}-bit accumulator with lsb 2^{lsb} can hold values below fp32's normal range")
+    if exp_top - (width - 1) + f.bias < 1 or exp_top + f.bias >= (f.inf_code >> f.man_bits) - 1:
+        raise ValueError(f"a {width}-bit accumulator with lsb 2^{lsb} can hold values outside fp32's normal range")
 
     def stage(value, label):
         reg = Signal(len(value), name=f"{name}_{label}", reset_less=True)
@@ -176,7 +176,7 @@ def kulisch_to_fp32(m: Module, cfg: CoreConfig, state, name: str = "readout"):
     # an AND-OR of the one-hot selection, not a priority chain
     coarse = fit(m, _or_all([lead[i].replicate(padded) & (sig2 << 4 * i)[:padded] for i in range(nibbles)]),
                  padded, f"{name}_coarse")
-    e_bits = 9                                  # room for a biased exponent up to 2 * 255
+    e_bits = f.exp_bits                         # every biased exponent here is 1..253 (checked above)
     e_coarse = fit(m, _or_all([Mux(lead[i], (exp_top + f.bias - 4 * i) % (1 << e_bits), 0) for i in range(nibbles)]),
                    e_bits, f"{name}_e_coarse")
     sig3, e3 = stage(coarse, "sig_s3"), stage(e_coarse, "e_s3")
@@ -190,26 +190,22 @@ def kulisch_to_fp32(m: Module, cfg: CoreConfig, state, name: str = "readout"):
     cut = padded - 1 - f.man_bits              # aligned[cut:padded-1] is the stored significand
     # the bits below cut - 4 are sticky for every fine shift: OR them beside the shift
     sticky = Cat(sig3[:cut - 4].any(), aligned[cut - 4:cut - 1]).any()
-    mant4, guard4, sticky4 = stage(aligned[cut:padded - 1], "mant_s4"), stage(aligned[cut - 1], "guard_s4"), \
-        stage(sticky, "sticky_s4")
-    e4 = stage(e3 - fine, "e_s4")
-    zero4, neg4, flags4 = stage(zero3, "zero_s4"), stage(neg3, "negative_s4"), stage(flags3, "flags_s4")
-    # round to nearest even: the carry of the significand moves into the exponent by itself
+    # the special cases replace the fields here, with nothing to round, so that the rounding adder
+    # drives the result register directly: NaN (also +inf + -inf), then an infinity, then zero (+0)
+    nan, pos_inf, neg_inf = flags3[0], flags3[1], flags3[2]
+    is_nan = nan | (pos_inf & neg_inf)
+    is_inf = pos_inf | neg_inf
+    forced = is_nan | is_inf | zero3
+    mant4 = stage(Mux(is_nan, 1 << (f.man_bits - 1), Mux(forced, 0, aligned[cut:padded - 1])), "mant_s4")
+    e4 = stage(Mux(is_nan | is_inf, f.inf_code >> f.man_bits, Mux(zero3, 0, e3 - fine)), "e_s4")
+    guard4, sticky4 = stage(aligned[cut - 1] & ~forced, "guard_s4"), stage(sticky & ~forced, "sticky_s4")
+    neg4 = stage(Mux(is_nan, 0, Mux(is_inf, neg_inf, neg3)), "negative_s4")
+    # round to nearest even: the carry of the significand moves into the exponent by itself (it
+    # never reaches the infinity code: the accumulator holds no value that large)
     round_up = guard4 & (sticky4 | mant4[0])
-    rounded = fit(m, Cat(mant4, e4) + round_up, f.man_bits + e_bits, f"{name}_rounded")
-    overflow = rounded[f.man_bits:] >= f.inf_code >> f.man_bits if exp_top + f.bias >= 254 else Const(0)
-    nan, pos_inf, neg_inf = flags4[0], flags4[1], flags4[2]
+    rounded = fit(m, Cat(mant4, e4) + round_up, 31, f"{name}_rounded")
     out = Signal(32, name=f"{name}_fp32")
-    with m.If(nan | (pos_inf & neg_inf)):
-        m.d.comb += out.eq(0x7FC00000)
-    with m.Elif(pos_inf | neg_inf):
-        m.d.comb += out.eq(Cat(Const(f.inf_code, 31), neg_inf))
-    with m.Elif(zero4):
-        m.d.comb += out.eq(0)
-    with m.Elif(overflow):
-        m.d.comb += out.eq(Cat(Const(f.inf_code, 31), neg4))
-    with m.Else():
-        m.d.comb += out.eq(Cat(rounded[:31], neg4))
+    m.d.comb += out.eq(Cat(rounded, neg4))
     return out
 
 

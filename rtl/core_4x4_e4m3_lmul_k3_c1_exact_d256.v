@@ -1102,6 +1102,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire [7:0] \b_out$94 ;
   input clk;
   wire clk;
+  reg [4:0] consume = 5'h00;
   wire [2:0] ctl_in;
   wire [2:0] \ctl_in$103 ;
   wire \ctl_in$103.first ;
@@ -1228,9 +1229,9 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   (* init = 1'h0 *)
   wire deskew_v0_2;
   wire done;
-  wire \done$231 ;
-  wire \done$251 ;
-  wire \done$270 ;
+  wire \done$224 ;
+  wire \done$245 ;
+  wire \done$265 ;
   reg [44:0] drain_c0_r0 = 45'h000000000000;
   reg drain_c0_r0_valid = 1'h0;
   reg [44:0] drain_c0_r1 = 45'h000000000000;
@@ -1251,13 +1252,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [44:0] drain_c3_r1 = 45'h000000000000;
   reg [44:0] drain_c3_r2 = 45'h000000000000;
   reg [44:0] drain_c3_r3 = 45'h000000000000;
-  reg [4:0] fifo_consume = 5'h00;
-  (* init = 5'h00 *)
-  wire [4:0] fifo_produce;
   wire fifo_take;
-  wire [128:0] fifo_w_data;
-  (* init = 1'h0 *)
-  wire fifo_w_en;
   input [64:0] i__payload;
   wire [64:0] i__payload;
   wire [31:0] \i__payload.a ;
@@ -1288,6 +1283,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   output o__valid;
   reg o__valid = 1'h0;
   (* init = 5'h00 *)
+  wire [4:0] produce;
+  (* init = 5'h00 *)
   wire [4:0] r_port__addr;
   wire [128:0] r_port__data;
   wire r_port__en;
@@ -1300,7 +1297,6 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [2:0] readout_c0_flags_s1 = 3'h0;
   reg [2:0] readout_c0_flags_s2 = 3'h0;
   reg [2:0] readout_c0_flags_s3 = 3'h0;
-  wire [31:0] readout_c0_fp32;
   reg readout_c0_guard_s4 = 1'h0;
   reg readout_c0_l_0 = 1'h0;
   reg readout_c0_l_1 = 1'h0;
@@ -1334,7 +1330,6 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [2:0] readout_c1_flags_s1 = 3'h0;
   reg [2:0] readout_c1_flags_s2 = 3'h0;
   reg [2:0] readout_c1_flags_s3 = 3'h0;
-  wire [31:0] readout_c1_fp32;
   reg readout_c1_guard_s4 = 1'h0;
   reg [10:0] readout_c1_lead = 11'h000;
   reg [42:0] readout_c1_mag = 43'h00000000000;
@@ -1358,7 +1353,6 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [2:0] readout_c2_flags_s1 = 3'h0;
   reg [2:0] readout_c2_flags_s2 = 3'h0;
   reg [2:0] readout_c2_flags_s3 = 3'h0;
-  wire [31:0] readout_c2_fp32;
   reg readout_c2_guard_s4 = 1'h0;
   reg [10:0] readout_c2_lead = 11'h000;
   reg [42:0] readout_c2_mag = 43'h00000000000;
@@ -1382,7 +1376,6 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [2:0] readout_c3_flags_s1 = 3'h0;
   reg [2:0] readout_c3_flags_s2 = 3'h0;
   reg [2:0] readout_c3_flags_s3 = 3'h0;
-  wire [31:0] readout_c3_fp32;
   reg readout_c3_guard_s4 = 1'h0;
   reg [10:0] readout_c3_lead = 11'h000;
   reg [42:0] readout_c3_mag = 43'h00000000000;
@@ -1398,21 +1391,21 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg readout_c3_sticky_s4 = 1'h0;
   reg readout_c3_zero_s3 = 1'h0;
   wire [44:0] result;
-  wire [44:0] \result$196 ;
-  wire [44:0] \result$198 ;
-  wire [44:0] \result$200 ;
-  wire [44:0] \result$233 ;
-  wire [44:0] \result$235 ;
-  wire [44:0] \result$237 ;
-  wire [44:0] \result$239 ;
+  wire [44:0] \result$188 ;
+  wire [44:0] \result$190 ;
+  wire [44:0] \result$192 ;
+  wire [44:0] \result$226 ;
+  wire [44:0] \result$228 ;
+  wire [44:0] \result$230 ;
+  wire [44:0] \result$232 ;
+  wire [44:0] \result$247 ;
+  wire [44:0] \result$249 ;
+  wire [44:0] \result$251 ;
   wire [44:0] \result$253 ;
-  wire [44:0] \result$255 ;
-  wire [44:0] \result$257 ;
-  wire [44:0] \result$259 ;
-  wire [44:0] \result$272 ;
-  wire [44:0] \result$274 ;
-  wire [44:0] \result$276 ;
-  wire [44:0] \result$278 ;
+  wire [44:0] \result$267 ;
+  wire [44:0] \result$269 ;
+  wire [44:0] \result$271 ;
+  wire [44:0] \result$273 ;
   reg [4:0] rows_reserved = 5'h00;
   input rst;
   wire rst;
@@ -1445,6 +1438,9 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   (* init = 3'h0 *)
   wire [2:0] skew_ctl3_2;
   reg starts_tile = 1'h1;
+  wire [128:0] w_data;
+  (* init = 1'h0 *)
+  wire w_en;
   reg [128:0] fifo_storage [31:0];
   initial begin
     fifo_storage[0] = 129'h000000000000000000000000000000000;
@@ -1487,11 +1483,11 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [128:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
-      _0_ <= fifo_storage[fifo_consume];
+      _0_ <= fifo_storage[consume];
     end
   end
   assign o__payload = _0_;
-  assign \$1  = \$signature__addr  != fifo_consume;
+  assign \$1  = \$signature__addr  != consume;
   assign \$2  = ~ o__valid;
   assign \$3  = \$2  | o__ready;
   assign fifo_take = \$1  & \$3 ;
@@ -1699,7 +1695,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \$227  = readout_c3_guard_s4 & \$226 ;
   assign readout_c3_rounded = { readout_c3_e_s4, readout_c3_mant_s4 } + \$227 ;
   assign \$228  = \$signature__addr  + 1'h1;
-  assign \$229  = fifo_consume + 1'h1;
+  assign \$229  = consume + 1'h1;
   assign \$230  = i__valid & i__ready;
   assign \$231  = in_last & may_end;
   assign \$232  = since_last != 2'h3;
@@ -2453,7 +2449,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     \$signature__addr  <= \$984 ;
   always @(posedge clk)
-    fifo_consume <= \$985 ;
+    consume <= \$985 ;
   always @(posedge clk)
     o__valid <= \$986 ;
   always @(posedge clk)
@@ -2753,7 +2749,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$31 ),
     .ctl_out(\ctl_in$37 ),
-    .result(\result$233 ),
+    .result(\result$226 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2  pe_0_2 (
@@ -2764,7 +2760,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$37 ),
     .ctl_out(\ctl_in$43 ),
-    .result(\result$253 ),
+    .result(\result$247 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3  pe_0_3 (
@@ -2773,7 +2769,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$69 ),
     .clk(clk),
     .ctl_in(\ctl_in$43 ),
-    .result(\result$272 ),
+    .result(\result$267 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0  pe_1_0 (
@@ -2784,7 +2780,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$49 ),
     .ctl_out(\ctl_in$55 ),
-    .result(\result$196 ),
+    .result(\result$188 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1  pe_1_1 (
@@ -2795,7 +2791,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$55 ),
     .ctl_out(\ctl_in$61 ),
-    .result(\result$235 ),
+    .result(\result$228 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2  pe_1_2 (
@@ -2806,7 +2802,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$61 ),
     .ctl_out(\ctl_in$67 ),
-    .result(\result$255 ),
+    .result(\result$249 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3  pe_1_3 (
@@ -2815,7 +2811,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$93 ),
     .clk(clk),
     .ctl_in(\ctl_in$67 ),
-    .result(\result$274 ),
+    .result(\result$269 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0  pe_2_0 (
@@ -2826,7 +2822,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$73 ),
     .ctl_out(\ctl_in$79 ),
-    .result(\result$198 ),
+    .result(\result$190 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1  pe_2_1 (
@@ -2837,7 +2833,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$79 ),
     .ctl_out(\ctl_in$85 ),
-    .result(\result$237 ),
+    .result(\result$230 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2  pe_2_2 (
@@ -2848,7 +2844,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$85 ),
     .ctl_out(\ctl_in$91 ),
-    .result(\result$257 ),
+    .result(\result$251 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3  pe_2_3 (
@@ -2857,7 +2853,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b_out(\b_in$117 ),
     .clk(clk),
     .ctl_in(\ctl_in$91 ),
-    .result(\result$276 ),
+    .result(\result$271 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0  pe_3_0 (
@@ -2868,7 +2864,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .ctl_in(\ctl_in$97 ),
     .ctl_out(\ctl_in$103 ),
     .done(done),
-    .result(\result$200 ),
+    .result(\result$192 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1  pe_3_1 (
@@ -2878,8 +2874,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$103 ),
     .ctl_out(\ctl_in$109 ),
-    .done(\done$231 ),
-    .result(\result$239 ),
+    .done(\done$224 ),
+    .result(\result$232 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2  pe_3_2 (
@@ -2889,8 +2885,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .clk(clk),
     .ctl_in(\ctl_in$109 ),
     .ctl_out(\ctl_in$115 ),
-    .done(\done$251 ),
-    .result(\result$259 ),
+    .done(\done$245 ),
+    .result(\result$253 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3  pe_3_3 (
@@ -2898,8 +2894,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     .b(\b_in$117 ),
     .clk(clk),
     .ctl_in(\ctl_in$115 ),
-    .done(\done$270 ),
-    .result(\result$278 ),
+    .done(\done$265 ),
+    .result(\result$273 ),
     .rst(rst)
   );
   always @* begin
@@ -2914,7 +2910,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$985  = fifo_consume;
+    \$985  = consume;
     if (fifo_take) begin
       \$985  = \$229 [4:0];
     end
@@ -3056,7 +3052,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$1001  = \result$196 ;
+      \$1001  = \result$188 ;
     end else begin
       \$1001  = drain_c0_r2;
     end
@@ -3065,7 +3061,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$1002  = \result$198 ;
+      \$1002  = \result$190 ;
     end else begin
       \$1002  = drain_c0_r3;
     end
@@ -3074,7 +3070,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1003  = drain_c0_r3;
     if (done) begin
-      \$1003  = \result$200 ;
+      \$1003  = \result$192 ;
     end
   end
   always @* begin
@@ -3240,8 +3236,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$1024  = \result$233 ;
+    if (\done$224 ) begin
+      \$1024  = \result$226 ;
     end else begin
       \$1024  = drain_c1_r1;
     end
@@ -3249,8 +3245,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$1025  = \result$235 ;
+    if (\done$224 ) begin
+      \$1025  = \result$228 ;
     end else begin
       \$1025  = drain_c1_r2;
     end
@@ -3258,8 +3254,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$231 ) begin
-      \$1026  = \result$237 ;
+    if (\done$224 ) begin
+      \$1026  = \result$230 ;
     end else begin
       \$1026  = drain_c1_r3;
     end
@@ -3267,15 +3263,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1027  = drain_c1_r3;
-    if (\done$231 ) begin
-      \$1027  = \result$239 ;
+    if (\done$224 ) begin
+      \$1027  = \result$232 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$251 ) begin
-      \$1028  = \result$253 ;
+    if (\done$245 ) begin
+      \$1028  = \result$247 ;
     end else begin
       \$1028  = drain_c2_r1;
     end
@@ -3283,8 +3279,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$251 ) begin
-      \$1029  = \result$255 ;
+    if (\done$245 ) begin
+      \$1029  = \result$249 ;
     end else begin
       \$1029  = drain_c2_r2;
     end
@@ -3292,8 +3288,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$251 ) begin
-      \$1030  = \result$257 ;
+    if (\done$245 ) begin
+      \$1030  = \result$251 ;
     end else begin
       \$1030  = drain_c2_r3;
     end
@@ -3301,15 +3297,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1031  = drain_c2_r3;
-    if (\done$251 ) begin
-      \$1031  = \result$259 ;
+    if (\done$245 ) begin
+      \$1031  = \result$253 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$270 ) begin
-      \$1032  = \result$272 ;
+    if (\done$265 ) begin
+      \$1032  = \result$267 ;
     end else begin
       \$1032  = drain_c3_r1;
     end
@@ -3317,8 +3313,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$270 ) begin
-      \$1033  = \result$274 ;
+    if (\done$265 ) begin
+      \$1033  = \result$269 ;
     end else begin
       \$1033  = drain_c3_r2;
     end
@@ -3326,8 +3322,8 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$270 ) begin
-      \$1034  = \result$276 ;
+    if (\done$265 ) begin
+      \$1034  = \result$271 ;
     end else begin
       \$1034  = drain_c3_r3;
     end
@@ -3335,15 +3331,15 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1035  = drain_c3_r3;
-    if (\done$270 ) begin
-      \$1035  = \result$278 ;
+    if (\done$265 ) begin
+      \$1035  = \result$273 ;
     end
   end
-  assign fifo_produce = \$signature__addr ;
+  assign produce = \$signature__addr ;
   assign \$signature__data  = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
-  assign fifo_w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
-  assign fifo_w_en = \$signature__en ;
-  assign r_port__addr = fifo_consume;
+  assign w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
+  assign w_en = \$signature__en ;
+  assign r_port__addr = consume;
   assign r_port__data = o__payload;
   assign a_in = in_beat[7:0];
   assign ctl_in = issued;
@@ -3393,10 +3389,6 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   assign \a_out$114  = \a_in$113 ;
   assign \ctl_out$116  = \ctl_in$115 ;
   assign \b_out$118  = \b_in$117 ;
-  assign readout_c0_fp32 = { readout_c0_negative_s4, readout_c0_rounded[30:0] };
-  assign readout_c1_fp32 = { readout_c1_negative_s4, readout_c1_rounded[30:0] };
-  assign readout_c2_fp32 = { readout_c2_negative_s4, readout_c2_rounded[30:0] };
-  assign readout_c3_fp32 = { readout_c3_negative_s4, readout_c3_rounded[30:0] };
   assign deskew_v0_2 = \$signature__en ;
   assign \i__payload.a  = i__payload[31:0];
   assign \i__payload.b  = i__payload[63:32];
@@ -3549,7 +3541,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -3580,7 +3572,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -3593,7 +3585,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -3631,13 +3622,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -3762,7 +3753,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -4028,7 +4018,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -4059,7 +4049,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -4072,7 +4062,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -4110,13 +4099,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -4241,7 +4230,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -4507,7 +4495,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -4538,7 +4526,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -4551,7 +4539,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -4589,13 +4576,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -4720,7 +4707,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -4986,7 +4972,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -5017,7 +5003,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -5029,7 +5015,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -5066,13 +5051,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -5197,7 +5182,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -5463,7 +5447,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -5494,7 +5478,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -5507,7 +5491,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -5545,13 +5528,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -5676,7 +5659,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -5942,7 +5924,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -5973,7 +5955,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -5986,7 +5968,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6024,13 +6005,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -6155,7 +6136,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -6421,7 +6401,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -6452,7 +6432,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -6465,7 +6445,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6503,13 +6482,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -6634,7 +6613,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -6900,7 +6878,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -6931,7 +6909,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -6943,7 +6921,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6980,13 +6957,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -7111,7 +7088,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -7377,7 +7353,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -7408,7 +7384,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -7421,7 +7397,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -7459,13 +7434,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -7590,7 +7565,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -7856,7 +7830,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -7887,7 +7861,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -7900,7 +7874,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -7938,13 +7911,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -8069,7 +8042,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -8335,7 +8307,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -8366,7 +8338,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -8379,7 +8351,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -8417,13 +8388,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -8548,7 +8519,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -8814,7 +8784,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, result, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -8845,7 +8815,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -8857,7 +8827,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -8894,13 +8863,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -9025,7 +8994,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -9291,7 +9259,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -9322,7 +9290,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -9335,7 +9303,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -9373,13 +9340,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -9504,7 +9471,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -9770,7 +9736,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -9801,7 +9767,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -9814,7 +9780,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -9852,13 +9817,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -9983,7 +9948,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -10249,7 +10213,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -10280,7 +10244,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -10293,7 +10257,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -10331,13 +10294,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -10462,7 +10425,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
@@ -10728,7 +10690,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, done, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire [66:0] \$1 ;
+  wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
@@ -10759,7 +10721,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire [8:0] \$35 ;
   wire \$36 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
   wire [41:0] \$7 ;
   wire \$8 ;
@@ -10771,7 +10733,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
   wire [43:0] acc_sum;
-  wire [41:0] aligned;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -10808,13 +10769,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   reg [2:0] term_flags_q = 3'h0;
   reg [41:0] term_q = 42'h00000000000;
   reg term_sign_q = 1'h0;
-  assign \$1  = { 1'h1, product_q[2:0] } << product_q[8:3];
   assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
-  assign \$2  = | product_q[8:3];
-  assign \$3  = product_q[8:3] == 6'h3f;
-  assign \$4  = ~ \$3 ;
-  assign \$5  = \$2  & \$4 ;
-  assign \$6  = \$5  ? \$1 [60:19] : 42'h00000000000;
+  assign \$1  = | product_q[8:3];
+  assign \$2  = product_q[8:3] == 6'h3f;
+  assign \$3  = ~ \$2 ;
+  assign \$4  = \$1  & \$3 ;
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
   assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
   assign \$8  = product_q[8:3] == 6'h3f;
   assign \$9  = | product_q[2:0];
@@ -10939,7 +10900,6 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   end
   assign a_in = a;
   assign b_in = b;
-  assign aligned = \$1 [60:19];
   assign result_q = result;
   assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];

@@ -52,7 +52,7 @@ class TensorCore(wiring.Component):
         cfg = self.cfg
         rows, cols, w = cfg.rows, cfg.cols, cfg.fmt.width
 
-        w_en, w_data = Signal(name="fifo_w_en"), Signal(cols * 32 + 1, name="fifo_w_data")
+        w_en, w_data = Signal(name="w_en"), Signal(cols * 32 + 1, name="w_data")
         _output_fifo(m, cfg, w_en, w_data, self.o)
         row_out = self.o.valid & self.o.ready
 
@@ -88,9 +88,12 @@ class TensorCore(wiring.Component):
                                     Mux(row_out, reserved - 1, reserved)))
         # reserved' <= depth - R for each (ends_tile, row_out): compare the register with constants
         limit = cfg.fifo_depth - rows
-        room = Mux(ends_tile, Mux(row_out, reserved <= limit - rows + 1, reserved <= limit - rows),
-                   Mux(row_out, reserved <= limit + 1, reserved <= limit))
-        waited = (~ends_tile & (since_last >= rows - 2)) if since_last is not None else Const(1)
+        room = Mux(ends_tile, Mux(row_out, _at_most(reserved, limit - rows + 1), _at_most(reserved, limit - rows)),
+                   Mux(row_out, _at_most(reserved, limit + 1), _at_most(reserved, limit)))
+        if since_last is None:
+            waited = Const(1)
+        else:
+            waited = ~ends_tile & (since_last >= rows - 2) if rows > 2 else ~ends_tile
         m.d.sync += may_end.eq(room & waited)
 
         # -- skew and the PE grid ----------------------------------------------------------------
@@ -159,6 +162,12 @@ class TensorCore(wiring.Component):
         return word_q, valid_q, last_q
 
 
+def _at_most(counter: Signal, bound: int):
+    """``counter <= bound``, or a constant where the counter's width decides it (no constant
+    comparison in the Verilog)."""
+    return Const(1) if bound >= (1 << len(counter)) - 1 else counter <= bound
+
+
 def _output_fifo(m: Module, cfg: CoreConfig, w_en, w_data, o) -> None:
     """The output FIFO: a memory with a registered read (block or LUT RAM) and ``o`` behind it.
 
@@ -170,8 +179,8 @@ def _output_fifo(m: Module, cfg: CoreConfig, w_en, w_data, o) -> None:
     depth = 1 << cfg.fifo_depth.bit_length()           # > fifo_depth
     m.submodules.fifo_storage = storage = Memory(shape=len(w_data), depth=depth, init=[])
     w_port, r_port = storage.write_port(), storage.read_port(domain="sync")
-    produce = Signal(range(depth), name="fifo_produce")
-    consume = Signal(range(depth), name="fifo_consume")
+    produce = Signal(range(depth), name="produce")
+    consume = Signal(range(depth), name="consume")
     take = Signal(name="fifo_take")
     m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(w_data), w_port.en.eq(w_en),
                  take.eq((produce != consume) & (~o.valid | o.ready)),

@@ -90,7 +90,7 @@ def _kulisch_addend(m: Module, cfg: CoreConfig, product):
     e_zero = g.bias + g.man_bits + lsb
     shifted = Cat(man, Const(1, 1)) << exp
     shifted = Cat(shifted, Const(0, max(0, e_zero + width - len(shifted))))
-    aligned = fit(m, shifted[e_zero:e_zero + width], width, "aligned")
+    aligned = shifted[e_zero:e_zero + width]
     term = Signal(width, name="term_q", reset_less=True)
     term_sign = Signal(name="term_sign_q", reset_less=True)
     term_flags = Signal(len(SPECIAL_FLAGS), name="term_flags_q", reset_less=True)
@@ -204,9 +204,7 @@ def kulisch_to_fp32(m: Module, cfg: CoreConfig, state, name: str = "readout"):
     # never reaches the infinity code: the accumulator holds no value that large)
     round_up = guard4 & (sticky4 | mant4[0])
     rounded = fit(m, Cat(mant4, e4) + round_up, 31, f"{name}_rounded")
-    out = Signal(32, name=f"{name}_fp32")
-    m.d.comb += out.eq(Cat(rounded, neg4))
-    return out
+    return Cat(rounded, neg4)
 
 
 def _or_all(values):

@@ -42,7 +42,7 @@ def main() -> int:
     design = fpga.synthesize_fpga(verilog, cfg.name, "ecp5")
     print(f"{cfg.name} on {fpga.FAMILIES['ecp5'].device_name}: {design.luts} LUT4, {design.carry} CCU2C, "
           f"{design.flip_flops} FFs ({fpga.nextpnr_version('ecp5')})")
-    print(f"| seed | Fmax MHz | before MHz | ratio |\n|---:|---:|---:|---:|")
+    print("| seed | Fmax MHz | before MHz | ratio |\n|---:|---:|---:|---:|")
     got = []
     for seed in seeds:
         start = time.monotonic()

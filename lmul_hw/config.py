@@ -227,7 +227,7 @@ class CoreConfig(_Serialisable):
 
     @property
     def readout_stages(self) -> int:
-        """Registers between a column's drain chain and its deskew: the Kulisch readout has two."""
+        """Registers between a column's drain chain and its deskew: the Kulisch readout has five."""
         return KULISCH_READOUT_STAGES if self.acc == "exact" else 1
 
     @property
@@ -235,14 +235,14 @@ class CoreConfig(_Serialisable):
         """Output rows the core can hold: enough that tiles of K >= R beats never wait for credits
         while ``o`` is always ready (a tile's rows are reserved from its last beat until they leave,
         about 2R + C cycles); the least that keeps K = R tiles bubble-free."""
-        return 2 * self.rows + self.cols + 3 + self.readout_stages
+        return 2 * self.rows + self.cols + 4 + self.readout_stages
 
     def latency(self, depth: int) -> int:
         """Cycles from a tile's first input beat (the edge that takes it) to its first output row
         (the first cycle ``o.valid`` is high for it), with no stalls: input register, K beats,
-        the skew and PE pipeline down to the bottom row, drain load, readout registers (two for the
-        Kulisch readout, one for fp32), deskew and the FIFO's two-cycle pass-through."""
-        return depth + self.rows + self.cols + 3 + self.readout_stages
+        the skew and the PEs' three stages down to the bottom row, drain load, readout registers (five
+        for the Kulisch readout, one for fp32), deskew and the FIFO's two-cycle pass-through."""
+        return depth + self.rows + self.cols + 4 + self.readout_stages
 
     @property
     def pe(self) -> PEConfig:
@@ -300,8 +300,9 @@ class PEConfig(_Serialisable):
 
 #: The flags an exact accumulator keeps beside its sum (SPEC §4).
 SPECIAL_FLAGS = ("nan", "pos_inf", "neg_inf")
-#: Register stages of the Kulisch readout: the magnitude, then normalisation and rounding.
-KULISCH_READOUT_STAGES = 2
+#: Register stages of the Kulisch readout (``lmul_hw.hw.pe.kulisch_to_fp32``): the magnitude, the
+#: leading nibble, the nibble shift, the bit shift, then rounding.
+KULISCH_READOUT_STAGES = 5
 
 
 def core_unit(mul: str, fmt, *, k=None, offset_exp=None, offset=None, subnormals="full"):

@@ -46,9 +46,10 @@ MULS = ("lmul", "fpmul")
 LEVELS = ("multiplier", "datapath", "pe", "core")
 ADDER = "fp32 rounding + adder"
 #: Register names of lmul_hw.hw.pe whose fan-in logic is each part of the PE (the product register
-#: separates the first two cones; the third is the operand forwarding's reset gating and the control).
-PE_LOGIC = {"multiplier": ("product_q",), ADDER: ("acc", "result"),
-            "forwarding + control": ("a_out", "b_out", "ctl_q", "ctl_out", "done")}
+#: separates the first two cones, the product's conversion to fp32 being the adder's; the third is
+#: the operand forwarding's reset gating and the control).
+PE_LOGIC = {"multiplier": ("product_q",), ADDER: ("acc", "result", "product_fp32_q"),
+            "forwarding + control": ("a_out", "b_out", "ctl_q", "ctl_qq", "ctl_out", "done")}
 PE_PARTS = tuple(PE_LOGIC) + ("other logic", "registers", "clock")
 #: Beats of a dot product (tile) in every level's stimulus: pe_energy's and core_energy's default.
 TILE = 32

@@ -48,11 +48,12 @@ def _yosys_problem(text: str) -> str:
 
 #: Names in a core's Verilog that Amaranth keeps as unread aliases (see :func:`lint_waivers`): ports
 #: of a processing element (lmul_hw.hw.pe), of a multiplier (lmul_hw.hw.unit), of
-#: ``amaranth.lib.fifo.SyncFIFOBuffered`` and of its inner FIFO, and the PE's result register.
+#: ``amaranth.lib.fifo.SyncFIFOBuffered`` and of its inner FIFO, of the output FIFO's memory
+#: (lmul_hw.hw.core), and the PE's result register.
 _CORE_ALIASES = ("a_in", "b_in", "ctl_in", "a_out", "b_out", "ctl_out", "result_q", "done",
                  "a", "b", "p",
                  "w_data", "r_data", "r_en", "r_rdy", "level", "r_level", "w_level",
-                 "consume", "produce", "r_port__data", "w_port__data")
+                 "consume", "produce", "r_port__data", "w_port__data", "w_en", "r_port__addr")
 
 
 def lint_waivers(cfg, filename: str | None = None) -> str:

@@ -7,165 +7,201 @@
 module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__ready, o__payload, o__valid, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
-  wire \$10 ;
-  wire [2:0] \$100 ;
-  wire [5:0] \$101 ;
-  wire \$102 ;
-  wire [6:0] \$103 ;
-  wire \$104 ;
-  wire \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire \$108 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire \$112 ;
-  wire \$113 ;
-  wire \$114 ;
-  wire \$115 ;
+  wire [51:0] \$10 ;
+  wire [7:0] \$100 ;
+  reg [44:0] \$1000 ;
+  reg [44:0] \$1001 ;
+  reg [44:0] \$1002 ;
+  reg [44:0] \$1003 ;
+  reg \$1004 ;
+  reg \$1005 ;
+  reg \$1006 ;
+  reg \$1007 ;
+  reg \$1008 ;
+  reg \$1009 ;
+  wire [7:0] \$101 ;
+  reg \$1010 ;
+  reg \$1011 ;
+  reg \$1012 ;
+  reg \$1013 ;
+  reg \$1014 ;
+  reg \$1015 ;
+  reg \$1016 ;
+  reg \$1017 ;
+  reg \$1018 ;
+  reg \$1019 ;
+  wire [7:0] \$102 ;
+  reg \$1020 ;
+  reg \$1021 ;
+  reg \$1022 ;
+  reg \$1023 ;
+  reg [44:0] \$1024 ;
+  reg [44:0] \$1025 ;
+  reg [44:0] \$1026 ;
+  reg [44:0] \$1027 ;
+  reg [44:0] \$1028 ;
+  reg [44:0] \$1029 ;
+  wire [7:0] \$103 ;
+  reg [44:0] \$1030 ;
+  reg [44:0] \$1031 ;
+  reg [44:0] \$1032 ;
+  reg [44:0] \$1033 ;
+  reg [44:0] \$1034 ;
+  reg [44:0] \$1035 ;
+  wire [7:0] \$104 ;
+  wire [6:0] \$105 ;
+  wire [7:0] \$106 ;
+  wire [7:0] \$107 ;
+  wire [7:0] \$108 ;
+  wire [6:0] \$109 ;
+  wire [43:0] \$11 ;
+  wire [6:0] \$110 ;
+  wire [6:0] \$111 ;
+  wire [6:0] \$112 ;
+  wire [6:0] \$113 ;
+  wire [1:0] \$114 ;
+  wire [1:0] \$115 ;
   wire \$116 ;
   wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
-  wire \$12 ;
-  wire \$120 ;
-  wire \$121 ;
-  wire \$122 ;
-  wire \$123 ;
-  wire \$124 ;
-  wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
-  wire \$140 ;
-  wire \$141 ;
-  wire \$142 ;
-  wire \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire [41:0] \$146 ;
-  wire \$147 ;
-  wire [42:0] \$148 ;
-  wire \$149 ;
-  wire \$15 ;
-  wire \$150 ;
-  wire \$151 ;
-  wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
-  wire \$16 ;
-  wire \$160 ;
-  wire \$161 ;
-  wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
-  wire \$165 ;
-  wire \$166 ;
-  wire \$167 ;
-  wire \$168 ;
-  wire \$169 ;
-  wire \$17 ;
-  wire \$170 ;
+  wire [45:0] \$118 ;
+  wire [43:0] \$119 ;
+  wire [43:0] \$12 ;
+  wire [51:0] \$120 ;
+  wire [43:0] \$121 ;
+  wire [43:0] \$122 ;
+  wire [59:0] \$123 ;
+  wire [43:0] \$124 ;
+  wire [59:0] \$125 ;
+  wire [43:0] \$126 ;
+  wire [43:0] \$127 ;
+  wire [43:0] \$128 ;
+  wire [75:0] \$129 ;
+  wire [59:0] \$13 ;
+  wire [43:0] \$130 ;
+  wire [75:0] \$131 ;
+  wire [43:0] \$132 ;
+  wire [43:0] \$133 ;
+  wire [75:0] \$134 ;
+  wire [43:0] \$135 ;
+  wire [75:0] \$136 ;
+  wire [43:0] \$137 ;
+  wire [43:0] \$138 ;
+  wire [43:0] \$139 ;
+  wire [43:0] \$14 ;
+  wire [43:0] \$140 ;
+  wire [107:0] \$141 ;
+  wire [43:0] \$142 ;
+  wire [107:0] \$143 ;
+  wire [43:0] \$144 ;
+  wire [43:0] \$145 ;
+  wire [107:0] \$146 ;
+  wire [43:0] \$147 ;
+  wire [43:0] \$148 ;
+  wire [7:0] \$149 ;
+  wire [59:0] \$15 ;
+  wire [7:0] \$150 ;
+  wire [7:0] \$151 ;
+  wire [7:0] \$152 ;
+  wire [7:0] \$153 ;
+  wire [7:0] \$154 ;
+  wire [7:0] \$155 ;
+  wire [7:0] \$156 ;
+  wire [7:0] \$157 ;
+  wire [7:0] \$158 ;
+  wire [7:0] \$159 ;
+  wire [43:0] \$16 ;
+  wire [6:0] \$160 ;
+  wire [7:0] \$161 ;
+  wire [7:0] \$162 ;
+  wire [7:0] \$163 ;
+  wire [6:0] \$164 ;
+  wire [6:0] \$165 ;
+  wire [6:0] \$166 ;
+  wire [6:0] \$167 ;
+  wire [6:0] \$168 ;
+  wire [1:0] \$169 ;
+  wire [43:0] \$17 ;
+  wire [1:0] \$170 ;
   wire \$171 ;
   wire \$172 ;
-  wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire \$177 ;
-  wire \$178 ;
-  wire \$179 ;
-  wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire \$182 ;
-  wire \$183 ;
-  wire \$184 ;
-  wire \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
-  wire \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire [41:0] \$194 ;
-  wire \$195 ;
-  wire [42:0] \$196 ;
-  wire \$197 ;
-  wire \$198 ;
-  wire \$199 ;
+  wire [45:0] \$173 ;
+  wire [43:0] \$174 ;
+  wire [51:0] \$175 ;
+  wire [43:0] \$176 ;
+  wire [43:0] \$177 ;
+  wire [59:0] \$178 ;
+  wire [43:0] \$179 ;
+  wire [43:0] \$18 ;
+  wire [59:0] \$180 ;
+  wire [43:0] \$181 ;
+  wire [43:0] \$182 ;
+  wire [43:0] \$183 ;
+  wire [75:0] \$184 ;
+  wire [43:0] \$185 ;
+  wire [75:0] \$186 ;
+  wire [43:0] \$187 ;
+  wire [43:0] \$188 ;
+  wire [75:0] \$189 ;
+  wire [75:0] \$19 ;
+  wire [43:0] \$190 ;
+  wire [75:0] \$191 ;
+  wire [43:0] \$192 ;
+  wire [43:0] \$193 ;
+  wire [43:0] \$194 ;
+  wire [43:0] \$195 ;
+  wire [107:0] \$196 ;
+  wire [43:0] \$197 ;
+  wire [107:0] \$198 ;
+  wire [43:0] \$199 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire \$202 ;
-  wire \$203 ;
-  wire \$204 ;
-  wire \$205 ;
-  wire \$206 ;
-  wire \$207 ;
-  wire \$208 ;
-  wire \$209 ;
-  wire \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire \$212 ;
-  wire \$213 ;
-  wire \$214 ;
-  wire \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
-  wire \$22 ;
-  wire \$220 ;
-  wire \$221 ;
-  wire \$222 ;
-  wire \$223 ;
-  wire \$224 ;
-  wire \$225 ;
+  wire [43:0] \$20 ;
+  wire [43:0] \$200 ;
+  wire [107:0] \$201 ;
+  wire [43:0] \$202 ;
+  wire [43:0] \$203 ;
+  wire [7:0] \$204 ;
+  wire [7:0] \$205 ;
+  wire [7:0] \$206 ;
+  wire [7:0] \$207 ;
+  wire [7:0] \$208 ;
+  wire [7:0] \$209 ;
+  wire [75:0] \$21 ;
+  wire [7:0] \$210 ;
+  wire [7:0] \$211 ;
+  wire [7:0] \$212 ;
+  wire [7:0] \$213 ;
+  wire [7:0] \$214 ;
+  wire [6:0] \$215 ;
+  wire [7:0] \$216 ;
+  wire [7:0] \$217 ;
+  wire [7:0] \$218 ;
+  wire [6:0] \$219 ;
+  wire [43:0] \$22 ;
+  wire [6:0] \$220 ;
+  wire [6:0] \$221 ;
+  wire [6:0] \$222 ;
+  wire [6:0] \$223 ;
+  wire [1:0] \$224 ;
+  wire [1:0] \$225 ;
   wire \$226 ;
   wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
-  wire \$23 ;
+  wire [5:0] \$228 ;
+  wire [5:0] \$229 ;
+  wire [43:0] \$23 ;
   wire \$230 ;
   wire \$231 ;
   wire \$232 ;
-  wire \$233 ;
+  wire [2:0] \$233 ;
   wire \$234 ;
   wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
+  wire [5:0] \$236 ;
+  wire [5:0] \$237 ;
+  wire [5:0] \$238 ;
   wire \$239 ;
-  wire \$24 ;
-  wire [41:0] \$240 ;
-  wire \$241 ;
-  wire [42:0] \$242 ;
+  wire [75:0] \$24 ;
+  wire [5:0] \$240 ;
+  wire [5:0] \$241 ;
+  wire [6:0] \$242 ;
   wire \$243 ;
   wire \$244 ;
   wire \$245 ;
@@ -173,7 +209,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$247 ;
   wire \$248 ;
   wire \$249 ;
-  wire \$25 ;
+  wire [43:0] \$25 ;
   wire \$250 ;
   wire \$251 ;
   wire \$252 ;
@@ -184,7 +220,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$257 ;
   wire \$258 ;
   wire \$259 ;
-  wire \$26 ;
+  wire [75:0] \$26 ;
   wire \$260 ;
   wire \$261 ;
   wire \$262 ;
@@ -195,7 +231,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$267 ;
   wire \$268 ;
   wire \$269 ;
-  wire \$27 ;
+  wire [43:0] \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
@@ -206,303 +242,976 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
-  wire \$28 ;
+  wire [43:0] \$28 ;
   wire \$280 ;
   wire \$281 ;
   wire \$282 ;
   wire \$283 ;
   wire \$284 ;
   wire \$285 ;
-  wire [41:0] \$286 ;
+  wire \$286 ;
   wire \$287 ;
-  wire [42:0] \$288 ;
+  wire \$288 ;
   wire \$289 ;
-  wire [8:0] \$29 ;
-  reg [64:0] \$290 ;
-  reg \$291 ;
-  reg \$292 ;
-  reg [1:0] \$293 ;
-  reg [4:0] \$294 ;
-  reg [2:0] \$295 ;
-  reg [2:0] \$296 ;
-  reg [2:0] \$297 ;
-  reg [2:0] \$298 ;
-  reg [2:0] \$299 ;
+  wire [43:0] \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
-  wire [47:0] \$30 ;
-  reg [2:0] \$300 ;
-  reg [44:0] \$301 ;
-  reg [44:0] \$302 ;
-  reg [44:0] \$303 ;
-  reg [44:0] \$304 ;
-  reg \$305 ;
-  reg \$306 ;
-  reg \$307 ;
-  reg \$308 ;
-  reg \$309 ;
-  wire [48:0] \$31 ;
-  reg \$310 ;
-  reg \$311 ;
-  reg \$312 ;
-  reg \$313 ;
-  reg \$314 ;
-  reg \$315 ;
-  reg \$316 ;
-  reg \$317 ;
-  reg \$318 ;
-  reg [44:0] \$319 ;
-  wire \$32 ;
-  reg [44:0] \$320 ;
-  reg [44:0] \$321 ;
-  reg [44:0] \$322 ;
-  reg [44:0] \$323 ;
-  reg [44:0] \$324 ;
-  reg [44:0] \$325 ;
-  reg [44:0] \$326 ;
-  reg [44:0] \$327 ;
-  reg [44:0] \$328 ;
-  reg [44:0] \$329 ;
-  wire \$33 ;
-  reg [44:0] \$330 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
+  wire [43:0] \$30 ;
+  wire [41:0] \$300 ;
+  wire \$301 ;
+  wire [42:0] \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
+  wire [107:0] \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
+  wire [43:0] \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
+  wire [107:0] \$33 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
+  wire \$335 ;
+  wire \$336 ;
+  wire \$337 ;
+  wire \$338 ;
+  wire \$339 ;
+  wire [43:0] \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  wire \$348 ;
+  wire \$349 ;
+  wire [43:0] \$35 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
+  wire \$353 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire [107:0] \$36 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire \$368 ;
+  wire \$369 ;
+  wire [43:0] \$37 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire \$372 ;
+  wire \$373 ;
+  wire \$374 ;
+  wire \$375 ;
+  wire \$376 ;
+  wire \$377 ;
+  wire \$378 ;
+  wire \$379 ;
+  wire [43:0] \$38 ;
+  wire \$380 ;
+  wire \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire \$389 ;
+  wire [7:0] \$39 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
+  wire \$393 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire \$398 ;
+  wire \$399 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
+  wire [7:0] \$40 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire [22:0] \$409 ;
+  wire [7:0] \$41 ;
+  wire [22:0] \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire \$414 ;
+  wire [8:0] \$415 ;
+  wire [8:0] \$416 ;
+  wire [8:0] \$417 ;
+  wire \$418 ;
+  wire \$419 ;
+  wire [7:0] \$42 ;
+  wire \$420 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
+  wire [7:0] \$43 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
+  wire \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire \$439 ;
+  wire [7:0] \$44 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire \$444 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
+  wire \$448 ;
+  wire \$449 ;
+  wire [7:0] \$45 ;
+  wire \$450 ;
+  wire \$451 ;
+  wire \$452 ;
+  wire \$453 ;
+  wire \$454 ;
+  wire \$455 ;
+  wire \$456 ;
+  wire \$457 ;
+  wire \$458 ;
+  wire \$459 ;
+  wire [7:0] \$46 ;
+  wire \$460 ;
+  wire \$461 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire \$466 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire \$469 ;
+  wire [7:0] \$47 ;
+  wire \$470 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
+  wire \$474 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
+  wire [7:0] \$48 ;
+  wire \$480 ;
+  wire \$481 ;
+  wire \$482 ;
+  wire [41:0] \$483 ;
+  wire \$484 ;
+  wire [42:0] \$485 ;
+  wire \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire \$489 ;
+  wire [7:0] \$49 ;
+  wire \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire \$493 ;
+  wire \$494 ;
+  wire \$495 ;
+  wire \$496 ;
+  wire \$497 ;
+  wire \$498 ;
+  wire \$499 ;
   wire \$5 ;
-  wire \$50 ;
-  wire [8:0] \$51 ;
-  wire [47:0] \$52 ;
-  wire [48:0] \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
+  wire [6:0] \$50 ;
+  wire \$500 ;
+  wire \$501 ;
+  wire \$502 ;
+  wire \$503 ;
+  wire \$504 ;
+  wire \$505 ;
+  wire \$506 ;
+  wire \$507 ;
+  wire \$508 ;
+  wire \$509 ;
+  wire [7:0] \$51 ;
+  wire \$510 ;
+  wire \$511 ;
+  wire \$512 ;
+  wire \$513 ;
+  wire \$514 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
+  wire [7:0] \$52 ;
+  wire \$520 ;
+  wire \$521 ;
+  wire \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
+  wire \$529 ;
+  wire [7:0] \$53 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire \$536 ;
+  wire \$537 ;
+  wire \$538 ;
+  wire \$539 ;
+  wire [6:0] \$54 ;
+  wire \$540 ;
+  wire \$541 ;
+  wire \$542 ;
+  wire \$543 ;
+  wire \$544 ;
+  wire \$545 ;
+  wire \$546 ;
+  wire \$547 ;
+  wire \$548 ;
+  wire \$549 ;
+  wire [6:0] \$55 ;
+  wire \$550 ;
+  wire \$551 ;
+  wire \$552 ;
+  wire \$553 ;
+  wire \$554 ;
+  wire \$555 ;
+  wire \$556 ;
+  wire \$557 ;
+  wire \$558 ;
+  wire \$559 ;
+  wire [6:0] \$56 ;
+  wire \$560 ;
+  wire \$561 ;
+  wire \$562 ;
+  wire \$563 ;
+  wire \$564 ;
+  wire \$565 ;
+  wire \$566 ;
+  wire \$567 ;
+  wire \$568 ;
+  wire \$569 ;
+  wire [6:0] \$57 ;
+  wire \$570 ;
+  wire \$571 ;
+  wire \$572 ;
+  wire \$573 ;
+  wire \$574 ;
+  wire \$575 ;
+  wire \$576 ;
+  wire \$577 ;
+  wire \$578 ;
+  wire \$579 ;
+  wire [6:0] \$58 ;
+  wire \$580 ;
+  wire \$581 ;
+  wire \$582 ;
+  wire \$583 ;
+  wire \$584 ;
+  wire \$585 ;
+  wire \$586 ;
+  wire \$587 ;
+  wire \$588 ;
+  wire \$589 ;
+  wire [1:0] \$59 ;
+  wire \$590 ;
+  wire \$591 ;
+  wire [22:0] \$592 ;
+  wire [22:0] \$593 ;
+  wire \$594 ;
+  wire \$595 ;
+  wire \$596 ;
+  wire \$597 ;
+  wire [8:0] \$598 ;
+  wire [8:0] \$599 ;
   wire \$6 ;
-  wire \$60 ;
+  wire [1:0] \$60 ;
+  wire [8:0] \$600 ;
+  wire \$601 ;
+  wire \$602 ;
+  wire \$603 ;
+  wire \$604 ;
+  wire \$605 ;
+  wire \$606 ;
+  wire \$607 ;
+  wire \$608 ;
+  wire \$609 ;
   wire \$61 ;
+  wire \$610 ;
+  wire \$611 ;
+  wire \$612 ;
+  wire \$613 ;
+  wire \$614 ;
+  wire \$615 ;
+  wire \$616 ;
+  wire \$617 ;
+  wire \$618 ;
+  wire \$619 ;
   wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire [8:0] \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire [8:0] \$73 ;
-  wire [47:0] \$74 ;
-  wire [48:0] \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire [47:0] \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
-  wire [48:0] \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire [2:0] \$98 ;
-  wire \$99 ;
+  wire \$620 ;
+  wire \$621 ;
+  wire \$622 ;
+  wire \$623 ;
+  wire \$624 ;
+  wire \$625 ;
+  wire \$626 ;
+  wire \$627 ;
+  wire \$628 ;
+  wire \$629 ;
+  wire [45:0] \$63 ;
+  wire \$630 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
+  wire \$635 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
+  wire [43:0] \$64 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
+  wire \$643 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
+  wire \$649 ;
+  wire [51:0] \$65 ;
+  wire \$650 ;
+  wire \$651 ;
+  wire \$652 ;
+  wire \$653 ;
+  wire \$654 ;
+  wire \$655 ;
+  wire \$656 ;
+  wire \$657 ;
+  wire \$658 ;
+  wire \$659 ;
+  wire [43:0] \$66 ;
+  wire \$660 ;
+  wire \$661 ;
+  wire \$662 ;
+  wire \$663 ;
+  wire [41:0] \$664 ;
+  wire \$665 ;
+  wire [42:0] \$666 ;
+  wire \$667 ;
+  wire \$668 ;
+  wire \$669 ;
+  wire [43:0] \$67 ;
+  wire \$670 ;
+  wire \$671 ;
+  wire \$672 ;
+  wire \$673 ;
+  wire \$674 ;
+  wire \$675 ;
+  wire \$676 ;
+  wire \$677 ;
+  wire \$678 ;
+  wire \$679 ;
+  wire [59:0] \$68 ;
+  wire \$680 ;
+  wire \$681 ;
+  wire \$682 ;
+  wire \$683 ;
+  wire \$684 ;
+  wire \$685 ;
+  wire \$686 ;
+  wire \$687 ;
+  wire \$688 ;
+  wire \$689 ;
+  wire [43:0] \$69 ;
+  wire \$690 ;
+  wire \$691 ;
+  wire \$692 ;
+  wire \$693 ;
+  wire \$694 ;
+  wire \$695 ;
+  wire \$696 ;
+  wire \$697 ;
+  wire \$698 ;
+  wire \$699 ;
+  wire \$7 ;
+  wire [59:0] \$70 ;
+  wire \$700 ;
+  wire \$701 ;
+  wire \$702 ;
+  wire \$703 ;
+  wire \$704 ;
+  wire \$705 ;
+  wire \$706 ;
+  wire \$707 ;
+  wire \$708 ;
+  wire \$709 ;
+  wire [43:0] \$71 ;
+  wire \$710 ;
+  wire \$711 ;
+  wire \$712 ;
+  wire \$713 ;
+  wire \$714 ;
+  wire \$715 ;
+  wire \$716 ;
+  wire \$717 ;
+  wire \$718 ;
+  wire \$719 ;
+  wire [43:0] \$72 ;
+  wire \$720 ;
+  wire \$721 ;
+  wire \$722 ;
+  wire \$723 ;
+  wire \$724 ;
+  wire \$725 ;
+  wire \$726 ;
+  wire \$727 ;
+  wire \$728 ;
+  wire \$729 ;
+  wire [43:0] \$73 ;
+  wire \$730 ;
+  wire \$731 ;
+  wire \$732 ;
+  wire \$733 ;
+  wire \$734 ;
+  wire \$735 ;
+  wire \$736 ;
+  wire \$737 ;
+  wire \$738 ;
+  wire \$739 ;
+  wire [75:0] \$74 ;
+  wire \$740 ;
+  wire \$741 ;
+  wire \$742 ;
+  wire \$743 ;
+  wire \$744 ;
+  wire \$745 ;
+  wire \$746 ;
+  wire \$747 ;
+  wire \$748 ;
+  wire \$749 ;
+  wire [43:0] \$75 ;
+  wire \$750 ;
+  wire \$751 ;
+  wire \$752 ;
+  wire \$753 ;
+  wire \$754 ;
+  wire \$755 ;
+  wire \$756 ;
+  wire \$757 ;
+  wire \$758 ;
+  wire \$759 ;
+  wire [75:0] \$76 ;
+  wire \$760 ;
+  wire \$761 ;
+  wire \$762 ;
+  wire \$763 ;
+  wire \$764 ;
+  wire \$765 ;
+  wire \$766 ;
+  wire \$767 ;
+  wire \$768 ;
+  wire \$769 ;
+  wire [43:0] \$77 ;
+  wire \$770 ;
+  wire \$771 ;
+  wire \$772 ;
+  wire [22:0] \$773 ;
+  wire [22:0] \$774 ;
+  wire \$775 ;
+  wire \$776 ;
+  wire \$777 ;
+  wire \$778 ;
+  wire [8:0] \$779 ;
+  wire [43:0] \$78 ;
+  wire [8:0] \$780 ;
+  wire [8:0] \$781 ;
+  wire \$782 ;
+  wire \$783 ;
+  wire \$784 ;
+  wire \$785 ;
+  wire \$786 ;
+  wire \$787 ;
+  wire \$788 ;
+  wire \$789 ;
+  wire [75:0] \$79 ;
+  wire \$790 ;
+  wire \$791 ;
+  wire \$792 ;
+  wire \$793 ;
+  wire \$794 ;
+  wire \$795 ;
+  wire \$796 ;
+  wire \$797 ;
+  wire \$798 ;
+  wire \$799 ;
+  wire [45:0] \$8 ;
+  wire [43:0] \$80 ;
+  wire \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
+  wire [75:0] \$81 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire \$818 ;
+  wire \$819 ;
+  wire [43:0] \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire \$826 ;
+  wire \$827 ;
+  wire \$828 ;
+  wire \$829 ;
+  wire [43:0] \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire \$835 ;
+  wire \$836 ;
+  wire \$837 ;
+  wire \$838 ;
+  wire \$839 ;
+  wire [43:0] \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire \$844 ;
+  wire [41:0] \$845 ;
+  wire \$846 ;
+  wire [42:0] \$847 ;
+  wire \$848 ;
+  wire \$849 ;
+  wire [43:0] \$85 ;
+  wire \$850 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire \$853 ;
+  wire \$854 ;
+  wire \$855 ;
+  wire \$856 ;
+  wire \$857 ;
+  wire \$858 ;
+  wire \$859 ;
+  wire [107:0] \$86 ;
+  wire \$860 ;
+  wire \$861 ;
+  wire \$862 ;
+  wire \$863 ;
+  wire \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
+  wire \$868 ;
+  wire \$869 ;
+  wire [43:0] \$87 ;
+  wire \$870 ;
+  wire \$871 ;
+  wire \$872 ;
+  wire \$873 ;
+  wire \$874 ;
+  wire \$875 ;
+  wire \$876 ;
+  wire \$877 ;
+  wire \$878 ;
+  wire \$879 ;
+  wire [107:0] \$88 ;
+  wire \$880 ;
+  wire \$881 ;
+  wire \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire \$888 ;
+  wire \$889 ;
+  wire [43:0] \$89 ;
+  wire \$890 ;
+  wire \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire \$898 ;
+  wire \$899 ;
+  wire [43:0] \$9 ;
+  wire [43:0] \$90 ;
+  wire \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire \$903 ;
+  wire \$904 ;
+  wire \$905 ;
+  wire \$906 ;
+  wire \$907 ;
+  wire \$908 ;
+  wire \$909 ;
+  wire [107:0] \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire \$912 ;
+  wire \$913 ;
+  wire \$914 ;
+  wire \$915 ;
+  wire \$916 ;
+  wire \$917 ;
+  wire \$918 ;
+  wire \$919 ;
+  wire [43:0] \$92 ;
+  wire \$920 ;
+  wire \$921 ;
+  wire \$922 ;
+  wire \$923 ;
+  wire \$924 ;
+  wire \$925 ;
+  wire \$926 ;
+  wire \$927 ;
+  wire \$928 ;
+  wire \$929 ;
+  wire [43:0] \$93 ;
+  wire \$930 ;
+  wire \$931 ;
+  wire \$932 ;
+  wire \$933 ;
+  wire \$934 ;
+  wire \$935 ;
+  wire \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire \$939 ;
+  wire [7:0] \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire \$943 ;
+  wire \$944 ;
+  wire \$945 ;
+  wire \$946 ;
+  wire \$947 ;
+  wire \$948 ;
+  wire \$949 ;
+  wire [7:0] \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire \$952 ;
+  wire \$953 ;
+  wire [22:0] \$954 ;
+  wire [22:0] \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
+  wire [7:0] \$96 ;
+  wire [8:0] \$960 ;
+  wire [8:0] \$961 ;
+  wire [8:0] \$962 ;
+  wire \$963 ;
+  wire \$964 ;
+  wire \$965 ;
+  wire \$966 ;
+  wire \$967 ;
+  wire \$968 ;
+  wire \$969 ;
+  wire [7:0] \$97 ;
+  wire \$970 ;
+  wire \$971 ;
+  wire \$972 ;
+  wire \$973 ;
+  wire \$974 ;
+  wire \$975 ;
+  wire \$976 ;
+  wire \$977 ;
+  wire \$978 ;
+  wire \$979 ;
+  wire [7:0] \$98 ;
+  wire \$980 ;
+  wire \$981 ;
+  wire \$982 ;
+  wire \$983 ;
+  reg [4:0] \$984 ;
+  reg [4:0] \$985 ;
+  reg \$986 ;
+  reg [64:0] \$987 ;
+  reg \$988 ;
+  reg \$989 ;
+  wire [7:0] \$99 ;
+  reg \$990 ;
+  reg [1:0] \$991 ;
+  reg [4:0] \$992 ;
+  reg \$993 ;
+  reg [2:0] \$994 ;
+  reg [2:0] \$995 ;
+  reg [2:0] \$996 ;
+  reg [2:0] \$997 ;
+  reg [2:0] \$998 ;
+  reg [2:0] \$999 ;
+  reg [4:0] \$signature__addr  = 5'h00;
+  wire [128:0] \$signature__data ;
+  reg \$signature__en  = 1'h0;
   wire [7:0] a_in;
-  wire [7:0] \a_in$105 ;
-  wire [7:0] \a_in$21 ;
-  wire [7:0] \a_in$27 ;
-  wire [7:0] \a_in$33 ;
-  reg [7:0] \a_in$39  = 8'h00;
-  wire [7:0] \a_in$45 ;
-  wire [7:0] \a_in$51 ;
-  wire [7:0] \a_in$57 ;
-  reg [7:0] \a_in$63  = 8'h00;
-  wire [7:0] \a_in$69 ;
-  wire [7:0] \a_in$75 ;
-  wire [7:0] \a_in$81 ;
-  reg [7:0] \a_in$87  = 8'h00;
-  wire [7:0] \a_in$93 ;
-  wire [7:0] \a_in$99 ;
+  wire [7:0] \a_in$101 ;
+  wire [7:0] \a_in$107 ;
+  wire [7:0] \a_in$113 ;
+  wire [7:0] \a_in$29 ;
+  wire [7:0] \a_in$35 ;
+  wire [7:0] \a_in$41 ;
+  reg [7:0] \a_in$47  = 8'h00;
+  wire [7:0] \a_in$53 ;
+  wire [7:0] \a_in$59 ;
+  wire [7:0] \a_in$65 ;
+  reg [7:0] \a_in$71  = 8'h00;
+  wire [7:0] \a_in$77 ;
+  wire [7:0] \a_in$83 ;
+  wire [7:0] \a_in$89 ;
+  reg [7:0] \a_in$95  = 8'h00;
   wire [7:0] a_out;
-  wire [7:0] \a_out$100 ;
-  wire [7:0] \a_out$106 ;
-  wire [7:0] \a_out$28 ;
-  wire [7:0] \a_out$34 ;
-  wire [7:0] \a_out$46 ;
-  wire [7:0] \a_out$52 ;
-  wire [7:0] \a_out$58 ;
-  wire [7:0] \a_out$70 ;
-  wire [7:0] \a_out$76 ;
-  wire [7:0] \a_out$82 ;
-  wire [7:0] \a_out$94 ;
+  wire [7:0] \a_out$102 ;
+  wire [7:0] \a_out$108 ;
+  wire [7:0] \a_out$114 ;
+  wire [7:0] \a_out$36 ;
+  wire [7:0] \a_out$42 ;
+  wire [7:0] \a_out$54 ;
+  wire [7:0] \a_out$60 ;
+  wire [7:0] \a_out$66 ;
+  wire [7:0] \a_out$78 ;
+  wire [7:0] \a_out$84 ;
+  wire [7:0] \a_out$90 ;
   wire [7:0] b_in;
-  wire [7:0] \b_in$103 ;
-  wire [7:0] \b_in$109 ;
-  reg [7:0] \b_in$25  = 8'h00;
-  reg [7:0] \b_in$31  = 8'h00;
-  reg [7:0] \b_in$37  = 8'h00;
-  wire [7:0] \b_in$43 ;
-  wire [7:0] \b_in$49 ;
-  wire [7:0] \b_in$55 ;
-  wire [7:0] \b_in$61 ;
-  wire [7:0] \b_in$67 ;
-  wire [7:0] \b_in$73 ;
-  wire [7:0] \b_in$79 ;
-  wire [7:0] \b_in$85 ;
-  wire [7:0] \b_in$91 ;
-  wire [7:0] \b_in$97 ;
+  wire [7:0] \b_in$105 ;
+  wire [7:0] \b_in$111 ;
+  wire [7:0] \b_in$117 ;
+  reg [7:0] \b_in$33  = 8'h00;
+  reg [7:0] \b_in$39  = 8'h00;
+  reg [7:0] \b_in$45  = 8'h00;
+  wire [7:0] \b_in$51 ;
+  wire [7:0] \b_in$57 ;
+  wire [7:0] \b_in$63 ;
+  wire [7:0] \b_in$69 ;
+  wire [7:0] \b_in$75 ;
+  wire [7:0] \b_in$81 ;
+  wire [7:0] \b_in$87 ;
+  wire [7:0] \b_in$93 ;
+  wire [7:0] \b_in$99 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$104 ;
-  wire [7:0] \b_out$110 ;
-  wire [7:0] \b_out$50 ;
-  wire [7:0] \b_out$56 ;
-  wire [7:0] \b_out$62 ;
-  wire [7:0] \b_out$68 ;
-  wire [7:0] \b_out$74 ;
-  wire [7:0] \b_out$80 ;
-  wire [7:0] \b_out$86 ;
-  wire [7:0] \b_out$92 ;
-  wire [7:0] \b_out$98 ;
+  wire [7:0] \b_out$100 ;
+  wire [7:0] \b_out$106 ;
+  wire [7:0] \b_out$112 ;
+  wire [7:0] \b_out$118 ;
+  wire [7:0] \b_out$58 ;
+  wire [7:0] \b_out$64 ;
+  wire [7:0] \b_out$70 ;
+  wire [7:0] \b_out$76 ;
+  wire [7:0] \b_out$82 ;
+  wire [7:0] \b_out$88 ;
+  wire [7:0] \b_out$94 ;
   input clk;
   wire clk;
+  reg [4:0] consume = 5'h00;
   wire [2:0] ctl_in;
-  wire [2:0] \ctl_in$101 ;
-  wire \ctl_in$101.first ;
-  wire \ctl_in$101.last ;
-  wire \ctl_in$101.valid ;
-  wire [2:0] \ctl_in$107 ;
-  wire \ctl_in$107.first ;
-  wire \ctl_in$107.last ;
-  wire \ctl_in$107.valid ;
-  wire [2:0] \ctl_in$23 ;
-  wire \ctl_in$23.first ;
-  wire \ctl_in$23.last ;
-  wire \ctl_in$23.valid ;
-  wire [2:0] \ctl_in$29 ;
-  wire \ctl_in$29.first ;
-  wire \ctl_in$29.last ;
-  wire \ctl_in$29.valid ;
-  wire [2:0] \ctl_in$35 ;
-  wire \ctl_in$35.first ;
-  wire \ctl_in$35.last ;
-  wire \ctl_in$35.valid ;
-  reg [2:0] \ctl_in$41  = 3'h0;
-  wire \ctl_in$41.first ;
-  wire \ctl_in$41.last ;
-  wire \ctl_in$41.valid ;
-  wire [2:0] \ctl_in$47 ;
-  wire \ctl_in$47.first ;
-  wire \ctl_in$47.last ;
-  wire \ctl_in$47.valid ;
-  wire [2:0] \ctl_in$53 ;
-  wire \ctl_in$53.first ;
-  wire \ctl_in$53.last ;
-  wire \ctl_in$53.valid ;
-  wire [2:0] \ctl_in$59 ;
-  wire \ctl_in$59.first ;
-  wire \ctl_in$59.last ;
-  wire \ctl_in$59.valid ;
-  reg [2:0] \ctl_in$65  = 3'h0;
-  wire \ctl_in$65.first ;
-  wire \ctl_in$65.last ;
-  wire \ctl_in$65.valid ;
-  wire [2:0] \ctl_in$71 ;
-  wire \ctl_in$71.first ;
-  wire \ctl_in$71.last ;
-  wire \ctl_in$71.valid ;
-  wire [2:0] \ctl_in$77 ;
-  wire \ctl_in$77.first ;
-  wire \ctl_in$77.last ;
-  wire \ctl_in$77.valid ;
-  wire [2:0] \ctl_in$83 ;
-  wire \ctl_in$83.first ;
-  wire \ctl_in$83.last ;
-  wire \ctl_in$83.valid ;
-  reg [2:0] \ctl_in$89  = 3'h0;
-  wire \ctl_in$89.first ;
-  wire \ctl_in$89.last ;
-  wire \ctl_in$89.valid ;
-  wire [2:0] \ctl_in$95 ;
-  wire \ctl_in$95.first ;
-  wire \ctl_in$95.last ;
-  wire \ctl_in$95.valid ;
+  wire [2:0] \ctl_in$103 ;
+  wire \ctl_in$103.first ;
+  wire \ctl_in$103.last ;
+  wire \ctl_in$103.valid ;
+  wire [2:0] \ctl_in$109 ;
+  wire \ctl_in$109.first ;
+  wire \ctl_in$109.last ;
+  wire \ctl_in$109.valid ;
+  wire [2:0] \ctl_in$115 ;
+  wire \ctl_in$115.first ;
+  wire \ctl_in$115.last ;
+  wire \ctl_in$115.valid ;
+  wire [2:0] \ctl_in$31 ;
+  wire \ctl_in$31.first ;
+  wire \ctl_in$31.last ;
+  wire \ctl_in$31.valid ;
+  wire [2:0] \ctl_in$37 ;
+  wire \ctl_in$37.first ;
+  wire \ctl_in$37.last ;
+  wire \ctl_in$37.valid ;
+  wire [2:0] \ctl_in$43 ;
+  wire \ctl_in$43.first ;
+  wire \ctl_in$43.last ;
+  wire \ctl_in$43.valid ;
+  reg [2:0] \ctl_in$49  = 3'h0;
+  wire \ctl_in$49.first ;
+  wire \ctl_in$49.last ;
+  wire \ctl_in$49.valid ;
+  wire [2:0] \ctl_in$55 ;
+  wire \ctl_in$55.first ;
+  wire \ctl_in$55.last ;
+  wire \ctl_in$55.valid ;
+  wire [2:0] \ctl_in$61 ;
+  wire \ctl_in$61.first ;
+  wire \ctl_in$61.last ;
+  wire \ctl_in$61.valid ;
+  wire [2:0] \ctl_in$67 ;
+  wire \ctl_in$67.first ;
+  wire \ctl_in$67.last ;
+  wire \ctl_in$67.valid ;
+  reg [2:0] \ctl_in$73  = 3'h0;
+  wire \ctl_in$73.first ;
+  wire \ctl_in$73.last ;
+  wire \ctl_in$73.valid ;
+  wire [2:0] \ctl_in$79 ;
+  wire \ctl_in$79.first ;
+  wire \ctl_in$79.last ;
+  wire \ctl_in$79.valid ;
+  wire [2:0] \ctl_in$85 ;
+  wire \ctl_in$85.first ;
+  wire \ctl_in$85.last ;
+  wire \ctl_in$85.valid ;
+  wire [2:0] \ctl_in$91 ;
+  wire \ctl_in$91.first ;
+  wire \ctl_in$91.last ;
+  wire \ctl_in$91.valid ;
+  reg [2:0] \ctl_in$97  = 3'h0;
+  wire \ctl_in$97.first ;
+  wire \ctl_in$97.last ;
+  wire \ctl_in$97.valid ;
   wire \ctl_in.first ;
   wire \ctl_in.last ;
   wire \ctl_in.valid ;
   wire [2:0] ctl_out;
-  wire [2:0] \ctl_out$102 ;
-  wire \ctl_out$102.first ;
-  wire \ctl_out$102.last ;
-  wire \ctl_out$102.valid ;
-  wire [2:0] \ctl_out$108 ;
-  wire \ctl_out$108.first ;
-  wire \ctl_out$108.last ;
-  wire \ctl_out$108.valid ;
-  wire [2:0] \ctl_out$30 ;
-  wire \ctl_out$30.first ;
-  wire \ctl_out$30.last ;
-  wire \ctl_out$30.valid ;
-  wire [2:0] \ctl_out$36 ;
-  wire \ctl_out$36.first ;
-  wire \ctl_out$36.last ;
-  wire \ctl_out$36.valid ;
-  wire [2:0] \ctl_out$48 ;
-  wire \ctl_out$48.first ;
-  wire \ctl_out$48.last ;
-  wire \ctl_out$48.valid ;
-  wire [2:0] \ctl_out$54 ;
-  wire \ctl_out$54.first ;
-  wire \ctl_out$54.last ;
-  wire \ctl_out$54.valid ;
-  wire [2:0] \ctl_out$60 ;
-  wire \ctl_out$60.first ;
-  wire \ctl_out$60.last ;
-  wire \ctl_out$60.valid ;
-  wire [2:0] \ctl_out$72 ;
-  wire \ctl_out$72.first ;
-  wire \ctl_out$72.last ;
-  wire \ctl_out$72.valid ;
-  wire [2:0] \ctl_out$78 ;
-  wire \ctl_out$78.first ;
-  wire \ctl_out$78.last ;
-  wire \ctl_out$78.valid ;
-  wire [2:0] \ctl_out$84 ;
-  wire \ctl_out$84.first ;
-  wire \ctl_out$84.last ;
-  wire \ctl_out$84.valid ;
-  wire [2:0] \ctl_out$96 ;
-  wire \ctl_out$96.first ;
-  wire \ctl_out$96.last ;
-  wire \ctl_out$96.valid ;
+  wire [2:0] \ctl_out$104 ;
+  wire \ctl_out$104.first ;
+  wire \ctl_out$104.last ;
+  wire \ctl_out$104.valid ;
+  wire [2:0] \ctl_out$110 ;
+  wire \ctl_out$110.first ;
+  wire \ctl_out$110.last ;
+  wire \ctl_out$110.valid ;
+  wire [2:0] \ctl_out$116 ;
+  wire \ctl_out$116.first ;
+  wire \ctl_out$116.last ;
+  wire \ctl_out$116.valid ;
+  wire [2:0] \ctl_out$38 ;
+  wire \ctl_out$38.first ;
+  wire \ctl_out$38.last ;
+  wire \ctl_out$38.valid ;
+  wire [2:0] \ctl_out$44 ;
+  wire \ctl_out$44.first ;
+  wire \ctl_out$44.last ;
+  wire \ctl_out$44.valid ;
+  wire [2:0] \ctl_out$56 ;
+  wire \ctl_out$56.first ;
+  wire \ctl_out$56.last ;
+  wire \ctl_out$56.valid ;
+  wire [2:0] \ctl_out$62 ;
+  wire \ctl_out$62.first ;
+  wire \ctl_out$62.last ;
+  wire \ctl_out$62.valid ;
+  wire [2:0] \ctl_out$68 ;
+  wire \ctl_out$68.first ;
+  wire \ctl_out$68.last ;
+  wire \ctl_out$68.valid ;
+  wire [2:0] \ctl_out$80 ;
+  wire \ctl_out$80.first ;
+  wire \ctl_out$80.last ;
+  wire \ctl_out$80.valid ;
+  wire [2:0] \ctl_out$86 ;
+  wire \ctl_out$86.first ;
+  wire \ctl_out$86.last ;
+  wire \ctl_out$86.valid ;
+  wire [2:0] \ctl_out$92 ;
+  wire \ctl_out$92.first ;
+  wire \ctl_out$92.last ;
+  wire \ctl_out$92.valid ;
   wire \ctl_out.first ;
   wire \ctl_out.last ;
   wire \ctl_out.valid ;
@@ -520,9 +1229,9 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   (* init = 1'h0 *)
   wire deskew_v0_2;
   wire done;
-  wire \done$184 ;
-  wire \done$195 ;
-  wire \done$205 ;
+  wire \done$224 ;
+  wire \done$245 ;
+  wire \done$265 ;
   reg [44:0] drain_c0_r0 = 45'h000000000000;
   reg drain_c0_r0_valid = 1'h0;
   reg [44:0] drain_c0_r1 = 45'h000000000000;
@@ -543,6 +1252,7 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   reg [44:0] drain_c3_r1 = 45'h000000000000;
   reg [44:0] drain_c3_r2 = 45'h000000000000;
   reg [44:0] drain_c3_r3 = 45'h000000000000;
+  wire fifo_take;
   input [64:0] i__payload;
   wire [64:0] i__payload;
   wire [31:0] \i__payload.a ;
@@ -556,12 +1266,14 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire [31:0] \in_beat.a ;
   wire [31:0] \in_beat.b ;
   wire \in_beat.last ;
+  reg in_last = 1'h0;
   reg in_valid = 1'h0;
   wire issue;
   wire [2:0] issued;
   wire \issued.first ;
   wire \issued.last ;
   wire \issued.valid ;
+  reg may_end = 1'h1;
   output [128:0] o__payload;
   wire [128:0] o__payload;
   wire [127:0] \o__payload.c ;
@@ -569,66 +1281,131 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   input o__ready;
   wire o__ready;
   output o__valid;
-  wire o__valid;
-  wire [128:0] r_data;
-  wire r_en;
-  wire r_rdy;
-  wire [104:0] readout_c0_aligned;
-  wire [9:0] readout_c0_e_lead;
-  reg [2:0] readout_c0_flags = 3'h0;
-  reg [31:0] readout_c0_fp32;
+  reg o__valid = 1'h0;
+  (* init = 5'h00 *)
+  wire [4:0] produce;
+  (* init = 5'h00 *)
+  wire [4:0] r_port__addr;
+  wire [128:0] r_port__data;
+  wire r_port__en;
+  wire [46:0] readout_c0_aligned;
+  wire [43:0] readout_c0_coarse;
+  wire [7:0] readout_c0_e_coarse;
+  reg [7:0] readout_c0_e_s3 = 8'h00;
+  reg [8:0] readout_c0_e_s4 = 9'h000;
+  wire [1:0] readout_c0_fine;
+  reg [2:0] readout_c0_flags_s1 = 3'h0;
+  reg [2:0] readout_c0_flags_s2 = 3'h0;
+  reg [2:0] readout_c0_flags_s3 = 3'h0;
+  reg readout_c0_guard_s4 = 1'h0;
   reg readout_c0_l_0 = 1'h0;
+  reg readout_c0_l_1 = 1'h0;
+  reg readout_c0_l_2 = 1'h0;
+  reg readout_c0_l_3 = 1'h0;
   reg readout_c0_last = 1'h0;
-  reg [5:0] readout_c0_lz;
-  reg [41:0] readout_c0_mag = 42'h00000000000;
-  wire [49:0] \readout_c0_mag$115 ;
-  reg readout_c0_negative = 1'h0;
+  reg [10:0] readout_c0_lead = 11'h000;
+  reg [42:0] readout_c0_mag = 43'h00000000000;
+  reg [22:0] readout_c0_mant_s4 = 23'h000000;
+  reg readout_c0_negative_s1 = 1'h0;
+  reg readout_c0_negative_s2 = 1'h0;
+  reg readout_c0_negative_s3 = 1'h0;
+  reg readout_c0_negative_s4 = 1'h0;
   reg [31:0] readout_c0_q = 32'd0;
+  wire [32:0] readout_c0_rounded;
+  reg [44:0] readout_c0_sig_s2 = 45'h000000000000;
+  reg [43:0] readout_c0_sig_s3 = 44'h00000000000;
+  reg readout_c0_sticky_s4 = 1'h0;
   reg readout_c0_v_0 = 1'h0;
+  reg readout_c0_v_1 = 1'h0;
+  reg readout_c0_v_2 = 1'h0;
+  reg readout_c0_v_3 = 1'h0;
   reg readout_c0_valid = 1'h0;
-  wire [104:0] readout_c1_aligned;
-  wire [9:0] readout_c1_e_lead;
-  reg [2:0] readout_c1_flags = 3'h0;
-  reg [31:0] readout_c1_fp32;
-  reg [5:0] readout_c1_lz;
-  reg [41:0] readout_c1_mag = 42'h00000000000;
-  wire [49:0] \readout_c1_mag$123 ;
-  reg readout_c1_negative = 1'h0;
+  reg readout_c0_zero_s3 = 1'h0;
+  wire [46:0] readout_c1_aligned;
+  wire [43:0] readout_c1_coarse;
+  wire [7:0] readout_c1_e_coarse;
+  reg [7:0] readout_c1_e_s3 = 8'h00;
+  reg [8:0] readout_c1_e_s4 = 9'h000;
+  wire [1:0] readout_c1_fine;
+  reg [2:0] readout_c1_flags_s1 = 3'h0;
+  reg [2:0] readout_c1_flags_s2 = 3'h0;
+  reg [2:0] readout_c1_flags_s3 = 3'h0;
+  reg readout_c1_guard_s4 = 1'h0;
+  reg [10:0] readout_c1_lead = 11'h000;
+  reg [42:0] readout_c1_mag = 43'h00000000000;
+  reg [22:0] readout_c1_mant_s4 = 23'h000000;
+  reg readout_c1_negative_s1 = 1'h0;
+  reg readout_c1_negative_s2 = 1'h0;
+  reg readout_c1_negative_s3 = 1'h0;
+  reg readout_c1_negative_s4 = 1'h0;
   reg [31:0] readout_c1_q = 32'd0;
-  wire [104:0] readout_c2_aligned;
-  wire [9:0] readout_c2_e_lead;
-  reg [2:0] readout_c2_flags = 3'h0;
-  reg [31:0] readout_c2_fp32;
-  reg [5:0] readout_c2_lz;
-  reg [41:0] readout_c2_mag = 42'h00000000000;
-  wire [49:0] \readout_c2_mag$131 ;
-  reg readout_c2_negative = 1'h0;
+  wire [32:0] readout_c1_rounded;
+  reg [44:0] readout_c1_sig_s2 = 45'h000000000000;
+  reg [43:0] readout_c1_sig_s3 = 44'h00000000000;
+  reg readout_c1_sticky_s4 = 1'h0;
+  reg readout_c1_zero_s3 = 1'h0;
+  wire [46:0] readout_c2_aligned;
+  wire [43:0] readout_c2_coarse;
+  wire [7:0] readout_c2_e_coarse;
+  reg [7:0] readout_c2_e_s3 = 8'h00;
+  reg [8:0] readout_c2_e_s4 = 9'h000;
+  wire [1:0] readout_c2_fine;
+  reg [2:0] readout_c2_flags_s1 = 3'h0;
+  reg [2:0] readout_c2_flags_s2 = 3'h0;
+  reg [2:0] readout_c2_flags_s3 = 3'h0;
+  reg readout_c2_guard_s4 = 1'h0;
+  reg [10:0] readout_c2_lead = 11'h000;
+  reg [42:0] readout_c2_mag = 43'h00000000000;
+  reg [22:0] readout_c2_mant_s4 = 23'h000000;
+  reg readout_c2_negative_s1 = 1'h0;
+  reg readout_c2_negative_s2 = 1'h0;
+  reg readout_c2_negative_s3 = 1'h0;
+  reg readout_c2_negative_s4 = 1'h0;
   reg [31:0] readout_c2_q = 32'd0;
-  wire [104:0] readout_c3_aligned;
-  wire [9:0] readout_c3_e_lead;
-  reg [2:0] readout_c3_flags = 3'h0;
-  reg [31:0] readout_c3_fp32;
-  reg [5:0] readout_c3_lz;
-  reg [41:0] readout_c3_mag = 42'h00000000000;
-  wire [49:0] \readout_c3_mag$139 ;
-  reg readout_c3_negative = 1'h0;
+  wire [32:0] readout_c2_rounded;
+  reg [44:0] readout_c2_sig_s2 = 45'h000000000000;
+  reg [43:0] readout_c2_sig_s3 = 44'h00000000000;
+  reg readout_c2_sticky_s4 = 1'h0;
+  reg readout_c2_zero_s3 = 1'h0;
+  wire [46:0] readout_c3_aligned;
+  wire [43:0] readout_c3_coarse;
+  wire [7:0] readout_c3_e_coarse;
+  reg [7:0] readout_c3_e_s3 = 8'h00;
+  reg [8:0] readout_c3_e_s4 = 9'h000;
+  wire [1:0] readout_c3_fine;
+  reg [2:0] readout_c3_flags_s1 = 3'h0;
+  reg [2:0] readout_c3_flags_s2 = 3'h0;
+  reg [2:0] readout_c3_flags_s3 = 3'h0;
+  reg readout_c3_guard_s4 = 1'h0;
+  reg [10:0] readout_c3_lead = 11'h000;
+  reg [42:0] readout_c3_mag = 43'h00000000000;
+  reg [22:0] readout_c3_mant_s4 = 23'h000000;
+  reg readout_c3_negative_s1 = 1'h0;
+  reg readout_c3_negative_s2 = 1'h0;
+  reg readout_c3_negative_s3 = 1'h0;
+  reg readout_c3_negative_s4 = 1'h0;
   reg [31:0] readout_c3_q = 32'd0;
+  wire [32:0] readout_c3_rounded;
+  reg [44:0] readout_c3_sig_s2 = 45'h000000000000;
+  reg [43:0] readout_c3_sig_s3 = 44'h00000000000;
+  reg readout_c3_sticky_s4 = 1'h0;
+  reg readout_c3_zero_s3 = 1'h0;
   wire [44:0] result;
-  wire [44:0] \result$164 ;
-  wire [44:0] \result$166 ;
-  wire [44:0] \result$168 ;
-  wire [44:0] \result$186 ;
   wire [44:0] \result$188 ;
   wire [44:0] \result$190 ;
   wire [44:0] \result$192 ;
-  wire [44:0] \result$197 ;
-  wire [44:0] \result$199 ;
-  wire [44:0] \result$201 ;
-  wire [44:0] \result$203 ;
-  wire [44:0] \result$207 ;
-  wire [44:0] \result$209 ;
-  wire [44:0] \result$211 ;
-  wire [44:0] \result$213 ;
+  wire [44:0] \result$226 ;
+  wire [44:0] \result$228 ;
+  wire [44:0] \result$230 ;
+  wire [44:0] \result$232 ;
+  wire [44:0] \result$247 ;
+  wire [44:0] \result$249 ;
+  wire [44:0] \result$251 ;
+  wire [44:0] \result$253 ;
+  wire [44:0] \result$267 ;
+  wire [44:0] \result$269 ;
+  wire [44:0] \result$271 ;
+  wire [44:0] \result$273 ;
   reg [4:0] rows_reserved = 5'h00;
   input rst;
   wire rst;
@@ -662,384 +1439,1141 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   wire [2:0] skew_ctl3_2;
   reg starts_tile = 1'h1;
   wire [128:0] w_data;
-  reg w_en = 1'h0;
-  assign \$1  = ~ in_beat[64];
-  assign \$2  = since_last == 2'h3;
-  assign \$3  = rows_reserved <= 4'hd;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = \$1  | \$4 ;
-  assign issue = in_valid & \$5 ;
-  assign \$6  = ~ in_valid;
-  assign i__ready = \$6  | issue;
-  assign \$7  = 5'h1a - readout_c0_lz;
-  assign readout_c0_e_lead = $signed(\$7 ) + $signed(8'h7f);
-  assign readout_c0_aligned = readout_c0_mag << readout_c0_lz;
-  assign \$9  = $signed(\$8 ) + $signed({ 1'h0, readout_c0_aligned[40:18] });
-  assign \$10  = | readout_c0_aligned[16:0];
-  assign \$11  = \$10  | readout_c0_aligned[18];
-  assign \$12  = readout_c0_aligned[17] & \$11 ;
-  assign \readout_c0_mag$115  = $signed(\$9 ) + $signed({ 1'h0, \$12  });
-  assign \$13  = readout_c0_flags[1] & readout_c0_flags[2];
-  assign \$14  = readout_c0_flags[0] | \$13 ;
-  assign \$15  = readout_c0_flags[1] | readout_c0_flags[2];
-  assign \$16  = | readout_c0_mag;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = | \readout_c0_mag$115 [40:0];
-  assign \$19  = ~ \$18 ;
-  assign \$20  = \$17  | \$19 ;
-  assign \$21  = $signed(\readout_c0_mag$115 [40:0]) >= $signed(32'd2139095040);
-  assign \$22  = | readout_c0_mag;
-  assign \$23  = ~ \$22 ;
-  assign \$24  = | \readout_c0_mag$115 [40:0];
-  assign \$25  = ~ \$24 ;
-  assign \$26  = \$23  | \$25 ;
-  assign \$27  = ~ \$26 ;
-  assign \$28  = \$21  & \$27 ;
-  assign \$29  = 5'h1a - readout_c1_lz;
-  assign readout_c1_e_lead = $signed(\$29 ) + $signed(8'h7f);
-  assign readout_c1_aligned = readout_c1_mag << readout_c1_lz;
-  assign \$31  = $signed(\$30 ) + $signed({ 1'h0, readout_c1_aligned[40:18] });
-  assign \$32  = | readout_c1_aligned[16:0];
-  assign \$33  = \$32  | readout_c1_aligned[18];
-  assign \$34  = readout_c1_aligned[17] & \$33 ;
-  assign \readout_c1_mag$123  = $signed(\$31 ) + $signed({ 1'h0, \$34  });
-  assign \$35  = readout_c1_flags[1] & readout_c1_flags[2];
-  assign \$36  = readout_c1_flags[0] | \$35 ;
-  assign \$37  = readout_c1_flags[1] | readout_c1_flags[2];
-  assign \$38  = | readout_c1_mag;
-  assign \$39  = ~ \$38 ;
-  assign \$40  = | \readout_c1_mag$123 [40:0];
-  assign \$41  = ~ \$40 ;
-  assign \$42  = \$39  | \$41 ;
-  assign \$43  = $signed(\readout_c1_mag$123 [40:0]) >= $signed(32'd2139095040);
-  assign \$44  = | readout_c1_mag;
-  assign \$45  = ~ \$44 ;
-  assign \$46  = | \readout_c1_mag$123 [40:0];
-  assign \$47  = ~ \$46 ;
-  assign \$48  = \$45  | \$47 ;
-  assign \$49  = ~ \$48 ;
-  assign \$50  = \$43  & \$49 ;
-  assign \$51  = 5'h1a - readout_c2_lz;
-  assign readout_c2_e_lead = $signed(\$51 ) + $signed(8'h7f);
-  assign readout_c2_aligned = readout_c2_mag << readout_c2_lz;
-  assign \$53  = $signed(\$52 ) + $signed({ 1'h0, readout_c2_aligned[40:18] });
-  assign \$54  = | readout_c2_aligned[16:0];
-  assign \$55  = \$54  | readout_c2_aligned[18];
-  assign \$56  = readout_c2_aligned[17] & \$55 ;
-  assign \readout_c2_mag$131  = $signed(\$53 ) + $signed({ 1'h0, \$56  });
-  assign \$57  = readout_c2_flags[1] & readout_c2_flags[2];
-  assign \$58  = readout_c2_flags[0] | \$57 ;
-  assign \$59  = readout_c2_flags[1] | readout_c2_flags[2];
-  assign \$60  = | readout_c2_mag;
-  assign \$61  = ~ \$60 ;
-  assign \$62  = | \readout_c2_mag$131 [40:0];
-  assign \$63  = ~ \$62 ;
-  assign \$64  = \$61  | \$63 ;
-  assign \$65  = $signed(\readout_c2_mag$131 [40:0]) >= $signed(32'd2139095040);
-  assign \$66  = | readout_c2_mag;
-  assign \$67  = ~ \$66 ;
-  assign \$68  = | \readout_c2_mag$131 [40:0];
-  assign \$69  = ~ \$68 ;
-  assign \$70  = \$67  | \$69 ;
-  assign \$71  = ~ \$70 ;
-  assign \$72  = \$65  & \$71 ;
-  assign \$73  = 5'h1a - readout_c3_lz;
-  assign readout_c3_e_lead = $signed(\$73 ) + $signed(8'h7f);
-  assign readout_c3_aligned = readout_c3_mag << readout_c3_lz;
-  assign \$75  = $signed(\$74 ) + $signed({ 1'h0, readout_c3_aligned[40:18] });
-  assign \$76  = | readout_c3_aligned[16:0];
-  assign \$77  = \$76  | readout_c3_aligned[18];
-  assign \$78  = readout_c3_aligned[17] & \$77 ;
-  assign \readout_c3_mag$139  = $signed(\$75 ) + $signed({ 1'h0, \$78  });
-  assign \$79  = readout_c3_flags[1] & readout_c3_flags[2];
-  assign \$80  = readout_c3_flags[0] | \$79 ;
-  assign \$81  = readout_c3_flags[1] | readout_c3_flags[2];
-  assign \$82  = | readout_c3_mag;
-  assign \$83  = ~ \$82 ;
-  assign \$84  = | \readout_c3_mag$139 [40:0];
-  assign \$85  = ~ \$84 ;
-  assign \$86  = \$83  | \$85 ;
-  assign \$87  = $signed(\readout_c3_mag$139 [40:0]) >= $signed(32'd2139095040);
-  assign \$88  = | readout_c3_mag;
-  assign \$89  = ~ \$88 ;
-  assign \$90  = | \readout_c3_mag$139 [40:0];
-  assign \$91  = ~ \$90 ;
-  assign \$92  = \$89  | \$91 ;
-  assign \$93  = ~ \$92 ;
-  assign \$94  = \$87  & \$93 ;
-  assign \$95  = i__valid & i__ready;
-  assign \$96  = issue & in_beat[64];
-  assign \$97  = since_last != 2'h3;
-  assign \$98  = since_last + 1'h1;
-  assign \$99  = issue & in_beat[64];
-  assign \$100  = \$99  ? 3'h4 : 3'h0;
-  assign \$101  = rows_reserved + \$100 ;
-  assign \$102  = o__valid & o__ready;
-  assign \$103  = \$101  - \$102 ;
-  assign \$104  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$105  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$106  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$107  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$108  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$109  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$110  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$111  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$112  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$113  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$114  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$115  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$116  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$117  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$118  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$119  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$120  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$121  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$122  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$123  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$124  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$125  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$126  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$127  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$128  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$129  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$130  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$131  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$132  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$133  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$134  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$135  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$136  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$137  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$138  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$139  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$140  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$141  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$142  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$143  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$144  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$145  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$146  = drain_c0_r0[41:0] ^ { \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104  };
-  assign \$147  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$148  = \$146  + \$147 ;
-  assign \$149  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
-  assign \$150  = ~ drain_c0_r1_valid;
-  assign \$151  = drain_c0_r0_valid & \$150 ;
-  assign \$152  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$153  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$154  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$155  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$156  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$157  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$158  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$159  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$160  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$161  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$162  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$163  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$164  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$165  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$166  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$167  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$168  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$169  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$170  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$171  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$172  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$173  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$174  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$175  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$176  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$177  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$178  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$179  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$180  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$181  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$182  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$183  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$184  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$185  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$186  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$187  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$188  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$189  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$190  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$191  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$192  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$193  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$194  = drain_c1_r0[41:0] ^ { \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152  };
-  assign \$195  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$196  = \$194  + \$195 ;
-  assign \$197  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
-  assign \$198  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$199  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$200  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$201  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$202  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$203  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$204  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$205  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$206  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$207  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$208  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$209  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$210  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$211  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$212  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$213  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$214  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$215  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$216  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$217  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$218  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$219  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$220  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$221  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$222  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$223  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$224  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$225  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$226  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$227  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$228  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$229  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$230  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$231  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$232  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$233  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$234  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$235  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$236  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$237  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$238  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$239  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$240  = drain_c2_r0[41:0] ^ { \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198  };
-  assign \$241  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$242  = \$240  + \$241 ;
-  assign \$243  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
-  assign \$244  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$245  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$246  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$247  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$248  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$249  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$250  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$251  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$252  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$253  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$254  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$255  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$256  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$257  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$258  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$259  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$260  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$261  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$262  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$263  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$264  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$265  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$266  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$267  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$268  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$269  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$270  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$271  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$272  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$273  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$274  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$275  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$276  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$277  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$278  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$279  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$280  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$281  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$282  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$283  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$284  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$285  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$286  = drain_c3_r0[41:0] ^ { \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244  };
-  assign \$287  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
-  assign \$288  = \$286  + \$287 ;
-  assign \$289  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  (* init = 1'h0 *)
+  wire w_en;
+  reg [128:0] fifo_storage [31:0];
+  initial begin
+    fifo_storage[0] = 129'h000000000000000000000000000000000;
+    fifo_storage[1] = 129'h000000000000000000000000000000000;
+    fifo_storage[2] = 129'h000000000000000000000000000000000;
+    fifo_storage[3] = 129'h000000000000000000000000000000000;
+    fifo_storage[4] = 129'h000000000000000000000000000000000;
+    fifo_storage[5] = 129'h000000000000000000000000000000000;
+    fifo_storage[6] = 129'h000000000000000000000000000000000;
+    fifo_storage[7] = 129'h000000000000000000000000000000000;
+    fifo_storage[8] = 129'h000000000000000000000000000000000;
+    fifo_storage[9] = 129'h000000000000000000000000000000000;
+    fifo_storage[10] = 129'h000000000000000000000000000000000;
+    fifo_storage[11] = 129'h000000000000000000000000000000000;
+    fifo_storage[12] = 129'h000000000000000000000000000000000;
+    fifo_storage[13] = 129'h000000000000000000000000000000000;
+    fifo_storage[14] = 129'h000000000000000000000000000000000;
+    fifo_storage[15] = 129'h000000000000000000000000000000000;
+    fifo_storage[16] = 129'h000000000000000000000000000000000;
+    fifo_storage[17] = 129'h000000000000000000000000000000000;
+    fifo_storage[18] = 129'h000000000000000000000000000000000;
+    fifo_storage[19] = 129'h000000000000000000000000000000000;
+    fifo_storage[20] = 129'h000000000000000000000000000000000;
+    fifo_storage[21] = 129'h000000000000000000000000000000000;
+    fifo_storage[22] = 129'h000000000000000000000000000000000;
+    fifo_storage[23] = 129'h000000000000000000000000000000000;
+    fifo_storage[24] = 129'h000000000000000000000000000000000;
+    fifo_storage[25] = 129'h000000000000000000000000000000000;
+    fifo_storage[26] = 129'h000000000000000000000000000000000;
+    fifo_storage[27] = 129'h000000000000000000000000000000000;
+    fifo_storage[28] = 129'h000000000000000000000000000000000;
+    fifo_storage[29] = 129'h000000000000000000000000000000000;
+    fifo_storage[30] = 129'h000000000000000000000000000000000;
+    fifo_storage[31] = 129'h000000000000000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (\$signature__en )
+      fifo_storage[\$signature__addr ] <= { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
+  end
+  reg [128:0] _0_;
+  always @(posedge clk) begin
+    if (r_port__en) begin
+      _0_ <= fifo_storage[consume];
+    end
+  end
+  assign o__payload = _0_;
+  assign \$1  = \$signature__addr  != consume;
+  assign \$2  = ~ o__valid;
+  assign \$3  = \$2  | o__ready;
+  assign fifo_take = \$1  & \$3 ;
+  assign \$4  = ~ o__valid;
+  assign r_port__en = \$4  | o__ready;
+  assign \$5  = ~ in_last;
+  assign \$6  = \$5  | may_end;
+  assign issue = in_valid & \$6 ;
+  assign \$7  = ~ in_last;
+  assign i__ready = \$7  | may_end;
+  assign \$9  = { readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0], readout_c0_lead[0] } & \$8 [43:0];
+  assign \$11  = { readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1], readout_c0_lead[1] } & \$10 [43:0];
+  assign \$12  = \$9  | \$11 ;
+  assign \$14  = { readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2], readout_c0_lead[2] } & \$13 [43:0];
+  assign \$16  = { readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3], readout_c0_lead[3] } & \$15 [43:0];
+  assign \$17  = \$14  | \$16 ;
+  assign \$18  = \$12  | \$17 ;
+  assign \$20  = { readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4], readout_c0_lead[4] } & \$19 [43:0];
+  assign \$22  = { readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5], readout_c0_lead[5] } & \$21 [43:0];
+  assign \$23  = \$20  | \$22 ;
+  assign \$25  = { readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6], readout_c0_lead[6] } & \$24 [43:0];
+  assign \$27  = { readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7], readout_c0_lead[7] } & \$26 [43:0];
+  assign \$28  = \$25  | \$27 ;
+  assign \$29  = \$23  | \$28 ;
+  assign \$30  = \$18  | \$29 ;
+  assign \$32  = { readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8], readout_c0_lead[8] } & \$31 [43:0];
+  assign \$34  = { readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9], readout_c0_lead[9] } & \$33 [43:0];
+  assign \$35  = \$32  | \$34 ;
+  assign \$37  = { readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10], readout_c0_lead[10] } & \$36 [43:0];
+  assign \$38  = \$35  | \$37 ;
+  assign readout_c0_coarse = \$30  | \$38 ;
+  assign \$39  = readout_c0_lead[0] ? 8'h99 : 8'h00;
+  assign \$40  = readout_c0_lead[1] ? 8'h95 : 8'h00;
+  assign \$41  = \$39  | \$40 ;
+  assign \$42  = readout_c0_lead[2] ? 8'h91 : 8'h00;
+  assign \$43  = readout_c0_lead[3] ? 8'h8d : 8'h00;
+  assign \$44  = \$42  | \$43 ;
+  assign \$45  = \$41  | \$44 ;
+  assign \$46  = readout_c0_lead[4] ? 8'h89 : 8'h00;
+  assign \$47  = readout_c0_lead[5] ? 8'h85 : 8'h00;
+  assign \$48  = \$46  | \$47 ;
+  assign \$49  = readout_c0_lead[6] ? 8'h81 : 8'h00;
+  assign \$50  = readout_c0_lead[7] ? 7'h7d : 7'h00;
+  assign \$51  = \$49  | { 1'h0, \$50  };
+  assign \$52  = \$48  | \$51 ;
+  assign \$53  = \$45  | \$52 ;
+  assign \$54  = readout_c0_lead[8] ? 7'h79 : 7'h00;
+  assign \$55  = readout_c0_lead[9] ? 7'h75 : 7'h00;
+  assign \$56  = \$54  | \$55 ;
+  assign \$57  = readout_c0_lead[10] ? 7'h71 : 7'h00;
+  assign \$58  = \$56  | \$57 ;
+  assign readout_c0_e_coarse = \$53  | { 1'h0, \$58  };
+  assign \$59  = readout_c0_sig_s3[41] ? 2'h2 : 2'h3;
+  assign \$60  = readout_c0_sig_s3[42] ? 2'h1 : \$59 ;
+  assign readout_c0_fine = readout_c0_sig_s3[43] ? 2'h0 : \$60 ;
+  assign readout_c0_aligned = readout_c0_sig_s3 << readout_c0_fine;
+  assign \$61  = readout_c0_sticky_s4 | readout_c0_mant_s4[0];
+  assign \$62  = readout_c0_guard_s4 & \$61 ;
+  assign readout_c0_rounded = { readout_c0_e_s4, readout_c0_mant_s4 } + \$62 ;
+  assign \$64  = { readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0], readout_c1_lead[0] } & \$63 [43:0];
+  assign \$66  = { readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1], readout_c1_lead[1] } & \$65 [43:0];
+  assign \$67  = \$64  | \$66 ;
+  assign \$69  = { readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2], readout_c1_lead[2] } & \$68 [43:0];
+  assign \$71  = { readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3], readout_c1_lead[3] } & \$70 [43:0];
+  assign \$72  = \$69  | \$71 ;
+  assign \$73  = \$67  | \$72 ;
+  assign \$75  = { readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4], readout_c1_lead[4] } & \$74 [43:0];
+  assign \$77  = { readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5], readout_c1_lead[5] } & \$76 [43:0];
+  assign \$78  = \$75  | \$77 ;
+  assign \$80  = { readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6], readout_c1_lead[6] } & \$79 [43:0];
+  assign \$82  = { readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7], readout_c1_lead[7] } & \$81 [43:0];
+  assign \$83  = \$80  | \$82 ;
+  assign \$84  = \$78  | \$83 ;
+  assign \$85  = \$73  | \$84 ;
+  assign \$87  = { readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8], readout_c1_lead[8] } & \$86 [43:0];
+  assign \$89  = { readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9], readout_c1_lead[9] } & \$88 [43:0];
+  assign \$90  = \$87  | \$89 ;
+  assign \$92  = { readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10], readout_c1_lead[10] } & \$91 [43:0];
+  assign \$93  = \$90  | \$92 ;
+  assign readout_c1_coarse = \$85  | \$93 ;
+  assign \$94  = readout_c1_lead[0] ? 8'h99 : 8'h00;
+  assign \$95  = readout_c1_lead[1] ? 8'h95 : 8'h00;
+  assign \$96  = \$94  | \$95 ;
+  assign \$97  = readout_c1_lead[2] ? 8'h91 : 8'h00;
+  assign \$98  = readout_c1_lead[3] ? 8'h8d : 8'h00;
+  assign \$99  = \$97  | \$98 ;
+  assign \$100  = \$96  | \$99 ;
+  assign \$101  = readout_c1_lead[4] ? 8'h89 : 8'h00;
+  assign \$102  = readout_c1_lead[5] ? 8'h85 : 8'h00;
+  assign \$103  = \$101  | \$102 ;
+  assign \$104  = readout_c1_lead[6] ? 8'h81 : 8'h00;
+  assign \$105  = readout_c1_lead[7] ? 7'h7d : 7'h00;
+  assign \$106  = \$104  | { 1'h0, \$105  };
+  assign \$107  = \$103  | \$106 ;
+  assign \$108  = \$100  | \$107 ;
+  assign \$109  = readout_c1_lead[8] ? 7'h79 : 7'h00;
+  assign \$110  = readout_c1_lead[9] ? 7'h75 : 7'h00;
+  assign \$111  = \$109  | \$110 ;
+  assign \$112  = readout_c1_lead[10] ? 7'h71 : 7'h00;
+  assign \$113  = \$111  | \$112 ;
+  assign readout_c1_e_coarse = \$108  | { 1'h0, \$113  };
+  assign \$114  = readout_c1_sig_s3[41] ? 2'h2 : 2'h3;
+  assign \$115  = readout_c1_sig_s3[42] ? 2'h1 : \$114 ;
+  assign readout_c1_fine = readout_c1_sig_s3[43] ? 2'h0 : \$115 ;
+  assign readout_c1_aligned = readout_c1_sig_s3 << readout_c1_fine;
+  assign \$116  = readout_c1_sticky_s4 | readout_c1_mant_s4[0];
+  assign \$117  = readout_c1_guard_s4 & \$116 ;
+  assign readout_c1_rounded = { readout_c1_e_s4, readout_c1_mant_s4 } + \$117 ;
+  assign \$119  = { readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0], readout_c2_lead[0] } & \$118 [43:0];
+  assign \$121  = { readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1], readout_c2_lead[1] } & \$120 [43:0];
+  assign \$122  = \$119  | \$121 ;
+  assign \$124  = { readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2], readout_c2_lead[2] } & \$123 [43:0];
+  assign \$126  = { readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3], readout_c2_lead[3] } & \$125 [43:0];
+  assign \$127  = \$124  | \$126 ;
+  assign \$128  = \$122  | \$127 ;
+  assign \$130  = { readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4], readout_c2_lead[4] } & \$129 [43:0];
+  assign \$132  = { readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5], readout_c2_lead[5] } & \$131 [43:0];
+  assign \$133  = \$130  | \$132 ;
+  assign \$135  = { readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6], readout_c2_lead[6] } & \$134 [43:0];
+  assign \$137  = { readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7], readout_c2_lead[7] } & \$136 [43:0];
+  assign \$138  = \$135  | \$137 ;
+  assign \$139  = \$133  | \$138 ;
+  assign \$140  = \$128  | \$139 ;
+  assign \$142  = { readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8], readout_c2_lead[8] } & \$141 [43:0];
+  assign \$144  = { readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9], readout_c2_lead[9] } & \$143 [43:0];
+  assign \$145  = \$142  | \$144 ;
+  assign \$147  = { readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10], readout_c2_lead[10] } & \$146 [43:0];
+  assign \$148  = \$145  | \$147 ;
+  assign readout_c2_coarse = \$140  | \$148 ;
+  assign \$149  = readout_c2_lead[0] ? 8'h99 : 8'h00;
+  assign \$150  = readout_c2_lead[1] ? 8'h95 : 8'h00;
+  assign \$151  = \$149  | \$150 ;
+  assign \$152  = readout_c2_lead[2] ? 8'h91 : 8'h00;
+  assign \$153  = readout_c2_lead[3] ? 8'h8d : 8'h00;
+  assign \$154  = \$152  | \$153 ;
+  assign \$155  = \$151  | \$154 ;
+  assign \$156  = readout_c2_lead[4] ? 8'h89 : 8'h00;
+  assign \$157  = readout_c2_lead[5] ? 8'h85 : 8'h00;
+  assign \$158  = \$156  | \$157 ;
+  assign \$159  = readout_c2_lead[6] ? 8'h81 : 8'h00;
+  assign \$160  = readout_c2_lead[7] ? 7'h7d : 7'h00;
+  assign \$161  = \$159  | { 1'h0, \$160  };
+  assign \$162  = \$158  | \$161 ;
+  assign \$163  = \$155  | \$162 ;
+  assign \$164  = readout_c2_lead[8] ? 7'h79 : 7'h00;
+  assign \$165  = readout_c2_lead[9] ? 7'h75 : 7'h00;
+  assign \$166  = \$164  | \$165 ;
+  assign \$167  = readout_c2_lead[10] ? 7'h71 : 7'h00;
+  assign \$168  = \$166  | \$167 ;
+  assign readout_c2_e_coarse = \$163  | { 1'h0, \$168  };
+  assign \$169  = readout_c2_sig_s3[41] ? 2'h2 : 2'h3;
+  assign \$170  = readout_c2_sig_s3[42] ? 2'h1 : \$169 ;
+  assign readout_c2_fine = readout_c2_sig_s3[43] ? 2'h0 : \$170 ;
+  assign readout_c2_aligned = readout_c2_sig_s3 << readout_c2_fine;
+  assign \$171  = readout_c2_sticky_s4 | readout_c2_mant_s4[0];
+  assign \$172  = readout_c2_guard_s4 & \$171 ;
+  assign readout_c2_rounded = { readout_c2_e_s4, readout_c2_mant_s4 } + \$172 ;
+  assign \$174  = { readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0], readout_c3_lead[0] } & \$173 [43:0];
+  assign \$176  = { readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1], readout_c3_lead[1] } & \$175 [43:0];
+  assign \$177  = \$174  | \$176 ;
+  assign \$179  = { readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2], readout_c3_lead[2] } & \$178 [43:0];
+  assign \$181  = { readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3], readout_c3_lead[3] } & \$180 [43:0];
+  assign \$182  = \$179  | \$181 ;
+  assign \$183  = \$177  | \$182 ;
+  assign \$185  = { readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4], readout_c3_lead[4] } & \$184 [43:0];
+  assign \$187  = { readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5], readout_c3_lead[5] } & \$186 [43:0];
+  assign \$188  = \$185  | \$187 ;
+  assign \$190  = { readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6], readout_c3_lead[6] } & \$189 [43:0];
+  assign \$192  = { readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7], readout_c3_lead[7] } & \$191 [43:0];
+  assign \$193  = \$190  | \$192 ;
+  assign \$194  = \$188  | \$193 ;
+  assign \$195  = \$183  | \$194 ;
+  assign \$197  = { readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8], readout_c3_lead[8] } & \$196 [43:0];
+  assign \$199  = { readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9], readout_c3_lead[9] } & \$198 [43:0];
+  assign \$200  = \$197  | \$199 ;
+  assign \$202  = { readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10], readout_c3_lead[10] } & \$201 [43:0];
+  assign \$203  = \$200  | \$202 ;
+  assign readout_c3_coarse = \$195  | \$203 ;
+  assign \$204  = readout_c3_lead[0] ? 8'h99 : 8'h00;
+  assign \$205  = readout_c3_lead[1] ? 8'h95 : 8'h00;
+  assign \$206  = \$204  | \$205 ;
+  assign \$207  = readout_c3_lead[2] ? 8'h91 : 8'h00;
+  assign \$208  = readout_c3_lead[3] ? 8'h8d : 8'h00;
+  assign \$209  = \$207  | \$208 ;
+  assign \$210  = \$206  | \$209 ;
+  assign \$211  = readout_c3_lead[4] ? 8'h89 : 8'h00;
+  assign \$212  = readout_c3_lead[5] ? 8'h85 : 8'h00;
+  assign \$213  = \$211  | \$212 ;
+  assign \$214  = readout_c3_lead[6] ? 8'h81 : 8'h00;
+  assign \$215  = readout_c3_lead[7] ? 7'h7d : 7'h00;
+  assign \$216  = \$214  | { 1'h0, \$215  };
+  assign \$217  = \$213  | \$216 ;
+  assign \$218  = \$210  | \$217 ;
+  assign \$219  = readout_c3_lead[8] ? 7'h79 : 7'h00;
+  assign \$220  = readout_c3_lead[9] ? 7'h75 : 7'h00;
+  assign \$221  = \$219  | \$220 ;
+  assign \$222  = readout_c3_lead[10] ? 7'h71 : 7'h00;
+  assign \$223  = \$221  | \$222 ;
+  assign readout_c3_e_coarse = \$218  | { 1'h0, \$223  };
+  assign \$224  = readout_c3_sig_s3[41] ? 2'h2 : 2'h3;
+  assign \$225  = readout_c3_sig_s3[42] ? 2'h1 : \$224 ;
+  assign readout_c3_fine = readout_c3_sig_s3[43] ? 2'h0 : \$225 ;
+  assign readout_c3_aligned = readout_c3_sig_s3 << readout_c3_fine;
+  assign \$226  = readout_c3_sticky_s4 | readout_c3_mant_s4[0];
+  assign \$227  = readout_c3_guard_s4 & \$226 ;
+  assign readout_c3_rounded = { readout_c3_e_s4, readout_c3_mant_s4 } + \$227 ;
+  assign \$228  = \$signature__addr  + 1'h1;
+  assign \$229  = consume + 1'h1;
+  assign \$230  = i__valid & i__ready;
+  assign \$231  = in_last & may_end;
+  assign \$232  = since_last != 2'h3;
+  assign \$233  = since_last + 1'h1;
+  assign \$234  = in_last & may_end;
+  assign \$235  = o__valid & o__ready;
+  assign \$236  = rows_reserved + 2'h3;
+  assign \$237  = rows_reserved + 3'h4;
+  assign \$238  = \$235  ? \$236  : \$237 ;
+  assign \$239  = o__valid & o__ready;
+  assign \$240  = rows_reserved - 1'h1;
+  assign \$241  = \$239  ? \$240  : { 1'h0, rows_reserved };
+  assign \$242  = \$234  ? { 1'h0, \$238  } : { \$241 [5], \$241  };
+  assign \$243  = in_last & may_end;
+  assign \$244  = o__valid & o__ready;
+  assign \$245  = rows_reserved <= 4'he;
+  assign \$246  = rows_reserved <= 4'hd;
+  assign \$247  = \$244  ? \$245  : \$246 ;
+  assign \$248  = o__valid & o__ready;
+  assign \$249  = rows_reserved <= 5'h12;
+  assign \$250  = rows_reserved <= 5'h11;
+  assign \$251  = \$248  ? \$249  : \$250 ;
+  assign \$252  = \$243  ? \$247  : \$251 ;
+  assign \$253  = in_last & may_end;
+  assign \$254  = ~ \$253 ;
+  assign \$255  = since_last >= 2'h2;
+  assign \$256  = \$254  & \$255 ;
+  assign \$257  = \$252  & \$256 ;
+  assign \$258  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$259  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$260  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$261  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$262  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$263  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$264  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$265  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$266  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$267  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$268  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$269  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$270  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$271  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$272  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$273  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$274  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$275  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$276  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$277  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$278  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$279  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$280  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$281  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$282  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$283  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$284  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$285  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$286  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$287  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$288  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$289  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$290  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$291  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$292  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$293  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$294  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$295  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$296  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$297  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$298  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$299  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$300  = drain_c0_r0[41:0] ^ { \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258  };
+  assign \$301  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$302  = \$300  + \$301 ;
+  assign \$303  = $signed(drain_c0_r0[41:0]) < $signed(1'h0);
+  assign \$304  = | readout_c0_mag[41:38];
+  assign \$305  = | readout_c0_mag[37:34];
+  assign \$306  = | readout_c0_mag[41:38];
+  assign \$308  = ~ \$307 ;
+  assign \$309  = \$305  & \$308 ;
+  assign \$310  = | readout_c0_mag[33:30];
+  assign \$311  = | readout_c0_mag[41:38];
+  assign \$312  = | readout_c0_mag[37:34];
+  assign \$313  = | { \$312 , \$311  };
+  assign \$314  = ~ \$313 ;
+  assign \$315  = \$310  & \$314 ;
+  assign \$316  = | readout_c0_mag[29:26];
+  assign \$317  = | readout_c0_mag[41:38];
+  assign \$318  = | readout_c0_mag[37:34];
+  assign \$319  = | readout_c0_mag[33:30];
+  assign \$320  = | { \$319 , \$318 , \$317  };
+  assign \$321  = ~ \$320 ;
+  assign \$322  = \$316  & \$321 ;
+  assign \$323  = | readout_c0_mag[25:22];
+  assign \$324  = | readout_c0_mag[41:38];
+  assign \$325  = | readout_c0_mag[37:34];
+  assign \$326  = | readout_c0_mag[33:30];
+  assign \$327  = | readout_c0_mag[29:26];
+  assign \$328  = | { \$327 , \$326 , \$325 , \$324  };
+  assign \$329  = ~ \$328 ;
+  assign \$330  = \$323  & \$329 ;
+  assign \$331  = | readout_c0_mag[21:18];
+  assign \$332  = | readout_c0_mag[41:38];
+  assign \$333  = | readout_c0_mag[37:34];
+  assign \$334  = | readout_c0_mag[33:30];
+  assign \$335  = | readout_c0_mag[29:26];
+  assign \$336  = | readout_c0_mag[25:22];
+  assign \$337  = | { \$336 , \$335 , \$334 , \$333 , \$332  };
+  assign \$338  = ~ \$337 ;
+  assign \$339  = \$331  & \$338 ;
+  assign \$340  = | readout_c0_mag[17:14];
+  assign \$341  = | readout_c0_mag[41:38];
+  assign \$342  = | readout_c0_mag[37:34];
+  assign \$343  = | readout_c0_mag[33:30];
+  assign \$344  = | readout_c0_mag[29:26];
+  assign \$345  = | readout_c0_mag[25:22];
+  assign \$346  = | readout_c0_mag[21:18];
+  assign \$347  = | { \$346 , \$345 , \$344 , \$343 , \$342 , \$341  };
+  assign \$348  = ~ \$347 ;
+  assign \$349  = \$340  & \$348 ;
+  assign \$350  = | readout_c0_mag[13:10];
+  assign \$351  = | readout_c0_mag[41:38];
+  assign \$352  = | readout_c0_mag[37:34];
+  assign \$353  = | readout_c0_mag[33:30];
+  assign \$354  = | readout_c0_mag[29:26];
+  assign \$355  = | readout_c0_mag[25:22];
+  assign \$356  = | readout_c0_mag[21:18];
+  assign \$357  = | readout_c0_mag[17:14];
+  assign \$358  = | { \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351  };
+  assign \$359  = ~ \$358 ;
+  assign \$360  = \$350  & \$359 ;
+  assign \$361  = | readout_c0_mag[9:6];
+  assign \$362  = | readout_c0_mag[41:38];
+  assign \$363  = | readout_c0_mag[37:34];
+  assign \$364  = | readout_c0_mag[33:30];
+  assign \$365  = | readout_c0_mag[29:26];
+  assign \$366  = | readout_c0_mag[25:22];
+  assign \$367  = | readout_c0_mag[21:18];
+  assign \$368  = | readout_c0_mag[17:14];
+  assign \$369  = | readout_c0_mag[13:10];
+  assign \$370  = | { \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362  };
+  assign \$371  = ~ \$370 ;
+  assign \$372  = \$361  & \$371 ;
+  assign \$373  = | readout_c0_mag[5:2];
+  assign \$374  = | readout_c0_mag[41:38];
+  assign \$375  = | readout_c0_mag[37:34];
+  assign \$376  = | readout_c0_mag[33:30];
+  assign \$377  = | readout_c0_mag[29:26];
+  assign \$378  = | readout_c0_mag[25:22];
+  assign \$379  = | readout_c0_mag[21:18];
+  assign \$380  = | readout_c0_mag[17:14];
+  assign \$381  = | readout_c0_mag[13:10];
+  assign \$382  = | readout_c0_mag[9:6];
+  assign \$383  = | { \$382 , \$381 , \$380 , \$379 , \$378 , \$377 , \$376 , \$375 , \$374  };
+  assign \$384  = ~ \$383 ;
+  assign \$385  = \$373  & \$384 ;
+  assign \$386  = | { readout_c0_mag[1:0], 2'h0 };
+  assign \$387  = | readout_c0_mag[41:38];
+  assign \$388  = | readout_c0_mag[37:34];
+  assign \$389  = | readout_c0_mag[33:30];
+  assign \$390  = | readout_c0_mag[29:26];
+  assign \$391  = | readout_c0_mag[25:22];
+  assign \$392  = | readout_c0_mag[21:18];
+  assign \$393  = | readout_c0_mag[17:14];
+  assign \$394  = | readout_c0_mag[13:10];
+  assign \$395  = | readout_c0_mag[9:6];
+  assign \$396  = | readout_c0_mag[5:2];
+  assign \$397  = | { \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387  };
+  assign \$398  = ~ \$397 ;
+  assign \$399  = \$386  & \$398 ;
+  assign \$400  = | readout_c0_lead;
+  assign \$401  = ~ \$400 ;
+  assign \$402  = readout_c0_flags_s3[1] & readout_c0_flags_s3[2];
+  assign \$403  = readout_c0_flags_s3[0] | \$402 ;
+  assign \$404  = readout_c0_flags_s3[1] & readout_c0_flags_s3[2];
+  assign \$405  = readout_c0_flags_s3[0] | \$404 ;
+  assign \$406  = readout_c0_flags_s3[1] | readout_c0_flags_s3[2];
+  assign \$407  = \$405  | \$406 ;
+  assign \$408  = \$407  | readout_c0_zero_s3;
+  assign \$409  = \$408  ? 23'h000000 : readout_c0_aligned[42:20];
+  assign \$410  = \$403  ? 23'h400000 : \$409 ;
+  assign \$411  = readout_c0_flags_s3[1] & readout_c0_flags_s3[2];
+  assign \$412  = readout_c0_flags_s3[0] | \$411 ;
+  assign \$413  = readout_c0_flags_s3[1] | readout_c0_flags_s3[2];
+  assign \$414  = \$412  | \$413 ;
+  assign \$415  = readout_c0_e_s3 - readout_c0_fine;
+  assign \$416  = readout_c0_zero_s3 ? 9'h000 : \$415 ;
+  assign \$417  = \$414  ? 9'h0ff : \$416 ;
+  assign \$418  = readout_c0_flags_s3[1] & readout_c0_flags_s3[2];
+  assign \$419  = readout_c0_flags_s3[0] | \$418 ;
+  assign \$420  = readout_c0_flags_s3[1] | readout_c0_flags_s3[2];
+  assign \$421  = \$419  | \$420 ;
+  assign \$422  = \$421  | readout_c0_zero_s3;
+  assign \$423  = ~ \$422 ;
+  assign \$424  = readout_c0_aligned[19] & \$423 ;
+  assign \$425  = | readout_c0_sig_s3[15:0];
+  assign \$426  = | { readout_c0_aligned[18:16], \$425  };
+  assign \$427  = readout_c0_flags_s3[1] & readout_c0_flags_s3[2];
+  assign \$428  = readout_c0_flags_s3[0] | \$427 ;
+  assign \$429  = readout_c0_flags_s3[1] | readout_c0_flags_s3[2];
+  assign \$430  = \$428  | \$429 ;
+  assign \$431  = \$430  | readout_c0_zero_s3;
+  assign \$432  = ~ \$431 ;
+  assign \$433  = \$426  & \$432 ;
+  assign \$434  = readout_c0_flags_s3[1] & readout_c0_flags_s3[2];
+  assign \$435  = readout_c0_flags_s3[0] | \$434 ;
+  assign \$436  = readout_c0_flags_s3[1] | readout_c0_flags_s3[2];
+  assign \$437  = \$436  ? readout_c0_flags_s3[2] : readout_c0_negative_s3;
+  assign \$438  = \$435  ? 1'h0 : \$437 ;
+  assign \$439  = ~ drain_c0_r1_valid;
+  assign \$440  = drain_c0_r0_valid & \$439 ;
+  assign \$441  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$442  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$443  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$444  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$445  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$446  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$447  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$448  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$449  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$450  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$451  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$452  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$453  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$454  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$455  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$456  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$457  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$458  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$459  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$460  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$461  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$462  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$463  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$464  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$465  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$466  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$467  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$468  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$469  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$470  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$471  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$472  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$473  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$474  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$475  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$476  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$477  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$478  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$479  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$480  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$481  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$482  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$483  = drain_c1_r0[41:0] ^ { \$482 , \$481 , \$480 , \$479 , \$478 , \$477 , \$476 , \$475 , \$474 , \$473 , \$472 , \$471 , \$470 , \$469 , \$468 , \$467 , \$466 , \$465 , \$464 , \$463 , \$462 , \$461 , \$460 , \$459 , \$458 , \$457 , \$456 , \$455 , \$454 , \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446 , \$445 , \$444 , \$443 , \$442 , \$441  };
+  assign \$484  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$485  = \$483  + \$484 ;
+  assign \$486  = $signed(drain_c1_r0[41:0]) < $signed(1'h0);
+  assign \$487  = | readout_c1_mag[41:38];
+  assign \$488  = | readout_c1_mag[37:34];
+  assign \$489  = | readout_c1_mag[41:38];
+  assign \$491  = ~ \$490 ;
+  assign \$492  = \$488  & \$491 ;
+  assign \$493  = | readout_c1_mag[33:30];
+  assign \$494  = | readout_c1_mag[41:38];
+  assign \$495  = | readout_c1_mag[37:34];
+  assign \$496  = | { \$495 , \$494  };
+  assign \$497  = ~ \$496 ;
+  assign \$498  = \$493  & \$497 ;
+  assign \$499  = | readout_c1_mag[29:26];
+  assign \$500  = | readout_c1_mag[41:38];
+  assign \$501  = | readout_c1_mag[37:34];
+  assign \$502  = | readout_c1_mag[33:30];
+  assign \$503  = | { \$502 , \$501 , \$500  };
+  assign \$504  = ~ \$503 ;
+  assign \$505  = \$499  & \$504 ;
+  assign \$506  = | readout_c1_mag[25:22];
+  assign \$507  = | readout_c1_mag[41:38];
+  assign \$508  = | readout_c1_mag[37:34];
+  assign \$509  = | readout_c1_mag[33:30];
+  assign \$510  = | readout_c1_mag[29:26];
+  assign \$511  = | { \$510 , \$509 , \$508 , \$507  };
+  assign \$512  = ~ \$511 ;
+  assign \$513  = \$506  & \$512 ;
+  assign \$514  = | readout_c1_mag[21:18];
+  assign \$515  = | readout_c1_mag[41:38];
+  assign \$516  = | readout_c1_mag[37:34];
+  assign \$517  = | readout_c1_mag[33:30];
+  assign \$518  = | readout_c1_mag[29:26];
+  assign \$519  = | readout_c1_mag[25:22];
+  assign \$520  = | { \$519 , \$518 , \$517 , \$516 , \$515  };
+  assign \$521  = ~ \$520 ;
+  assign \$522  = \$514  & \$521 ;
+  assign \$523  = | readout_c1_mag[17:14];
+  assign \$524  = | readout_c1_mag[41:38];
+  assign \$525  = | readout_c1_mag[37:34];
+  assign \$526  = | readout_c1_mag[33:30];
+  assign \$527  = | readout_c1_mag[29:26];
+  assign \$528  = | readout_c1_mag[25:22];
+  assign \$529  = | readout_c1_mag[21:18];
+  assign \$530  = | { \$529 , \$528 , \$527 , \$526 , \$525 , \$524  };
+  assign \$531  = ~ \$530 ;
+  assign \$532  = \$523  & \$531 ;
+  assign \$533  = | readout_c1_mag[13:10];
+  assign \$534  = | readout_c1_mag[41:38];
+  assign \$535  = | readout_c1_mag[37:34];
+  assign \$536  = | readout_c1_mag[33:30];
+  assign \$537  = | readout_c1_mag[29:26];
+  assign \$538  = | readout_c1_mag[25:22];
+  assign \$539  = | readout_c1_mag[21:18];
+  assign \$540  = | readout_c1_mag[17:14];
+  assign \$541  = | { \$540 , \$539 , \$538 , \$537 , \$536 , \$535 , \$534  };
+  assign \$542  = ~ \$541 ;
+  assign \$543  = \$533  & \$542 ;
+  assign \$544  = | readout_c1_mag[9:6];
+  assign \$545  = | readout_c1_mag[41:38];
+  assign \$546  = | readout_c1_mag[37:34];
+  assign \$547  = | readout_c1_mag[33:30];
+  assign \$548  = | readout_c1_mag[29:26];
+  assign \$549  = | readout_c1_mag[25:22];
+  assign \$550  = | readout_c1_mag[21:18];
+  assign \$551  = | readout_c1_mag[17:14];
+  assign \$552  = | readout_c1_mag[13:10];
+  assign \$553  = | { \$552 , \$551 , \$550 , \$549 , \$548 , \$547 , \$546 , \$545  };
+  assign \$554  = ~ \$553 ;
+  assign \$555  = \$544  & \$554 ;
+  assign \$556  = | readout_c1_mag[5:2];
+  assign \$557  = | readout_c1_mag[41:38];
+  assign \$558  = | readout_c1_mag[37:34];
+  assign \$559  = | readout_c1_mag[33:30];
+  assign \$560  = | readout_c1_mag[29:26];
+  assign \$561  = | readout_c1_mag[25:22];
+  assign \$562  = | readout_c1_mag[21:18];
+  assign \$563  = | readout_c1_mag[17:14];
+  assign \$564  = | readout_c1_mag[13:10];
+  assign \$565  = | readout_c1_mag[9:6];
+  assign \$566  = | { \$565 , \$564 , \$563 , \$562 , \$561 , \$560 , \$559 , \$558 , \$557  };
+  assign \$567  = ~ \$566 ;
+  assign \$568  = \$556  & \$567 ;
+  assign \$569  = | { readout_c1_mag[1:0], 2'h0 };
+  assign \$570  = | readout_c1_mag[41:38];
+  assign \$571  = | readout_c1_mag[37:34];
+  assign \$572  = | readout_c1_mag[33:30];
+  assign \$573  = | readout_c1_mag[29:26];
+  assign \$574  = | readout_c1_mag[25:22];
+  assign \$575  = | readout_c1_mag[21:18];
+  assign \$576  = | readout_c1_mag[17:14];
+  assign \$577  = | readout_c1_mag[13:10];
+  assign \$578  = | readout_c1_mag[9:6];
+  assign \$579  = | readout_c1_mag[5:2];
+  assign \$580  = | { \$579 , \$578 , \$577 , \$576 , \$575 , \$574 , \$573 , \$572 , \$571 , \$570  };
+  assign \$581  = ~ \$580 ;
+  assign \$582  = \$569  & \$581 ;
+  assign \$583  = | readout_c1_lead;
+  assign \$584  = ~ \$583 ;
+  assign \$585  = readout_c1_flags_s3[1] & readout_c1_flags_s3[2];
+  assign \$586  = readout_c1_flags_s3[0] | \$585 ;
+  assign \$587  = readout_c1_flags_s3[1] & readout_c1_flags_s3[2];
+  assign \$588  = readout_c1_flags_s3[0] | \$587 ;
+  assign \$589  = readout_c1_flags_s3[1] | readout_c1_flags_s3[2];
+  assign \$590  = \$588  | \$589 ;
+  assign \$591  = \$590  | readout_c1_zero_s3;
+  assign \$592  = \$591  ? 23'h000000 : readout_c1_aligned[42:20];
+  assign \$593  = \$586  ? 23'h400000 : \$592 ;
+  assign \$594  = readout_c1_flags_s3[1] & readout_c1_flags_s3[2];
+  assign \$595  = readout_c1_flags_s3[0] | \$594 ;
+  assign \$596  = readout_c1_flags_s3[1] | readout_c1_flags_s3[2];
+  assign \$597  = \$595  | \$596 ;
+  assign \$598  = readout_c1_e_s3 - readout_c1_fine;
+  assign \$599  = readout_c1_zero_s3 ? 9'h000 : \$598 ;
+  assign \$600  = \$597  ? 9'h0ff : \$599 ;
+  assign \$601  = readout_c1_flags_s3[1] & readout_c1_flags_s3[2];
+  assign \$602  = readout_c1_flags_s3[0] | \$601 ;
+  assign \$603  = readout_c1_flags_s3[1] | readout_c1_flags_s3[2];
+  assign \$604  = \$602  | \$603 ;
+  assign \$605  = \$604  | readout_c1_zero_s3;
+  assign \$606  = ~ \$605 ;
+  assign \$607  = readout_c1_aligned[19] & \$606 ;
+  assign \$608  = | readout_c1_sig_s3[15:0];
+  assign \$609  = | { readout_c1_aligned[18:16], \$608  };
+  assign \$610  = readout_c1_flags_s3[1] & readout_c1_flags_s3[2];
+  assign \$611  = readout_c1_flags_s3[0] | \$610 ;
+  assign \$612  = readout_c1_flags_s3[1] | readout_c1_flags_s3[2];
+  assign \$613  = \$611  | \$612 ;
+  assign \$614  = \$613  | readout_c1_zero_s3;
+  assign \$615  = ~ \$614 ;
+  assign \$616  = \$609  & \$615 ;
+  assign \$617  = readout_c1_flags_s3[1] & readout_c1_flags_s3[2];
+  assign \$618  = readout_c1_flags_s3[0] | \$617 ;
+  assign \$619  = readout_c1_flags_s3[1] | readout_c1_flags_s3[2];
+  assign \$620  = \$619  ? readout_c1_flags_s3[2] : readout_c1_negative_s3;
+  assign \$621  = \$618  ? 1'h0 : \$620 ;
+  assign \$622  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$623  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$624  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$625  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$626  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$627  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$628  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$629  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$630  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$631  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$632  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$633  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$634  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$635  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$636  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$637  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$638  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$639  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$640  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$641  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$642  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$643  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$644  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$645  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$646  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$647  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$648  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$649  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$650  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$651  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$652  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$653  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$654  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$655  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$656  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$657  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$658  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$659  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$660  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$661  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$662  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$663  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$664  = drain_c2_r0[41:0] ^ { \$663 , \$662 , \$661 , \$660 , \$659 , \$658 , \$657 , \$656 , \$655 , \$654 , \$653 , \$652 , \$651 , \$650 , \$649 , \$648 , \$647 , \$646 , \$645 , \$644 , \$643 , \$642 , \$641 , \$640 , \$639 , \$638 , \$637 , \$636 , \$635 , \$634 , \$633 , \$632 , \$631 , \$630 , \$629 , \$628 , \$627 , \$626 , \$625 , \$624 , \$623 , \$622  };
+  assign \$665  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$666  = \$664  + \$665 ;
+  assign \$667  = $signed(drain_c2_r0[41:0]) < $signed(1'h0);
+  assign \$668  = | readout_c2_mag[41:38];
+  assign \$669  = | readout_c2_mag[37:34];
+  assign \$670  = | readout_c2_mag[41:38];
+  assign \$672  = ~ \$671 ;
+  assign \$673  = \$669  & \$672 ;
+  assign \$674  = | readout_c2_mag[33:30];
+  assign \$675  = | readout_c2_mag[41:38];
+  assign \$676  = | readout_c2_mag[37:34];
+  assign \$677  = | { \$676 , \$675  };
+  assign \$678  = ~ \$677 ;
+  assign \$679  = \$674  & \$678 ;
+  assign \$680  = | readout_c2_mag[29:26];
+  assign \$681  = | readout_c2_mag[41:38];
+  assign \$682  = | readout_c2_mag[37:34];
+  assign \$683  = | readout_c2_mag[33:30];
+  assign \$684  = | { \$683 , \$682 , \$681  };
+  assign \$685  = ~ \$684 ;
+  assign \$686  = \$680  & \$685 ;
+  assign \$687  = | readout_c2_mag[25:22];
+  assign \$688  = | readout_c2_mag[41:38];
+  assign \$689  = | readout_c2_mag[37:34];
+  assign \$690  = | readout_c2_mag[33:30];
+  assign \$691  = | readout_c2_mag[29:26];
+  assign \$692  = | { \$691 , \$690 , \$689 , \$688  };
+  assign \$693  = ~ \$692 ;
+  assign \$694  = \$687  & \$693 ;
+  assign \$695  = | readout_c2_mag[21:18];
+  assign \$696  = | readout_c2_mag[41:38];
+  assign \$697  = | readout_c2_mag[37:34];
+  assign \$698  = | readout_c2_mag[33:30];
+  assign \$699  = | readout_c2_mag[29:26];
+  assign \$700  = | readout_c2_mag[25:22];
+  assign \$701  = | { \$700 , \$699 , \$698 , \$697 , \$696  };
+  assign \$702  = ~ \$701 ;
+  assign \$703  = \$695  & \$702 ;
+  assign \$704  = | readout_c2_mag[17:14];
+  assign \$705  = | readout_c2_mag[41:38];
+  assign \$706  = | readout_c2_mag[37:34];
+  assign \$707  = | readout_c2_mag[33:30];
+  assign \$708  = | readout_c2_mag[29:26];
+  assign \$709  = | readout_c2_mag[25:22];
+  assign \$710  = | readout_c2_mag[21:18];
+  assign \$711  = | { \$710 , \$709 , \$708 , \$707 , \$706 , \$705  };
+  assign \$712  = ~ \$711 ;
+  assign \$713  = \$704  & \$712 ;
+  assign \$714  = | readout_c2_mag[13:10];
+  assign \$715  = | readout_c2_mag[41:38];
+  assign \$716  = | readout_c2_mag[37:34];
+  assign \$717  = | readout_c2_mag[33:30];
+  assign \$718  = | readout_c2_mag[29:26];
+  assign \$719  = | readout_c2_mag[25:22];
+  assign \$720  = | readout_c2_mag[21:18];
+  assign \$721  = | readout_c2_mag[17:14];
+  assign \$722  = | { \$721 , \$720 , \$719 , \$718 , \$717 , \$716 , \$715  };
+  assign \$723  = ~ \$722 ;
+  assign \$724  = \$714  & \$723 ;
+  assign \$725  = | readout_c2_mag[9:6];
+  assign \$726  = | readout_c2_mag[41:38];
+  assign \$727  = | readout_c2_mag[37:34];
+  assign \$728  = | readout_c2_mag[33:30];
+  assign \$729  = | readout_c2_mag[29:26];
+  assign \$730  = | readout_c2_mag[25:22];
+  assign \$731  = | readout_c2_mag[21:18];
+  assign \$732  = | readout_c2_mag[17:14];
+  assign \$733  = | readout_c2_mag[13:10];
+  assign \$734  = | { \$733 , \$732 , \$731 , \$730 , \$729 , \$728 , \$727 , \$726  };
+  assign \$735  = ~ \$734 ;
+  assign \$736  = \$725  & \$735 ;
+  assign \$737  = | readout_c2_mag[5:2];
+  assign \$738  = | readout_c2_mag[41:38];
+  assign \$739  = | readout_c2_mag[37:34];
+  assign \$740  = | readout_c2_mag[33:30];
+  assign \$741  = | readout_c2_mag[29:26];
+  assign \$742  = | readout_c2_mag[25:22];
+  assign \$743  = | readout_c2_mag[21:18];
+  assign \$744  = | readout_c2_mag[17:14];
+  assign \$745  = | readout_c2_mag[13:10];
+  assign \$746  = | readout_c2_mag[9:6];
+  assign \$747  = | { \$746 , \$745 , \$744 , \$743 , \$742 , \$741 , \$740 , \$739 , \$738  };
+  assign \$748  = ~ \$747 ;
+  assign \$749  = \$737  & \$748 ;
+  assign \$750  = | { readout_c2_mag[1:0], 2'h0 };
+  assign \$751  = | readout_c2_mag[41:38];
+  assign \$752  = | readout_c2_mag[37:34];
+  assign \$753  = | readout_c2_mag[33:30];
+  assign \$754  = | readout_c2_mag[29:26];
+  assign \$755  = | readout_c2_mag[25:22];
+  assign \$756  = | readout_c2_mag[21:18];
+  assign \$757  = | readout_c2_mag[17:14];
+  assign \$758  = | readout_c2_mag[13:10];
+  assign \$759  = | readout_c2_mag[9:6];
+  assign \$760  = | readout_c2_mag[5:2];
+  assign \$761  = | { \$760 , \$759 , \$758 , \$757 , \$756 , \$755 , \$754 , \$753 , \$752 , \$751  };
+  assign \$762  = ~ \$761 ;
+  assign \$763  = \$750  & \$762 ;
+  assign \$764  = | readout_c2_lead;
+  assign \$765  = ~ \$764 ;
+  assign \$766  = readout_c2_flags_s3[1] & readout_c2_flags_s3[2];
+  assign \$767  = readout_c2_flags_s3[0] | \$766 ;
+  assign \$768  = readout_c2_flags_s3[1] & readout_c2_flags_s3[2];
+  assign \$769  = readout_c2_flags_s3[0] | \$768 ;
+  assign \$770  = readout_c2_flags_s3[1] | readout_c2_flags_s3[2];
+  assign \$771  = \$769  | \$770 ;
+  assign \$772  = \$771  | readout_c2_zero_s3;
+  assign \$773  = \$772  ? 23'h000000 : readout_c2_aligned[42:20];
+  assign \$774  = \$767  ? 23'h400000 : \$773 ;
+  assign \$775  = readout_c2_flags_s3[1] & readout_c2_flags_s3[2];
+  assign \$776  = readout_c2_flags_s3[0] | \$775 ;
+  assign \$777  = readout_c2_flags_s3[1] | readout_c2_flags_s3[2];
+  assign \$778  = \$776  | \$777 ;
+  assign \$779  = readout_c2_e_s3 - readout_c2_fine;
+  assign \$780  = readout_c2_zero_s3 ? 9'h000 : \$779 ;
+  assign \$781  = \$778  ? 9'h0ff : \$780 ;
+  assign \$782  = readout_c2_flags_s3[1] & readout_c2_flags_s3[2];
+  assign \$783  = readout_c2_flags_s3[0] | \$782 ;
+  assign \$784  = readout_c2_flags_s3[1] | readout_c2_flags_s3[2];
+  assign \$785  = \$783  | \$784 ;
+  assign \$786  = \$785  | readout_c2_zero_s3;
+  assign \$787  = ~ \$786 ;
+  assign \$788  = readout_c2_aligned[19] & \$787 ;
+  assign \$789  = | readout_c2_sig_s3[15:0];
+  assign \$790  = | { readout_c2_aligned[18:16], \$789  };
+  assign \$791  = readout_c2_flags_s3[1] & readout_c2_flags_s3[2];
+  assign \$792  = readout_c2_flags_s3[0] | \$791 ;
+  assign \$793  = readout_c2_flags_s3[1] | readout_c2_flags_s3[2];
+  assign \$794  = \$792  | \$793 ;
+  assign \$795  = \$794  | readout_c2_zero_s3;
+  assign \$796  = ~ \$795 ;
+  assign \$797  = \$790  & \$796 ;
+  assign \$798  = readout_c2_flags_s3[1] & readout_c2_flags_s3[2];
+  assign \$799  = readout_c2_flags_s3[0] | \$798 ;
+  assign \$800  = readout_c2_flags_s3[1] | readout_c2_flags_s3[2];
+  assign \$801  = \$800  ? readout_c2_flags_s3[2] : readout_c2_negative_s3;
+  assign \$802  = \$799  ? 1'h0 : \$801 ;
+  assign \$803  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$804  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$805  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$806  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$807  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$808  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$809  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$810  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$811  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$812  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$813  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$814  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$815  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$816  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$817  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$818  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$819  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$820  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$821  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$822  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$823  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$824  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$825  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$826  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$827  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$828  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$829  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$830  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$831  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$832  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$833  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$834  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$835  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$836  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$837  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$838  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$839  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$840  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$841  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$842  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$843  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$844  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$845  = drain_c3_r0[41:0] ^ { \$844 , \$843 , \$842 , \$841 , \$840 , \$839 , \$838 , \$837 , \$836 , \$835 , \$834 , \$833 , \$832 , \$831 , \$830 , \$829 , \$828 , \$827 , \$826 , \$825 , \$824 , \$823 , \$822 , \$821 , \$820 , \$819 , \$818 , \$817 , \$816 , \$815 , \$814 , \$813 , \$812 , \$811 , \$810 , \$809 , \$808 , \$807 , \$806 , \$805 , \$804 , \$803  };
+  assign \$846  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$847  = \$845  + \$846 ;
+  assign \$848  = $signed(drain_c3_r0[41:0]) < $signed(1'h0);
+  assign \$849  = | readout_c3_mag[41:38];
+  assign \$850  = | readout_c3_mag[37:34];
+  assign \$851  = | readout_c3_mag[41:38];
+  assign \$853  = ~ \$852 ;
+  assign \$854  = \$850  & \$853 ;
+  assign \$855  = | readout_c3_mag[33:30];
+  assign \$856  = | readout_c3_mag[41:38];
+  assign \$857  = | readout_c3_mag[37:34];
+  assign \$858  = | { \$857 , \$856  };
+  assign \$859  = ~ \$858 ;
+  assign \$860  = \$855  & \$859 ;
+  assign \$861  = | readout_c3_mag[29:26];
+  assign \$862  = | readout_c3_mag[41:38];
+  assign \$863  = | readout_c3_mag[37:34];
+  assign \$864  = | readout_c3_mag[33:30];
+  assign \$865  = | { \$864 , \$863 , \$862  };
+  assign \$866  = ~ \$865 ;
+  assign \$867  = \$861  & \$866 ;
+  assign \$868  = | readout_c3_mag[25:22];
+  assign \$869  = | readout_c3_mag[41:38];
+  assign \$870  = | readout_c3_mag[37:34];
+  assign \$871  = | readout_c3_mag[33:30];
+  assign \$872  = | readout_c3_mag[29:26];
+  assign \$873  = | { \$872 , \$871 , \$870 , \$869  };
+  assign \$874  = ~ \$873 ;
+  assign \$875  = \$868  & \$874 ;
+  assign \$876  = | readout_c3_mag[21:18];
+  assign \$877  = | readout_c3_mag[41:38];
+  assign \$878  = | readout_c3_mag[37:34];
+  assign \$879  = | readout_c3_mag[33:30];
+  assign \$880  = | readout_c3_mag[29:26];
+  assign \$881  = | readout_c3_mag[25:22];
+  assign \$882  = | { \$881 , \$880 , \$879 , \$878 , \$877  };
+  assign \$883  = ~ \$882 ;
+  assign \$884  = \$876  & \$883 ;
+  assign \$885  = | readout_c3_mag[17:14];
+  assign \$886  = | readout_c3_mag[41:38];
+  assign \$887  = | readout_c3_mag[37:34];
+  assign \$888  = | readout_c3_mag[33:30];
+  assign \$889  = | readout_c3_mag[29:26];
+  assign \$890  = | readout_c3_mag[25:22];
+  assign \$891  = | readout_c3_mag[21:18];
+  assign \$892  = | { \$891 , \$890 , \$889 , \$888 , \$887 , \$886  };
+  assign \$893  = ~ \$892 ;
+  assign \$894  = \$885  & \$893 ;
+  assign \$895  = | readout_c3_mag[13:10];
+  assign \$896  = | readout_c3_mag[41:38];
+  assign \$897  = | readout_c3_mag[37:34];
+  assign \$898  = | readout_c3_mag[33:30];
+  assign \$899  = | readout_c3_mag[29:26];
+  assign \$900  = | readout_c3_mag[25:22];
+  assign \$901  = | readout_c3_mag[21:18];
+  assign \$902  = | readout_c3_mag[17:14];
+  assign \$903  = | { \$902 , \$901 , \$900 , \$899 , \$898 , \$897 , \$896  };
+  assign \$904  = ~ \$903 ;
+  assign \$905  = \$895  & \$904 ;
+  assign \$906  = | readout_c3_mag[9:6];
+  assign \$907  = | readout_c3_mag[41:38];
+  assign \$908  = | readout_c3_mag[37:34];
+  assign \$909  = | readout_c3_mag[33:30];
+  assign \$910  = | readout_c3_mag[29:26];
+  assign \$911  = | readout_c3_mag[25:22];
+  assign \$912  = | readout_c3_mag[21:18];
+  assign \$913  = | readout_c3_mag[17:14];
+  assign \$914  = | readout_c3_mag[13:10];
+  assign \$915  = | { \$914 , \$913 , \$912 , \$911 , \$910 , \$909 , \$908 , \$907  };
+  assign \$916  = ~ \$915 ;
+  assign \$917  = \$906  & \$916 ;
+  assign \$918  = | readout_c3_mag[5:2];
+  assign \$919  = | readout_c3_mag[41:38];
+  assign \$920  = | readout_c3_mag[37:34];
+  assign \$921  = | readout_c3_mag[33:30];
+  assign \$922  = | readout_c3_mag[29:26];
+  assign \$923  = | readout_c3_mag[25:22];
+  assign \$924  = | readout_c3_mag[21:18];
+  assign \$925  = | readout_c3_mag[17:14];
+  assign \$926  = | readout_c3_mag[13:10];
+  assign \$927  = | readout_c3_mag[9:6];
+  assign \$928  = | { \$927 , \$926 , \$925 , \$924 , \$923 , \$922 , \$921 , \$920 , \$919  };
+  assign \$929  = ~ \$928 ;
+  assign \$930  = \$918  & \$929 ;
+  assign \$931  = | { readout_c3_mag[1:0], 2'h0 };
+  assign \$932  = | readout_c3_mag[41:38];
+  assign \$933  = | readout_c3_mag[37:34];
+  assign \$934  = | readout_c3_mag[33:30];
+  assign \$935  = | readout_c3_mag[29:26];
+  assign \$936  = | readout_c3_mag[25:22];
+  assign \$937  = | readout_c3_mag[21:18];
+  assign \$938  = | readout_c3_mag[17:14];
+  assign \$939  = | readout_c3_mag[13:10];
+  assign \$940  = | readout_c3_mag[9:6];
+  assign \$941  = | readout_c3_mag[5:2];
+  assign \$942  = | { \$941 , \$940 , \$939 , \$938 , \$937 , \$936 , \$935 , \$934 , \$933 , \$932  };
+  assign \$943  = ~ \$942 ;
+  assign \$944  = \$931  & \$943 ;
+  assign \$945  = | readout_c3_lead;
+  assign \$946  = ~ \$945 ;
+  assign \$947  = readout_c3_flags_s3[1] & readout_c3_flags_s3[2];
+  assign \$948  = readout_c3_flags_s3[0] | \$947 ;
+  assign \$949  = readout_c3_flags_s3[1] & readout_c3_flags_s3[2];
+  assign \$950  = readout_c3_flags_s3[0] | \$949 ;
+  assign \$951  = readout_c3_flags_s3[1] | readout_c3_flags_s3[2];
+  assign \$952  = \$950  | \$951 ;
+  assign \$953  = \$952  | readout_c3_zero_s3;
+  assign \$954  = \$953  ? 23'h000000 : readout_c3_aligned[42:20];
+  assign \$955  = \$948  ? 23'h400000 : \$954 ;
+  assign \$956  = readout_c3_flags_s3[1] & readout_c3_flags_s3[2];
+  assign \$957  = readout_c3_flags_s3[0] | \$956 ;
+  assign \$958  = readout_c3_flags_s3[1] | readout_c3_flags_s3[2];
+  assign \$959  = \$957  | \$958 ;
+  assign \$960  = readout_c3_e_s3 - readout_c3_fine;
+  assign \$961  = readout_c3_zero_s3 ? 9'h000 : \$960 ;
+  assign \$962  = \$959  ? 9'h0ff : \$961 ;
+  assign \$963  = readout_c3_flags_s3[1] & readout_c3_flags_s3[2];
+  assign \$964  = readout_c3_flags_s3[0] | \$963 ;
+  assign \$965  = readout_c3_flags_s3[1] | readout_c3_flags_s3[2];
+  assign \$966  = \$964  | \$965 ;
+  assign \$967  = \$966  | readout_c3_zero_s3;
+  assign \$968  = ~ \$967 ;
+  assign \$969  = readout_c3_aligned[19] & \$968 ;
+  assign \$970  = | readout_c3_sig_s3[15:0];
+  assign \$971  = | { readout_c3_aligned[18:16], \$970  };
+  assign \$972  = readout_c3_flags_s3[1] & readout_c3_flags_s3[2];
+  assign \$973  = readout_c3_flags_s3[0] | \$972 ;
+  assign \$974  = readout_c3_flags_s3[1] | readout_c3_flags_s3[2];
+  assign \$975  = \$973  | \$974 ;
+  assign \$976  = \$975  | readout_c3_zero_s3;
+  assign \$977  = ~ \$976 ;
+  assign \$978  = \$971  & \$977 ;
+  assign \$979  = readout_c3_flags_s3[1] & readout_c3_flags_s3[2];
+  assign \$980  = readout_c3_flags_s3[0] | \$979 ;
+  assign \$981  = readout_c3_flags_s3[1] | readout_c3_flags_s3[2];
+  assign \$982  = \$981  ? readout_c3_flags_s3[2] : readout_c3_negative_s3;
+  assign \$983  = \$980  ? 1'h0 : \$982 ;
   always @(posedge clk)
-    in_beat <= \$290 ;
+    \$signature__addr  <= \$984 ;
   always @(posedge clk)
-    in_valid <= \$291 ;
+    consume <= \$985 ;
   always @(posedge clk)
-    starts_tile <= \$292 ;
+    o__valid <= \$986 ;
   always @(posedge clk)
-    since_last <= \$293 ;
+    in_beat <= \$987 ;
   always @(posedge clk)
-    rows_reserved <= \$294 ;
+    in_valid <= \$988 ;
   always @(posedge clk)
-    \b_in$25  <= in_beat[47:40];
+    in_last <= \$989 ;
+  always @(posedge clk)
+    starts_tile <= \$990 ;
+  always @(posedge clk)
+    since_last <= \$991 ;
+  always @(posedge clk)
+    rows_reserved <= \$992 ;
+  always @(posedge clk)
+    may_end <= \$993 ;
+  always @(posedge clk)
+    \b_in$33  <= in_beat[47:40];
   always @(posedge clk)
     skew_b2_0 <= in_beat[55:48];
   always @(posedge clk)
-    \b_in$31  <= skew_b2_0;
+    \b_in$39  <= skew_b2_0;
   always @(posedge clk)
     skew_b3_0 <= in_beat[63:56];
   always @(posedge clk)
     skew_b3_1 <= skew_b3_0;
   always @(posedge clk)
-    \b_in$37  <= skew_b3_1;
+    \b_in$45  <= skew_b3_1;
   always @(posedge clk)
-    \a_in$39  <= in_beat[15:8];
+    \a_in$47  <= in_beat[15:8];
   always @(posedge clk)
-    \ctl_in$41  <= \$295 ;
+    \ctl_in$49  <= \$994 ;
   always @(posedge clk)
     skew_a2_0 <= in_beat[23:16];
   always @(posedge clk)
-    \a_in$63  <= skew_a2_0;
+    \a_in$71  <= skew_a2_0;
   always @(posedge clk)
-    skew_ctl2_0 <= \$296 ;
+    skew_ctl2_0 <= \$995 ;
   always @(posedge clk)
-    \ctl_in$65  <= \$297 ;
+    \ctl_in$73  <= \$996 ;
   always @(posedge clk)
     skew_a3_0 <= in_beat[31:24];
   always @(posedge clk)
     skew_a3_1 <= skew_a3_0;
   always @(posedge clk)
-    \a_in$87  <= skew_a3_1;
+    \a_in$95  <= skew_a3_1;
   always @(posedge clk)
-    skew_ctl3_0 <= \$298 ;
+    skew_ctl3_0 <= \$997 ;
   always @(posedge clk)
-    skew_ctl3_1 <= \$299 ;
+    skew_ctl3_1 <= \$998 ;
   always @(posedge clk)
-    \ctl_in$89  <= \$300 ;
+    \ctl_in$97  <= \$999 ;
   always @(posedge clk)
-    drain_c0_r0 <= \$301 ;
+    drain_c0_r0 <= \$1000 ;
   always @(posedge clk)
-    drain_c0_r1 <= \$302 ;
+    drain_c0_r1 <= \$1001 ;
   always @(posedge clk)
-    drain_c0_r2 <= \$303 ;
+    drain_c0_r2 <= \$1002 ;
   always @(posedge clk)
-    drain_c0_r3 <= \$304 ;
+    drain_c0_r3 <= \$1003 ;
   always @(posedge clk)
-    drain_c0_r0_valid <= \$305 ;
+    drain_c0_r0_valid <= \$1004 ;
   always @(posedge clk)
-    drain_c0_r1_valid <= \$306 ;
+    drain_c0_r1_valid <= \$1005 ;
   always @(posedge clk)
-    drain_c0_r2_valid <= \$307 ;
+    drain_c0_r2_valid <= \$1006 ;
   always @(posedge clk)
-    drain_c0_r3_valid <= \$308 ;
+    drain_c0_r3_valid <= \$1007 ;
   always @(posedge clk)
-    readout_c0_mag <= \$148 [41:0];
+    readout_c0_mag <= \$302 ;
   always @(posedge clk)
-    readout_c0_negative <= \$149 ;
+    readout_c0_negative_s1 <= \$303 ;
   always @(posedge clk)
-    readout_c0_flags <= drain_c0_r0[44:42];
+    readout_c0_flags_s1 <= drain_c0_r0[44:42];
   always @(posedge clk)
-    readout_c0_q <= readout_c0_fp32;
+    readout_c0_lead <= { \$399 , \$385 , \$372 , \$360 , \$349 , \$339 , \$330 , \$322 , \$315 , \$309 , \$304  };
   always @(posedge clk)
-    readout_c0_v_0 <= \$309 ;
+    readout_c0_sig_s2 <= { readout_c0_mag, 2'h0 };
   always @(posedge clk)
-    readout_c0_l_0 <= \$310 ;
+    readout_c0_negative_s2 <= readout_c0_negative_s1;
   always @(posedge clk)
-    readout_c0_valid <= \$311 ;
+    readout_c0_flags_s2 <= readout_c0_flags_s1;
   always @(posedge clk)
-    readout_c0_last <= \$312 ;
+    readout_c0_sig_s3 <= readout_c0_coarse;
+  always @(posedge clk)
+    readout_c0_e_s3 <= readout_c0_e_coarse;
+  always @(posedge clk)
+    readout_c0_zero_s3 <= \$401 ;
+  always @(posedge clk)
+    readout_c0_negative_s3 <= readout_c0_negative_s2;
+  always @(posedge clk)
+    readout_c0_flags_s3 <= readout_c0_flags_s2;
+  always @(posedge clk)
+    readout_c0_mant_s4 <= \$410 ;
+  always @(posedge clk)
+    readout_c0_e_s4 <= \$417 ;
+  always @(posedge clk)
+    readout_c0_guard_s4 <= \$424 ;
+  always @(posedge clk)
+    readout_c0_sticky_s4 <= \$433 ;
+  always @(posedge clk)
+    readout_c0_negative_s4 <= \$438 ;
+  always @(posedge clk)
+    readout_c0_q <= { readout_c0_negative_s4, readout_c0_rounded[30:0] };
+  always @(posedge clk)
+    readout_c0_v_0 <= \$1008 ;
+  always @(posedge clk)
+    readout_c0_v_1 <= \$1009 ;
+  always @(posedge clk)
+    readout_c0_v_2 <= \$1010 ;
+  always @(posedge clk)
+    readout_c0_v_3 <= \$1011 ;
+  always @(posedge clk)
+    readout_c0_l_0 <= \$1012 ;
+  always @(posedge clk)
+    readout_c0_l_1 <= \$1013 ;
+  always @(posedge clk)
+    readout_c0_l_2 <= \$1014 ;
+  always @(posedge clk)
+    readout_c0_l_3 <= \$1015 ;
+  always @(posedge clk)
+    readout_c0_valid <= \$1016 ;
+  always @(posedge clk)
+    readout_c0_last <= \$1017 ;
   always @(posedge clk)
     deskew_c0_0 <= readout_c0_q;
   always @(posedge clk)
@@ -1047,1531 +2581,966 @@ module core_4x4_e4m3_lmul_k3_c1_exact_d256(i__valid, o__ready, clk, rst, i__read
   always @(posedge clk)
     deskew_c0_2 <= deskew_c0_1;
   always @(posedge clk)
-    deskew_v0_0 <= \$313 ;
+    deskew_v0_0 <= \$1018 ;
   always @(posedge clk)
-    deskew_v0_1 <= \$314 ;
+    deskew_v0_1 <= \$1019 ;
   always @(posedge clk)
-    w_en <= \$315 ;
+    \$signature__en  <= \$1020 ;
   always @(posedge clk)
-    deskew_l0_0 <= \$316 ;
+    deskew_l0_0 <= \$1021 ;
   always @(posedge clk)
-    deskew_l0_1 <= \$317 ;
+    deskew_l0_1 <= \$1022 ;
   always @(posedge clk)
-    deskew_l0_2 <= \$318 ;
+    deskew_l0_2 <= \$1023 ;
   always @(posedge clk)
-    drain_c1_r0 <= \$319 ;
+    drain_c1_r0 <= \$1024 ;
   always @(posedge clk)
-    drain_c1_r1 <= \$320 ;
+    drain_c1_r1 <= \$1025 ;
   always @(posedge clk)
-    drain_c1_r2 <= \$321 ;
+    drain_c1_r2 <= \$1026 ;
   always @(posedge clk)
-    drain_c1_r3 <= \$322 ;
+    drain_c1_r3 <= \$1027 ;
   always @(posedge clk)
-    readout_c1_mag <= \$196 [41:0];
+    readout_c1_mag <= \$485 ;
   always @(posedge clk)
-    readout_c1_negative <= \$197 ;
+    readout_c1_negative_s1 <= \$486 ;
   always @(posedge clk)
-    readout_c1_flags <= drain_c1_r0[44:42];
+    readout_c1_flags_s1 <= drain_c1_r0[44:42];
   always @(posedge clk)
-    readout_c1_q <= readout_c1_fp32;
+    readout_c1_lead <= { \$582 , \$568 , \$555 , \$543 , \$532 , \$522 , \$513 , \$505 , \$498 , \$492 , \$487  };
+  always @(posedge clk)
+    readout_c1_sig_s2 <= { readout_c1_mag, 2'h0 };
+  always @(posedge clk)
+    readout_c1_negative_s2 <= readout_c1_negative_s1;
+  always @(posedge clk)
+    readout_c1_flags_s2 <= readout_c1_flags_s1;
+  always @(posedge clk)
+    readout_c1_sig_s3 <= readout_c1_coarse;
+  always @(posedge clk)
+    readout_c1_e_s3 <= readout_c1_e_coarse;
+  always @(posedge clk)
+    readout_c1_zero_s3 <= \$584 ;
+  always @(posedge clk)
+    readout_c1_negative_s3 <= readout_c1_negative_s2;
+  always @(posedge clk)
+    readout_c1_flags_s3 <= readout_c1_flags_s2;
+  always @(posedge clk)
+    readout_c1_mant_s4 <= \$593 ;
+  always @(posedge clk)
+    readout_c1_e_s4 <= \$600 ;
+  always @(posedge clk)
+    readout_c1_guard_s4 <= \$607 ;
+  always @(posedge clk)
+    readout_c1_sticky_s4 <= \$616 ;
+  always @(posedge clk)
+    readout_c1_negative_s4 <= \$621 ;
+  always @(posedge clk)
+    readout_c1_q <= { readout_c1_negative_s4, readout_c1_rounded[30:0] };
   always @(posedge clk)
     deskew_c1_0 <= readout_c1_q;
   always @(posedge clk)
     deskew_c1_1 <= deskew_c1_0;
   always @(posedge clk)
-    drain_c2_r0 <= \$323 ;
+    drain_c2_r0 <= \$1028 ;
   always @(posedge clk)
-    drain_c2_r1 <= \$324 ;
+    drain_c2_r1 <= \$1029 ;
   always @(posedge clk)
-    drain_c2_r2 <= \$325 ;
+    drain_c2_r2 <= \$1030 ;
   always @(posedge clk)
-    drain_c2_r3 <= \$326 ;
+    drain_c2_r3 <= \$1031 ;
   always @(posedge clk)
-    readout_c2_mag <= \$242 [41:0];
+    readout_c2_mag <= \$666 ;
   always @(posedge clk)
-    readout_c2_negative <= \$243 ;
+    readout_c2_negative_s1 <= \$667 ;
   always @(posedge clk)
-    readout_c2_flags <= drain_c2_r0[44:42];
+    readout_c2_flags_s1 <= drain_c2_r0[44:42];
   always @(posedge clk)
-    readout_c2_q <= readout_c2_fp32;
+    readout_c2_lead <= { \$763 , \$749 , \$736 , \$724 , \$713 , \$703 , \$694 , \$686 , \$679 , \$673 , \$668  };
+  always @(posedge clk)
+    readout_c2_sig_s2 <= { readout_c2_mag, 2'h0 };
+  always @(posedge clk)
+    readout_c2_negative_s2 <= readout_c2_negative_s1;
+  always @(posedge clk)
+    readout_c2_flags_s2 <= readout_c2_flags_s1;
+  always @(posedge clk)
+    readout_c2_sig_s3 <= readout_c2_coarse;
+  always @(posedge clk)
+    readout_c2_e_s3 <= readout_c2_e_coarse;
+  always @(posedge clk)
+    readout_c2_zero_s3 <= \$765 ;
+  always @(posedge clk)
+    readout_c2_negative_s3 <= readout_c2_negative_s2;
+  always @(posedge clk)
+    readout_c2_flags_s3 <= readout_c2_flags_s2;
+  always @(posedge clk)
+    readout_c2_mant_s4 <= \$774 ;
+  always @(posedge clk)
+    readout_c2_e_s4 <= \$781 ;
+  always @(posedge clk)
+    readout_c2_guard_s4 <= \$788 ;
+  always @(posedge clk)
+    readout_c2_sticky_s4 <= \$797 ;
+  always @(posedge clk)
+    readout_c2_negative_s4 <= \$802 ;
+  always @(posedge clk)
+    readout_c2_q <= { readout_c2_negative_s4, readout_c2_rounded[30:0] };
   always @(posedge clk)
     deskew_c2_0 <= readout_c2_q;
   always @(posedge clk)
-    drain_c3_r0 <= \$327 ;
+    drain_c3_r0 <= \$1032 ;
   always @(posedge clk)
-    drain_c3_r1 <= \$328 ;
+    drain_c3_r1 <= \$1033 ;
   always @(posedge clk)
-    drain_c3_r2 <= \$329 ;
+    drain_c3_r2 <= \$1034 ;
   always @(posedge clk)
-    drain_c3_r3 <= \$330 ;
+    drain_c3_r3 <= \$1035 ;
   always @(posedge clk)
-    readout_c3_mag <= \$288 [41:0];
+    readout_c3_mag <= \$847 ;
   always @(posedge clk)
-    readout_c3_negative <= \$289 ;
+    readout_c3_negative_s1 <= \$848 ;
   always @(posedge clk)
-    readout_c3_flags <= drain_c3_r0[44:42];
+    readout_c3_flags_s1 <= drain_c3_r0[44:42];
   always @(posedge clk)
-    readout_c3_q <= readout_c3_fp32;
-  \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo  fifo (
-    .clk(clk),
-    .\port$3419$0 (deskew_c0_2),
-    .\port$3431$0 (deskew_l0_2),
-    .\port$3445$0 (deskew_c1_1),
-    .\port$3458$0 (deskew_c2_0),
-    .\port$3470$0 (readout_c3_q),
-    .r_data(o__payload),
-    .r_en(o__ready),
-    .r_rdy(o__valid),
-    .rst(rst),
-    .w_en(w_en)
-  );
+    readout_c3_lead <= { \$944 , \$930 , \$917 , \$905 , \$894 , \$884 , \$875 , \$867 , \$860 , \$854 , \$849  };
+  always @(posedge clk)
+    readout_c3_sig_s2 <= { readout_c3_mag, 2'h0 };
+  always @(posedge clk)
+    readout_c3_negative_s2 <= readout_c3_negative_s1;
+  always @(posedge clk)
+    readout_c3_flags_s2 <= readout_c3_flags_s1;
+  always @(posedge clk)
+    readout_c3_sig_s3 <= readout_c3_coarse;
+  always @(posedge clk)
+    readout_c3_e_s3 <= readout_c3_e_coarse;
+  always @(posedge clk)
+    readout_c3_zero_s3 <= \$946 ;
+  always @(posedge clk)
+    readout_c3_negative_s3 <= readout_c3_negative_s2;
+  always @(posedge clk)
+    readout_c3_flags_s3 <= readout_c3_flags_s2;
+  always @(posedge clk)
+    readout_c3_mant_s4 <= \$955 ;
+  always @(posedge clk)
+    readout_c3_e_s4 <= \$962 ;
+  always @(posedge clk)
+    readout_c3_guard_s4 <= \$969 ;
+  always @(posedge clk)
+    readout_c3_sticky_s4 <= \$978 ;
+  always @(posedge clk)
+    readout_c3_negative_s4 <= \$983 ;
+  always @(posedge clk)
+    readout_c3_q <= { readout_c3_negative_s4, readout_c3_rounded[30:0] };
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0  pe_0_0 (
     .a(in_beat[7:0]),
-    .a_out(\a_in$21 ),
+    .a_out(\a_in$29 ),
     .b(in_beat[39:32]),
-    .b_out(\b_in$43 ),
+    .b_out(\b_in$51 ),
     .clk(clk),
     .ctl_in(issued),
-    .ctl_out(\ctl_in$23 ),
+    .ctl_out(\ctl_in$31 ),
     .result(result),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1  pe_0_1 (
-    .a(\a_in$21 ),
-    .a_out(\a_in$27 ),
-    .b(\b_in$25 ),
-    .b_out(\b_in$49 ),
+    .a(\a_in$29 ),
+    .a_out(\a_in$35 ),
+    .b(\b_in$33 ),
+    .b_out(\b_in$57 ),
     .clk(clk),
-    .ctl_in(\ctl_in$23 ),
-    .ctl_out(\ctl_in$29 ),
-    .result(\result$186 ),
+    .ctl_in(\ctl_in$31 ),
+    .ctl_out(\ctl_in$37 ),
+    .result(\result$226 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2  pe_0_2 (
-    .a(\a_in$27 ),
-    .a_out(\a_in$33 ),
-    .b(\b_in$31 ),
-    .b_out(\b_in$55 ),
+    .a(\a_in$35 ),
+    .a_out(\a_in$41 ),
+    .b(\b_in$39 ),
+    .b_out(\b_in$63 ),
     .clk(clk),
-    .ctl_in(\ctl_in$29 ),
-    .ctl_out(\ctl_in$35 ),
-    .result(\result$197 ),
+    .ctl_in(\ctl_in$37 ),
+    .ctl_out(\ctl_in$43 ),
+    .result(\result$247 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3  pe_0_3 (
-    .a(\a_in$33 ),
-    .b(\b_in$37 ),
-    .b_out(\b_in$61 ),
+    .a(\a_in$41 ),
+    .b(\b_in$45 ),
+    .b_out(\b_in$69 ),
     .clk(clk),
-    .ctl_in(\ctl_in$35 ),
-    .result(\result$207 ),
+    .ctl_in(\ctl_in$43 ),
+    .result(\result$267 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0  pe_1_0 (
-    .a(\a_in$39 ),
-    .a_out(\a_in$45 ),
-    .b(\b_in$43 ),
-    .b_out(\b_in$67 ),
+    .a(\a_in$47 ),
+    .a_out(\a_in$53 ),
+    .b(\b_in$51 ),
+    .b_out(\b_in$75 ),
     .clk(clk),
-    .ctl_in(\ctl_in$41 ),
-    .ctl_out(\ctl_in$47 ),
-    .result(\result$164 ),
-    .rst(rst)
-  );
-  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1  pe_1_1 (
-    .a(\a_in$45 ),
-    .a_out(\a_in$51 ),
-    .b(\b_in$49 ),
-    .b_out(\b_in$73 ),
-    .clk(clk),
-    .ctl_in(\ctl_in$47 ),
-    .ctl_out(\ctl_in$53 ),
+    .ctl_in(\ctl_in$49 ),
+    .ctl_out(\ctl_in$55 ),
     .result(\result$188 ),
     .rst(rst)
   );
-  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2  pe_1_2 (
-    .a(\a_in$51 ),
-    .a_out(\a_in$57 ),
-    .b(\b_in$55 ),
-    .b_out(\b_in$79 ),
+  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1  pe_1_1 (
+    .a(\a_in$53 ),
+    .a_out(\a_in$59 ),
+    .b(\b_in$57 ),
+    .b_out(\b_in$81 ),
     .clk(clk),
-    .ctl_in(\ctl_in$53 ),
-    .ctl_out(\ctl_in$59 ),
-    .result(\result$199 ),
+    .ctl_in(\ctl_in$55 ),
+    .ctl_out(\ctl_in$61 ),
+    .result(\result$228 ),
+    .rst(rst)
+  );
+  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2  pe_1_2 (
+    .a(\a_in$59 ),
+    .a_out(\a_in$65 ),
+    .b(\b_in$63 ),
+    .b_out(\b_in$87 ),
+    .clk(clk),
+    .ctl_in(\ctl_in$61 ),
+    .ctl_out(\ctl_in$67 ),
+    .result(\result$249 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3  pe_1_3 (
-    .a(\a_in$57 ),
-    .b(\b_in$61 ),
-    .b_out(\b_in$85 ),
+    .a(\a_in$65 ),
+    .b(\b_in$69 ),
+    .b_out(\b_in$93 ),
     .clk(clk),
-    .ctl_in(\ctl_in$59 ),
-    .result(\result$209 ),
+    .ctl_in(\ctl_in$67 ),
+    .result(\result$269 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0  pe_2_0 (
-    .a(\a_in$63 ),
-    .a_out(\a_in$69 ),
-    .b(\b_in$67 ),
-    .b_out(\b_in$91 ),
+    .a(\a_in$71 ),
+    .a_out(\a_in$77 ),
+    .b(\b_in$75 ),
+    .b_out(\b_in$99 ),
     .clk(clk),
-    .ctl_in(\ctl_in$65 ),
-    .ctl_out(\ctl_in$71 ),
-    .result(\result$166 ),
-    .rst(rst)
-  );
-  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1  pe_2_1 (
-    .a(\a_in$69 ),
-    .a_out(\a_in$75 ),
-    .b(\b_in$73 ),
-    .b_out(\b_in$97 ),
-    .clk(clk),
-    .ctl_in(\ctl_in$71 ),
-    .ctl_out(\ctl_in$77 ),
+    .ctl_in(\ctl_in$73 ),
+    .ctl_out(\ctl_in$79 ),
     .result(\result$190 ),
     .rst(rst)
   );
-  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2  pe_2_2 (
-    .a(\a_in$75 ),
-    .a_out(\a_in$81 ),
-    .b(\b_in$79 ),
-    .b_out(\b_in$103 ),
+  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1  pe_2_1 (
+    .a(\a_in$77 ),
+    .a_out(\a_in$83 ),
+    .b(\b_in$81 ),
+    .b_out(\b_in$105 ),
     .clk(clk),
-    .ctl_in(\ctl_in$77 ),
-    .ctl_out(\ctl_in$83 ),
-    .result(\result$201 ),
+    .ctl_in(\ctl_in$79 ),
+    .ctl_out(\ctl_in$85 ),
+    .result(\result$230 ),
+    .rst(rst)
+  );
+  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2  pe_2_2 (
+    .a(\a_in$83 ),
+    .a_out(\a_in$89 ),
+    .b(\b_in$87 ),
+    .b_out(\b_in$111 ),
+    .clk(clk),
+    .ctl_in(\ctl_in$85 ),
+    .ctl_out(\ctl_in$91 ),
+    .result(\result$251 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3  pe_2_3 (
-    .a(\a_in$81 ),
-    .b(\b_in$85 ),
-    .b_out(\b_in$109 ),
+    .a(\a_in$89 ),
+    .b(\b_in$93 ),
+    .b_out(\b_in$117 ),
     .clk(clk),
-    .ctl_in(\ctl_in$83 ),
-    .result(\result$211 ),
+    .ctl_in(\ctl_in$91 ),
+    .result(\result$271 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0  pe_3_0 (
-    .a(\a_in$87 ),
-    .a_out(\a_in$93 ),
-    .b(\b_in$91 ),
+    .a(\a_in$95 ),
+    .a_out(\a_in$101 ),
+    .b(\b_in$99 ),
     .clk(clk),
-    .ctl_in(\ctl_in$89 ),
-    .ctl_out(\ctl_in$95 ),
+    .ctl_in(\ctl_in$97 ),
+    .ctl_out(\ctl_in$103 ),
     .done(done),
-    .result(\result$168 ),
-    .rst(rst)
-  );
-  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1  pe_3_1 (
-    .a(\a_in$93 ),
-    .a_out(\a_in$99 ),
-    .b(\b_in$97 ),
-    .clk(clk),
-    .ctl_in(\ctl_in$95 ),
-    .ctl_out(\ctl_in$101 ),
-    .done(\done$184 ),
     .result(\result$192 ),
     .rst(rst)
   );
-  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2  pe_3_2 (
-    .a(\a_in$99 ),
-    .a_out(\a_in$105 ),
-    .b(\b_in$103 ),
+  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1  pe_3_1 (
+    .a(\a_in$101 ),
+    .a_out(\a_in$107 ),
+    .b(\b_in$105 ),
     .clk(clk),
-    .ctl_in(\ctl_in$101 ),
-    .ctl_out(\ctl_in$107 ),
-    .done(\done$195 ),
-    .result(\result$203 ),
+    .ctl_in(\ctl_in$103 ),
+    .ctl_out(\ctl_in$109 ),
+    .done(\done$224 ),
+    .result(\result$232 ),
+    .rst(rst)
+  );
+  \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2  pe_3_2 (
+    .a(\a_in$107 ),
+    .a_out(\a_in$113 ),
+    .b(\b_in$111 ),
+    .clk(clk),
+    .ctl_in(\ctl_in$109 ),
+    .ctl_out(\ctl_in$115 ),
+    .done(\done$245 ),
+    .result(\result$253 ),
     .rst(rst)
   );
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3  pe_3_3 (
-    .a(\a_in$105 ),
-    .b(\b_in$109 ),
+    .a(\a_in$113 ),
+    .b(\b_in$117 ),
     .clk(clk),
-    .ctl_in(\ctl_in$107 ),
-    .done(\done$205 ),
-    .result(\result$213 ),
+    .ctl_in(\ctl_in$115 ),
+    .done(\done$265 ),
+    .result(\result$273 ),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    readout_c0_lz = 6'h2a;
-    if (readout_c0_mag[0]) begin
-      readout_c0_lz = 6'h29;
+    \$984  = \$signature__addr ;
+    if (\$signature__en ) begin
+      \$984  = \$228 [4:0];
     end
-    if (readout_c0_mag[1]) begin
-      readout_c0_lz = 6'h28;
-    end
-    if (readout_c0_mag[2]) begin
-      readout_c0_lz = 6'h27;
-    end
-    if (readout_c0_mag[3]) begin
-      readout_c0_lz = 6'h26;
-    end
-    if (readout_c0_mag[4]) begin
-      readout_c0_lz = 6'h25;
-    end
-    if (readout_c0_mag[5]) begin
-      readout_c0_lz = 6'h24;
-    end
-    if (readout_c0_mag[6]) begin
-      readout_c0_lz = 6'h23;
-    end
-    if (readout_c0_mag[7]) begin
-      readout_c0_lz = 6'h22;
-    end
-    if (readout_c0_mag[8]) begin
-      readout_c0_lz = 6'h21;
-    end
-    if (readout_c0_mag[9]) begin
-      readout_c0_lz = 6'h20;
-    end
-    if (readout_c0_mag[10]) begin
-      readout_c0_lz = 6'h1f;
-    end
-    if (readout_c0_mag[11]) begin
-      readout_c0_lz = 6'h1e;
-    end
-    if (readout_c0_mag[12]) begin
-      readout_c0_lz = 6'h1d;
-    end
-    if (readout_c0_mag[13]) begin
-      readout_c0_lz = 6'h1c;
-    end
-    if (readout_c0_mag[14]) begin
-      readout_c0_lz = 6'h1b;
-    end
-    if (readout_c0_mag[15]) begin
-      readout_c0_lz = 6'h1a;
-    end
-    if (readout_c0_mag[16]) begin
-      readout_c0_lz = 6'h19;
-    end
-    if (readout_c0_mag[17]) begin
-      readout_c0_lz = 6'h18;
-    end
-    if (readout_c0_mag[18]) begin
-      readout_c0_lz = 6'h17;
-    end
-    if (readout_c0_mag[19]) begin
-      readout_c0_lz = 6'h16;
-    end
-    if (readout_c0_mag[20]) begin
-      readout_c0_lz = 6'h15;
-    end
-    if (readout_c0_mag[21]) begin
-      readout_c0_lz = 6'h14;
-    end
-    if (readout_c0_mag[22]) begin
-      readout_c0_lz = 6'h13;
-    end
-    if (readout_c0_mag[23]) begin
-      readout_c0_lz = 6'h12;
-    end
-    if (readout_c0_mag[24]) begin
-      readout_c0_lz = 6'h11;
-    end
-    if (readout_c0_mag[25]) begin
-      readout_c0_lz = 6'h10;
-    end
-    if (readout_c0_mag[26]) begin
-      readout_c0_lz = 6'h0f;
-    end
-    if (readout_c0_mag[27]) begin
-      readout_c0_lz = 6'h0e;
-    end
-    if (readout_c0_mag[28]) begin
-      readout_c0_lz = 6'h0d;
-    end
-    if (readout_c0_mag[29]) begin
-      readout_c0_lz = 6'h0c;
-    end
-    if (readout_c0_mag[30]) begin
-      readout_c0_lz = 6'h0b;
-    end
-    if (readout_c0_mag[31]) begin
-      readout_c0_lz = 6'h0a;
-    end
-    if (readout_c0_mag[32]) begin
-      readout_c0_lz = 6'h09;
-    end
-    if (readout_c0_mag[33]) begin
-      readout_c0_lz = 6'h08;
-    end
-    if (readout_c0_mag[34]) begin
-      readout_c0_lz = 6'h07;
-    end
-    if (readout_c0_mag[35]) begin
-      readout_c0_lz = 6'h06;
-    end
-    if (readout_c0_mag[36]) begin
-      readout_c0_lz = 6'h05;
-    end
-    if (readout_c0_mag[37]) begin
-      readout_c0_lz = 6'h04;
-    end
-    if (readout_c0_mag[38]) begin
-      readout_c0_lz = 6'h03;
-    end
-    if (readout_c0_mag[39]) begin
-      readout_c0_lz = 6'h02;
-    end
-    if (readout_c0_mag[40]) begin
-      readout_c0_lz = 6'h01;
-    end
-    if (readout_c0_mag[41]) begin
-      readout_c0_lz = 6'h00;
+    if (rst) begin
+      \$984  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\$14 ) begin
-      readout_c0_fp32 = 32'd2143289344;
-    end else if (\$15 ) begin
-      readout_c0_fp32 = { readout_c0_flags[2], 31'h7f800000 };
-    end else if (\$20 ) begin
-      readout_c0_fp32 = 32'd0;
-    end else if (\$28 ) begin
-      readout_c0_fp32 = { readout_c0_negative, 31'h7f800000 };
-    end else begin
-      readout_c0_fp32 = { readout_c0_negative, \readout_c0_mag$115 [30:0] };
+    \$985  = consume;
+    if (fifo_take) begin
+      \$985  = \$229 [4:0];
+    end
+    if (rst) begin
+      \$985  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    readout_c1_lz = 6'h2a;
-    if (readout_c1_mag[0]) begin
-      readout_c1_lz = 6'h29;
+    \$986  = o__valid;
+    if (fifo_take) begin
+      \$986  = 1'h1;
+    end else if (o__ready) begin
+      \$986  = 1'h0;
     end
-    if (readout_c1_mag[1]) begin
-      readout_c1_lz = 6'h28;
-    end
-    if (readout_c1_mag[2]) begin
-      readout_c1_lz = 6'h27;
-    end
-    if (readout_c1_mag[3]) begin
-      readout_c1_lz = 6'h26;
-    end
-    if (readout_c1_mag[4]) begin
-      readout_c1_lz = 6'h25;
-    end
-    if (readout_c1_mag[5]) begin
-      readout_c1_lz = 6'h24;
-    end
-    if (readout_c1_mag[6]) begin
-      readout_c1_lz = 6'h23;
-    end
-    if (readout_c1_mag[7]) begin
-      readout_c1_lz = 6'h22;
-    end
-    if (readout_c1_mag[8]) begin
-      readout_c1_lz = 6'h21;
-    end
-    if (readout_c1_mag[9]) begin
-      readout_c1_lz = 6'h20;
-    end
-    if (readout_c1_mag[10]) begin
-      readout_c1_lz = 6'h1f;
-    end
-    if (readout_c1_mag[11]) begin
-      readout_c1_lz = 6'h1e;
-    end
-    if (readout_c1_mag[12]) begin
-      readout_c1_lz = 6'h1d;
-    end
-    if (readout_c1_mag[13]) begin
-      readout_c1_lz = 6'h1c;
-    end
-    if (readout_c1_mag[14]) begin
-      readout_c1_lz = 6'h1b;
-    end
-    if (readout_c1_mag[15]) begin
-      readout_c1_lz = 6'h1a;
-    end
-    if (readout_c1_mag[16]) begin
-      readout_c1_lz = 6'h19;
-    end
-    if (readout_c1_mag[17]) begin
-      readout_c1_lz = 6'h18;
-    end
-    if (readout_c1_mag[18]) begin
-      readout_c1_lz = 6'h17;
-    end
-    if (readout_c1_mag[19]) begin
-      readout_c1_lz = 6'h16;
-    end
-    if (readout_c1_mag[20]) begin
-      readout_c1_lz = 6'h15;
-    end
-    if (readout_c1_mag[21]) begin
-      readout_c1_lz = 6'h14;
-    end
-    if (readout_c1_mag[22]) begin
-      readout_c1_lz = 6'h13;
-    end
-    if (readout_c1_mag[23]) begin
-      readout_c1_lz = 6'h12;
-    end
-    if (readout_c1_mag[24]) begin
-      readout_c1_lz = 6'h11;
-    end
-    if (readout_c1_mag[25]) begin
-      readout_c1_lz = 6'h10;
-    end
-    if (readout_c1_mag[26]) begin
-      readout_c1_lz = 6'h0f;
-    end
-    if (readout_c1_mag[27]) begin
-      readout_c1_lz = 6'h0e;
-    end
-    if (readout_c1_mag[28]) begin
-      readout_c1_lz = 6'h0d;
-    end
-    if (readout_c1_mag[29]) begin
-      readout_c1_lz = 6'h0c;
-    end
-    if (readout_c1_mag[30]) begin
-      readout_c1_lz = 6'h0b;
-    end
-    if (readout_c1_mag[31]) begin
-      readout_c1_lz = 6'h0a;
-    end
-    if (readout_c1_mag[32]) begin
-      readout_c1_lz = 6'h09;
-    end
-    if (readout_c1_mag[33]) begin
-      readout_c1_lz = 6'h08;
-    end
-    if (readout_c1_mag[34]) begin
-      readout_c1_lz = 6'h07;
-    end
-    if (readout_c1_mag[35]) begin
-      readout_c1_lz = 6'h06;
-    end
-    if (readout_c1_mag[36]) begin
-      readout_c1_lz = 6'h05;
-    end
-    if (readout_c1_mag[37]) begin
-      readout_c1_lz = 6'h04;
-    end
-    if (readout_c1_mag[38]) begin
-      readout_c1_lz = 6'h03;
-    end
-    if (readout_c1_mag[39]) begin
-      readout_c1_lz = 6'h02;
-    end
-    if (readout_c1_mag[40]) begin
-      readout_c1_lz = 6'h01;
-    end
-    if (readout_c1_mag[41]) begin
-      readout_c1_lz = 6'h00;
+    if (rst) begin
+      \$986  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\$36 ) begin
-      readout_c1_fp32 = 32'd2143289344;
-    end else if (\$37 ) begin
-      readout_c1_fp32 = { readout_c1_flags[2], 31'h7f800000 };
-    end else if (\$42 ) begin
-      readout_c1_fp32 = 32'd0;
-    end else if (\$50 ) begin
-      readout_c1_fp32 = { readout_c1_negative, 31'h7f800000 };
-    end else begin
-      readout_c1_fp32 = { readout_c1_negative, \readout_c1_mag$123 [30:0] };
+    \$987  = in_beat;
+    if (\$230 ) begin
+      \$987  = i__payload;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    readout_c2_lz = 6'h2a;
-    if (readout_c2_mag[0]) begin
-      readout_c2_lz = 6'h29;
-    end
-    if (readout_c2_mag[1]) begin
-      readout_c2_lz = 6'h28;
-    end
-    if (readout_c2_mag[2]) begin
-      readout_c2_lz = 6'h27;
-    end
-    if (readout_c2_mag[3]) begin
-      readout_c2_lz = 6'h26;
-    end
-    if (readout_c2_mag[4]) begin
-      readout_c2_lz = 6'h25;
-    end
-    if (readout_c2_mag[5]) begin
-      readout_c2_lz = 6'h24;
-    end
-    if (readout_c2_mag[6]) begin
-      readout_c2_lz = 6'h23;
-    end
-    if (readout_c2_mag[7]) begin
-      readout_c2_lz = 6'h22;
-    end
-    if (readout_c2_mag[8]) begin
-      readout_c2_lz = 6'h21;
-    end
-    if (readout_c2_mag[9]) begin
-      readout_c2_lz = 6'h20;
-    end
-    if (readout_c2_mag[10]) begin
-      readout_c2_lz = 6'h1f;
-    end
-    if (readout_c2_mag[11]) begin
-      readout_c2_lz = 6'h1e;
-    end
-    if (readout_c2_mag[12]) begin
-      readout_c2_lz = 6'h1d;
-    end
-    if (readout_c2_mag[13]) begin
-      readout_c2_lz = 6'h1c;
-    end
-    if (readout_c2_mag[14]) begin
-      readout_c2_lz = 6'h1b;
-    end
-    if (readout_c2_mag[15]) begin
-      readout_c2_lz = 6'h1a;
-    end
-    if (readout_c2_mag[16]) begin
-      readout_c2_lz = 6'h19;
-    end
-    if (readout_c2_mag[17]) begin
-      readout_c2_lz = 6'h18;
-    end
-    if (readout_c2_mag[18]) begin
-      readout_c2_lz = 6'h17;
-    end
-    if (readout_c2_mag[19]) begin
-      readout_c2_lz = 6'h16;
-    end
-    if (readout_c2_mag[20]) begin
-      readout_c2_lz = 6'h15;
-    end
-    if (readout_c2_mag[21]) begin
-      readout_c2_lz = 6'h14;
-    end
-    if (readout_c2_mag[22]) begin
-      readout_c2_lz = 6'h13;
-    end
-    if (readout_c2_mag[23]) begin
-      readout_c2_lz = 6'h12;
-    end
-    if (readout_c2_mag[24]) begin
-      readout_c2_lz = 6'h11;
-    end
-    if (readout_c2_mag[25]) begin
-      readout_c2_lz = 6'h10;
-    end
-    if (readout_c2_mag[26]) begin
-      readout_c2_lz = 6'h0f;
-    end
-    if (readout_c2_mag[27]) begin
-      readout_c2_lz = 6'h0e;
-    end
-    if (readout_c2_mag[28]) begin
-      readout_c2_lz = 6'h0d;
-    end
-    if (readout_c2_mag[29]) begin
-      readout_c2_lz = 6'h0c;
-    end
-    if (readout_c2_mag[30]) begin
-      readout_c2_lz = 6'h0b;
-    end
-    if (readout_c2_mag[31]) begin
-      readout_c2_lz = 6'h0a;
-    end
-    if (readout_c2_mag[32]) begin
-      readout_c2_lz = 6'h09;
-    end
-    if (readout_c2_mag[33]) begin
-      readout_c2_lz = 6'h08;
-    end
-    if (readout_c2_mag[34]) begin
-      readout_c2_lz = 6'h07;
-    end
-    if (readout_c2_mag[35]) begin
-      readout_c2_lz = 6'h06;
-    end
-    if (readout_c2_mag[36]) begin
-      readout_c2_lz = 6'h05;
-    end
-    if (readout_c2_mag[37]) begin
-      readout_c2_lz = 6'h04;
-    end
-    if (readout_c2_mag[38]) begin
-      readout_c2_lz = 6'h03;
-    end
-    if (readout_c2_mag[39]) begin
-      readout_c2_lz = 6'h02;
-    end
-    if (readout_c2_mag[40]) begin
-      readout_c2_lz = 6'h01;
-    end
-    if (readout_c2_mag[41]) begin
-      readout_c2_lz = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\$58 ) begin
-      readout_c2_fp32 = 32'd2143289344;
-    end else if (\$59 ) begin
-      readout_c2_fp32 = { readout_c2_flags[2], 31'h7f800000 };
-    end else if (\$64 ) begin
-      readout_c2_fp32 = 32'd0;
-    end else if (\$72 ) begin
-      readout_c2_fp32 = { readout_c2_negative, 31'h7f800000 };
-    end else begin
-      readout_c2_fp32 = { readout_c2_negative, \readout_c2_mag$131 [30:0] };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    readout_c3_lz = 6'h2a;
-    if (readout_c3_mag[0]) begin
-      readout_c3_lz = 6'h29;
-    end
-    if (readout_c3_mag[1]) begin
-      readout_c3_lz = 6'h28;
-    end
-    if (readout_c3_mag[2]) begin
-      readout_c3_lz = 6'h27;
-    end
-    if (readout_c3_mag[3]) begin
-      readout_c3_lz = 6'h26;
-    end
-    if (readout_c3_mag[4]) begin
-      readout_c3_lz = 6'h25;
-    end
-    if (readout_c3_mag[5]) begin
-      readout_c3_lz = 6'h24;
-    end
-    if (readout_c3_mag[6]) begin
-      readout_c3_lz = 6'h23;
-    end
-    if (readout_c3_mag[7]) begin
-      readout_c3_lz = 6'h22;
-    end
-    if (readout_c3_mag[8]) begin
-      readout_c3_lz = 6'h21;
-    end
-    if (readout_c3_mag[9]) begin
-      readout_c3_lz = 6'h20;
-    end
-    if (readout_c3_mag[10]) begin
-      readout_c3_lz = 6'h1f;
-    end
-    if (readout_c3_mag[11]) begin
-      readout_c3_lz = 6'h1e;
-    end
-    if (readout_c3_mag[12]) begin
-      readout_c3_lz = 6'h1d;
-    end
-    if (readout_c3_mag[13]) begin
-      readout_c3_lz = 6'h1c;
-    end
-    if (readout_c3_mag[14]) begin
-      readout_c3_lz = 6'h1b;
-    end
-    if (readout_c3_mag[15]) begin
-      readout_c3_lz = 6'h1a;
-    end
-    if (readout_c3_mag[16]) begin
-      readout_c3_lz = 6'h19;
-    end
-    if (readout_c3_mag[17]) begin
-      readout_c3_lz = 6'h18;
-    end
-    if (readout_c3_mag[18]) begin
-      readout_c3_lz = 6'h17;
-    end
-    if (readout_c3_mag[19]) begin
-      readout_c3_lz = 6'h16;
-    end
-    if (readout_c3_mag[20]) begin
-      readout_c3_lz = 6'h15;
-    end
-    if (readout_c3_mag[21]) begin
-      readout_c3_lz = 6'h14;
-    end
-    if (readout_c3_mag[22]) begin
-      readout_c3_lz = 6'h13;
-    end
-    if (readout_c3_mag[23]) begin
-      readout_c3_lz = 6'h12;
-    end
-    if (readout_c3_mag[24]) begin
-      readout_c3_lz = 6'h11;
-    end
-    if (readout_c3_mag[25]) begin
-      readout_c3_lz = 6'h10;
-    end
-    if (readout_c3_mag[26]) begin
-      readout_c3_lz = 6'h0f;
-    end
-    if (readout_c3_mag[27]) begin
-      readout_c3_lz = 6'h0e;
-    end
-    if (readout_c3_mag[28]) begin
-      readout_c3_lz = 6'h0d;
-    end
-    if (readout_c3_mag[29]) begin
-      readout_c3_lz = 6'h0c;
-    end
-    if (readout_c3_mag[30]) begin
-      readout_c3_lz = 6'h0b;
-    end
-    if (readout_c3_mag[31]) begin
-      readout_c3_lz = 6'h0a;
-    end
-    if (readout_c3_mag[32]) begin
-      readout_c3_lz = 6'h09;
-    end
-    if (readout_c3_mag[33]) begin
-      readout_c3_lz = 6'h08;
-    end
-    if (readout_c3_mag[34]) begin
-      readout_c3_lz = 6'h07;
-    end
-    if (readout_c3_mag[35]) begin
-      readout_c3_lz = 6'h06;
-    end
-    if (readout_c3_mag[36]) begin
-      readout_c3_lz = 6'h05;
-    end
-    if (readout_c3_mag[37]) begin
-      readout_c3_lz = 6'h04;
-    end
-    if (readout_c3_mag[38]) begin
-      readout_c3_lz = 6'h03;
-    end
-    if (readout_c3_mag[39]) begin
-      readout_c3_lz = 6'h02;
-    end
-    if (readout_c3_mag[40]) begin
-      readout_c3_lz = 6'h01;
-    end
-    if (readout_c3_mag[41]) begin
-      readout_c3_lz = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (\$80 ) begin
-      readout_c3_fp32 = 32'd2143289344;
-    end else if (\$81 ) begin
-      readout_c3_fp32 = { readout_c3_flags[2], 31'h7f800000 };
-    end else if (\$86 ) begin
-      readout_c3_fp32 = 32'd0;
-    end else if (\$94 ) begin
-      readout_c3_fp32 = { readout_c3_negative, 31'h7f800000 };
-    end else begin
-      readout_c3_fp32 = { readout_c3_negative, \readout_c3_mag$139 [30:0] };
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$290  = in_beat;
-    if (\$95 ) begin
-      \$290  = i__payload;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$291  = in_valid;
-    if (\$95 ) begin
-      \$291  = 1'h1;
+    \$988  = in_valid;
+    if (\$230 ) begin
+      \$988  = 1'h1;
     end else if (issue) begin
-      \$291  = 1'h0;
+      \$988  = 1'h0;
     end
     if (rst) begin
-      \$291  = 1'h0;
+      \$988  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$292  = starts_tile;
+    \$989  = in_last;
+    if (\$230 ) begin
+      \$989  = i__payload[64];
+    end else if (issue) begin
+      \$989  = 1'h0;
+    end
+    if (rst) begin
+      \$989  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$990  = starts_tile;
     if (issue) begin
-      \$292  = in_beat[64];
+      \$990  = in_beat[64];
     end
     if (rst) begin
-      \$292  = 1'h1;
+      \$990  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$293  = since_last;
-    if (\$96 ) begin
-      \$293  = 2'h0;
-    end else if (\$97 ) begin
-      \$293  = \$98 [1:0];
+    \$991  = since_last;
+    if (\$231 ) begin
+      \$991  = 2'h0;
+    end else if (\$232 ) begin
+      \$991  = \$233 [1:0];
     end
     if (rst) begin
-      \$293  = 2'h3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$294  = \$103 [4:0];
-    if (rst) begin
-      \$294  = 5'h00;
+      \$991  = 2'h3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$295  = issued;
+    \$992  = \$242 [4:0];
     if (rst) begin
-      \$295  = 3'h0;
+      \$992  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$296  = issued;
+    \$993  = \$257 ;
     if (rst) begin
-      \$296  = 3'h0;
+      \$993  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$297  = skew_ctl2_0;
+    \$994  = issued;
     if (rst) begin
-      \$297  = 3'h0;
+      \$994  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$298  = issued;
+    \$995  = issued;
     if (rst) begin
-      \$298  = 3'h0;
+      \$995  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$299  = skew_ctl3_0;
+    \$996  = skew_ctl2_0;
     if (rst) begin
-      \$299  = 3'h0;
+      \$996  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$300  = skew_ctl3_1;
+    \$997  = issued;
     if (rst) begin
-      \$300  = 3'h0;
+      \$997  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$998  = skew_ctl3_0;
+    if (rst) begin
+      \$998  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$999  = skew_ctl3_1;
+    if (rst) begin
+      \$999  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$301  = result;
+      \$1000  = result;
     end else begin
-      \$301  = drain_c0_r1;
+      \$1000  = drain_c0_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$302  = \result$164 ;
+      \$1001  = \result$188 ;
     end else begin
-      \$302  = drain_c0_r2;
+      \$1001  = drain_c0_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$303  = \result$166 ;
+      \$1002  = \result$190 ;
     end else begin
-      \$303  = drain_c0_r3;
+      \$1002  = drain_c0_r3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$304  = drain_c0_r3;
+    \$1003  = drain_c0_r3;
     if (done) begin
-      \$304  = \result$168 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    (* full_case = 32'd1 *)
-    if (done) begin
-      \$305  = 1'h1;
-    end else begin
-      \$305  = drain_c0_r1_valid;
-    end
-    if (rst) begin
-      \$305  = 1'h0;
+      \$1003  = \result$192 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$306  = 1'h1;
+      \$1004  = 1'h1;
     end else begin
-      \$306  = drain_c0_r2_valid;
+      \$1004  = drain_c0_r1_valid;
     end
     if (rst) begin
-      \$306  = 1'h0;
+      \$1004  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$307  = 1'h1;
+      \$1005  = 1'h1;
     end else begin
-      \$307  = drain_c0_r3_valid;
+      \$1005  = drain_c0_r2_valid;
     end
     if (rst) begin
-      \$307  = 1'h0;
+      \$1005  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
     if (done) begin
-      \$308  = 1'h1;
+      \$1006  = 1'h1;
     end else begin
-      \$308  = 1'h0;
+      \$1006  = drain_c0_r3_valid;
     end
     if (rst) begin
-      \$308  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$309  = drain_c0_r0_valid;
-    if (rst) begin
-      \$309  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$310  = \$151 ;
-    if (rst) begin
-      \$310  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$311  = readout_c0_v_0;
-    if (rst) begin
-      \$311  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$312  = readout_c0_l_0;
-    if (rst) begin
-      \$312  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$313  = readout_c0_valid;
-    if (rst) begin
-      \$313  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$314  = deskew_v0_0;
-    if (rst) begin
-      \$314  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$315  = deskew_v0_1;
-    if (rst) begin
-      \$315  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$316  = readout_c0_last;
-    if (rst) begin
-      \$316  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$317  = deskew_l0_0;
-    if (rst) begin
-      \$317  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$318  = deskew_l0_1;
-    if (rst) begin
-      \$318  = 1'h0;
+      \$1006  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$184 ) begin
-      \$319  = \result$186 ;
+    if (done) begin
+      \$1007  = 1'h1;
     end else begin
-      \$319  = drain_c1_r1;
+      \$1007  = 1'h0;
+    end
+    if (rst) begin
+      \$1007  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1008  = drain_c0_r0_valid;
+    if (rst) begin
+      \$1008  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1009  = readout_c0_v_0;
+    if (rst) begin
+      \$1009  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1010  = readout_c0_v_1;
+    if (rst) begin
+      \$1010  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1011  = readout_c0_v_2;
+    if (rst) begin
+      \$1011  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1012  = \$440 ;
+    if (rst) begin
+      \$1012  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1013  = readout_c0_l_0;
+    if (rst) begin
+      \$1013  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1014  = readout_c0_l_1;
+    if (rst) begin
+      \$1014  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1015  = readout_c0_l_2;
+    if (rst) begin
+      \$1015  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1016  = readout_c0_v_3;
+    if (rst) begin
+      \$1016  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1017  = readout_c0_l_3;
+    if (rst) begin
+      \$1017  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1018  = readout_c0_valid;
+    if (rst) begin
+      \$1018  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1019  = deskew_v0_0;
+    if (rst) begin
+      \$1019  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1020  = deskew_v0_1;
+    if (rst) begin
+      \$1020  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1021  = readout_c0_last;
+    if (rst) begin
+      \$1021  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1022  = deskew_l0_0;
+    if (rst) begin
+      \$1022  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1023  = deskew_l0_1;
+    if (rst) begin
+      \$1023  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$184 ) begin
-      \$320  = \result$188 ;
+    if (\done$224 ) begin
+      \$1024  = \result$226 ;
     end else begin
-      \$320  = drain_c1_r2;
+      \$1024  = drain_c1_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$184 ) begin
-      \$321  = \result$190 ;
+    if (\done$224 ) begin
+      \$1025  = \result$228 ;
     end else begin
-      \$321  = drain_c1_r3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$322  = drain_c1_r3;
-    if (\done$184 ) begin
-      \$322  = \result$192 ;
+      \$1025  = drain_c1_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$195 ) begin
-      \$323  = \result$197 ;
+    if (\done$224 ) begin
+      \$1026  = \result$230 ;
     end else begin
-      \$323  = drain_c2_r1;
+      \$1026  = drain_c1_r3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1027  = drain_c1_r3;
+    if (\done$224 ) begin
+      \$1027  = \result$232 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$195 ) begin
-      \$324  = \result$199 ;
+    if (\done$245 ) begin
+      \$1028  = \result$247 ;
     end else begin
-      \$324  = drain_c2_r2;
+      \$1028  = drain_c2_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$195 ) begin
-      \$325  = \result$201 ;
+    if (\done$245 ) begin
+      \$1029  = \result$249 ;
     end else begin
-      \$325  = drain_c2_r3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$326  = drain_c2_r3;
-    if (\done$195 ) begin
-      \$326  = \result$203 ;
+      \$1029  = drain_c2_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$205 ) begin
-      \$327  = \result$207 ;
+    if (\done$245 ) begin
+      \$1030  = \result$251 ;
     end else begin
-      \$327  = drain_c3_r1;
+      \$1030  = drain_c2_r3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1031  = drain_c2_r3;
+    if (\done$245 ) begin
+      \$1031  = \result$253 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$205 ) begin
-      \$328  = \result$209 ;
+    if (\done$265 ) begin
+      \$1032  = \result$267 ;
     end else begin
-      \$328  = drain_c3_r2;
+      \$1032  = drain_c3_r1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     (* full_case = 32'd1 *)
-    if (\done$205 ) begin
-      \$329  = \result$211 ;
+    if (\done$265 ) begin
+      \$1033  = \result$269 ;
     end else begin
-      \$329  = drain_c3_r3;
+      \$1033  = drain_c3_r2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$330  = drain_c3_r3;
-    if (\done$205 ) begin
-      \$330  = \result$213 ;
+    (* full_case = 32'd1 *)
+    if (\done$265 ) begin
+      \$1034  = \result$271 ;
+    end else begin
+      \$1034  = drain_c3_r3;
     end
   end
-  assign r_rdy = o__valid;
-  assign r_data = o__payload;
-  assign r_en = o__ready;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1035  = drain_c3_r3;
+    if (\done$265 ) begin
+      \$1035  = \result$273 ;
+    end
+  end
+  assign produce = \$signature__addr ;
+  assign \$signature__data  = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
+  assign w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
+  assign w_en = \$signature__en ;
+  assign r_port__addr = consume;
+  assign r_port__data = o__payload;
   assign a_in = in_beat[7:0];
   assign ctl_in = issued;
   assign b_in = in_beat[39:32];
-  assign a_out = \a_in$21 ;
-  assign ctl_out = \ctl_in$23 ;
-  assign skew_b1_0 = \b_in$25 ;
-  assign \a_out$28  = \a_in$27 ;
-  assign \ctl_out$30  = \ctl_in$29 ;
-  assign skew_b2_1 = \b_in$31 ;
-  assign \a_out$34  = \a_in$33 ;
-  assign \ctl_out$36  = \ctl_in$35 ;
-  assign skew_b3_2 = \b_in$37 ;
-  assign skew_a1_0 = \a_in$39 ;
-  assign skew_ctl1_0 = \ctl_in$41 ;
-  assign b_out = \b_in$43 ;
-  assign \a_out$46  = \a_in$45 ;
-  assign \ctl_out$48  = \ctl_in$47 ;
-  assign \b_out$50  = \b_in$49 ;
-  assign \a_out$52  = \a_in$51 ;
-  assign \ctl_out$54  = \ctl_in$53 ;
-  assign \b_out$56  = \b_in$55 ;
-  assign \a_out$58  = \a_in$57 ;
-  assign \ctl_out$60  = \ctl_in$59 ;
-  assign \b_out$62  = \b_in$61 ;
-  assign skew_a2_1 = \a_in$63 ;
-  assign skew_ctl2_1 = \ctl_in$65 ;
-  assign \b_out$68  = \b_in$67 ;
-  assign \a_out$70  = \a_in$69 ;
-  assign \ctl_out$72  = \ctl_in$71 ;
-  assign \b_out$74  = \b_in$73 ;
-  assign \a_out$76  = \a_in$75 ;
-  assign \ctl_out$78  = \ctl_in$77 ;
-  assign \b_out$80  = \b_in$79 ;
-  assign \a_out$82  = \a_in$81 ;
-  assign \ctl_out$84  = \ctl_in$83 ;
-  assign \b_out$86  = \b_in$85 ;
-  assign skew_a3_2 = \a_in$87 ;
-  assign skew_ctl3_2 = \ctl_in$89 ;
-  assign \b_out$92  = \b_in$91 ;
-  assign \a_out$94  = \a_in$93 ;
-  assign \ctl_out$96  = \ctl_in$95 ;
-  assign \b_out$98  = \b_in$97 ;
-  assign \a_out$100  = \a_in$99 ;
-  assign \ctl_out$102  = \ctl_in$101 ;
-  assign \b_out$104  = \b_in$103 ;
-  assign \a_out$106  = \a_in$105 ;
-  assign \ctl_out$108  = \ctl_in$107 ;
-  assign \b_out$110  = \b_in$109 ;
-  assign deskew_v0_2 = w_en;
-  assign w_data = { deskew_l0_2, readout_c3_q, deskew_c2_0, deskew_c1_1, deskew_c0_2 };
+  assign a_out = \a_in$29 ;
+  assign ctl_out = \ctl_in$31 ;
+  assign skew_b1_0 = \b_in$33 ;
+  assign \a_out$36  = \a_in$35 ;
+  assign \ctl_out$38  = \ctl_in$37 ;
+  assign skew_b2_1 = \b_in$39 ;
+  assign \a_out$42  = \a_in$41 ;
+  assign \ctl_out$44  = \ctl_in$43 ;
+  assign skew_b3_2 = \b_in$45 ;
+  assign skew_a1_0 = \a_in$47 ;
+  assign skew_ctl1_0 = \ctl_in$49 ;
+  assign b_out = \b_in$51 ;
+  assign \a_out$54  = \a_in$53 ;
+  assign \ctl_out$56  = \ctl_in$55 ;
+  assign \b_out$58  = \b_in$57 ;
+  assign \a_out$60  = \a_in$59 ;
+  assign \ctl_out$62  = \ctl_in$61 ;
+  assign \b_out$64  = \b_in$63 ;
+  assign \a_out$66  = \a_in$65 ;
+  assign \ctl_out$68  = \ctl_in$67 ;
+  assign \b_out$70  = \b_in$69 ;
+  assign skew_a2_1 = \a_in$71 ;
+  assign skew_ctl2_1 = \ctl_in$73 ;
+  assign \b_out$76  = \b_in$75 ;
+  assign \a_out$78  = \a_in$77 ;
+  assign \ctl_out$80  = \ctl_in$79 ;
+  assign \b_out$82  = \b_in$81 ;
+  assign \a_out$84  = \a_in$83 ;
+  assign \ctl_out$86  = \ctl_in$85 ;
+  assign \b_out$88  = \b_in$87 ;
+  assign \a_out$90  = \a_in$89 ;
+  assign \ctl_out$92  = \ctl_in$91 ;
+  assign \b_out$94  = \b_in$93 ;
+  assign skew_a3_2 = \a_in$95 ;
+  assign skew_ctl3_2 = \ctl_in$97 ;
+  assign \b_out$100  = \b_in$99 ;
+  assign \a_out$102  = \a_in$101 ;
+  assign \ctl_out$104  = \ctl_in$103 ;
+  assign \b_out$106  = \b_in$105 ;
+  assign \a_out$108  = \a_in$107 ;
+  assign \ctl_out$110  = \ctl_in$109 ;
+  assign \b_out$112  = \b_in$111 ;
+  assign \a_out$114  = \a_in$113 ;
+  assign \ctl_out$116  = \ctl_in$115 ;
+  assign \b_out$118  = \b_in$117 ;
+  assign deskew_v0_2 = \$signature__en ;
   assign \i__payload.a  = i__payload[31:0];
   assign \i__payload.b  = i__payload[63:32];
   assign \i__payload.last  = i__payload[64];
   assign \o__payload.c  = o__payload[127:0];
   assign \o__payload.last  = o__payload[128];
-  assign \in_beat.a  = in_beat[31:0];
-  assign \in_beat.b  = in_beat[63:32];
-  assign \in_beat.last  = in_beat[64];
   assign \issued.valid  = issued[0];
   assign \issued.first  = issued[1];
   assign \issued.last  = issued[2];
+  assign \in_beat.a  = in_beat[31:0];
+  assign \in_beat.b  = in_beat[63:32];
+  assign \in_beat.last  = in_beat[64];
   assign \ctl_in.valid  = issued[0];
   assign \ctl_in.first  = issued[1];
   assign \ctl_in.last  = issued[2];
-  assign \ctl_in$23.valid  = \ctl_in$23 [0];
-  assign \ctl_in$23.first  = \ctl_in$23 [1];
-  assign \ctl_in$23.last  = \ctl_in$23 [2];
-  assign \ctl_out.valid  = \ctl_in$23 [0];
-  assign \ctl_out.first  = \ctl_in$23 [1];
-  assign \ctl_out.last  = \ctl_in$23 [2];
-  assign \ctl_in$29.valid  = \ctl_in$29 [0];
-  assign \ctl_in$29.first  = \ctl_in$29 [1];
-  assign \ctl_in$29.last  = \ctl_in$29 [2];
-  assign \ctl_out$30.valid  = \ctl_in$29 [0];
-  assign \ctl_out$30.first  = \ctl_in$29 [1];
-  assign \ctl_out$30.last  = \ctl_in$29 [2];
-  assign \ctl_in$35.valid  = \ctl_in$35 [0];
-  assign \ctl_in$35.first  = \ctl_in$35 [1];
-  assign \ctl_in$35.last  = \ctl_in$35 [2];
-  assign \ctl_out$36.valid  = \ctl_in$35 [0];
-  assign \ctl_out$36.first  = \ctl_in$35 [1];
-  assign \ctl_out$36.last  = \ctl_in$35 [2];
-  assign \ctl_in$41.valid  = \ctl_in$41 [0];
-  assign \ctl_in$41.first  = \ctl_in$41 [1];
-  assign \ctl_in$41.last  = \ctl_in$41 [2];
-  assign \ctl_in$47.valid  = \ctl_in$47 [0];
-  assign \ctl_in$47.first  = \ctl_in$47 [1];
-  assign \ctl_in$47.last  = \ctl_in$47 [2];
-  assign \ctl_out$48.valid  = \ctl_in$47 [0];
-  assign \ctl_out$48.first  = \ctl_in$47 [1];
-  assign \ctl_out$48.last  = \ctl_in$47 [2];
-  assign \ctl_in$53.valid  = \ctl_in$53 [0];
-  assign \ctl_in$53.first  = \ctl_in$53 [1];
-  assign \ctl_in$53.last  = \ctl_in$53 [2];
-  assign \ctl_out$54.valid  = \ctl_in$53 [0];
-  assign \ctl_out$54.first  = \ctl_in$53 [1];
-  assign \ctl_out$54.last  = \ctl_in$53 [2];
-  assign \ctl_in$59.valid  = \ctl_in$59 [0];
-  assign \ctl_in$59.first  = \ctl_in$59 [1];
-  assign \ctl_in$59.last  = \ctl_in$59 [2];
-  assign \ctl_out$60.valid  = \ctl_in$59 [0];
-  assign \ctl_out$60.first  = \ctl_in$59 [1];
-  assign \ctl_out$60.last  = \ctl_in$59 [2];
-  assign \ctl_in$65.valid  = \ctl_in$65 [0];
-  assign \ctl_in$65.first  = \ctl_in$65 [1];
-  assign \ctl_in$65.last  = \ctl_in$65 [2];
-  assign \ctl_in$71.valid  = \ctl_in$71 [0];
-  assign \ctl_in$71.first  = \ctl_in$71 [1];
-  assign \ctl_in$71.last  = \ctl_in$71 [2];
-  assign \ctl_out$72.valid  = \ctl_in$71 [0];
-  assign \ctl_out$72.first  = \ctl_in$71 [1];
-  assign \ctl_out$72.last  = \ctl_in$71 [2];
-  assign \ctl_in$77.valid  = \ctl_in$77 [0];
-  assign \ctl_in$77.first  = \ctl_in$77 [1];
-  assign \ctl_in$77.last  = \ctl_in$77 [2];
-  assign \ctl_out$78.valid  = \ctl_in$77 [0];
-  assign \ctl_out$78.first  = \ctl_in$77 [1];
-  assign \ctl_out$78.last  = \ctl_in$77 [2];
-  assign \ctl_in$83.valid  = \ctl_in$83 [0];
-  assign \ctl_in$83.first  = \ctl_in$83 [1];
-  assign \ctl_in$83.last  = \ctl_in$83 [2];
-  assign \ctl_out$84.valid  = \ctl_in$83 [0];
-  assign \ctl_out$84.first  = \ctl_in$83 [1];
-  assign \ctl_out$84.last  = \ctl_in$83 [2];
-  assign \ctl_in$89.valid  = \ctl_in$89 [0];
-  assign \ctl_in$89.first  = \ctl_in$89 [1];
-  assign \ctl_in$89.last  = \ctl_in$89 [2];
-  assign \ctl_in$95.valid  = \ctl_in$95 [0];
-  assign \ctl_in$95.first  = \ctl_in$95 [1];
-  assign \ctl_in$95.last  = \ctl_in$95 [2];
-  assign \ctl_out$96.valid  = \ctl_in$95 [0];
-  assign \ctl_out$96.first  = \ctl_in$95 [1];
-  assign \ctl_out$96.last  = \ctl_in$95 [2];
-  assign \ctl_in$101.valid  = \ctl_in$101 [0];
-  assign \ctl_in$101.first  = \ctl_in$101 [1];
-  assign \ctl_in$101.last  = \ctl_in$101 [2];
-  assign \ctl_out$102.valid  = \ctl_in$101 [0];
-  assign \ctl_out$102.first  = \ctl_in$101 [1];
-  assign \ctl_out$102.last  = \ctl_in$101 [2];
-  assign \ctl_in$107.valid  = \ctl_in$107 [0];
-  assign \ctl_in$107.first  = \ctl_in$107 [1];
-  assign \ctl_in$107.last  = \ctl_in$107 [2];
-  assign \ctl_out$108.valid  = \ctl_in$107 [0];
-  assign \ctl_out$108.first  = \ctl_in$107 [1];
-  assign \ctl_out$108.last  = \ctl_in$107 [2];
+  assign \ctl_in$31.valid  = \ctl_in$31 [0];
+  assign \ctl_in$31.first  = \ctl_in$31 [1];
+  assign \ctl_in$31.last  = \ctl_in$31 [2];
+  assign \ctl_out.valid  = \ctl_in$31 [0];
+  assign \ctl_out.first  = \ctl_in$31 [1];
+  assign \ctl_out.last  = \ctl_in$31 [2];
+  assign \ctl_in$37.valid  = \ctl_in$37 [0];
+  assign \ctl_in$37.first  = \ctl_in$37 [1];
+  assign \ctl_in$37.last  = \ctl_in$37 [2];
+  assign \ctl_out$38.valid  = \ctl_in$37 [0];
+  assign \ctl_out$38.first  = \ctl_in$37 [1];
+  assign \ctl_out$38.last  = \ctl_in$37 [2];
+  assign \ctl_in$43.valid  = \ctl_in$43 [0];
+  assign \ctl_in$43.first  = \ctl_in$43 [1];
+  assign \ctl_in$43.last  = \ctl_in$43 [2];
+  assign \ctl_out$44.valid  = \ctl_in$43 [0];
+  assign \ctl_out$44.first  = \ctl_in$43 [1];
+  assign \ctl_out$44.last  = \ctl_in$43 [2];
+  assign \ctl_in$49.valid  = \ctl_in$49 [0];
+  assign \ctl_in$49.first  = \ctl_in$49 [1];
+  assign \ctl_in$49.last  = \ctl_in$49 [2];
+  assign \ctl_in$55.valid  = \ctl_in$55 [0];
+  assign \ctl_in$55.first  = \ctl_in$55 [1];
+  assign \ctl_in$55.last  = \ctl_in$55 [2];
+  assign \ctl_out$56.valid  = \ctl_in$55 [0];
+  assign \ctl_out$56.first  = \ctl_in$55 [1];
+  assign \ctl_out$56.last  = \ctl_in$55 [2];
+  assign \ctl_in$61.valid  = \ctl_in$61 [0];
+  assign \ctl_in$61.first  = \ctl_in$61 [1];
+  assign \ctl_in$61.last  = \ctl_in$61 [2];
+  assign \ctl_out$62.valid  = \ctl_in$61 [0];
+  assign \ctl_out$62.first  = \ctl_in$61 [1];
+  assign \ctl_out$62.last  = \ctl_in$61 [2];
+  assign \ctl_in$67.valid  = \ctl_in$67 [0];
+  assign \ctl_in$67.first  = \ctl_in$67 [1];
+  assign \ctl_in$67.last  = \ctl_in$67 [2];
+  assign \ctl_out$68.valid  = \ctl_in$67 [0];
+  assign \ctl_out$68.first  = \ctl_in$67 [1];
+  assign \ctl_out$68.last  = \ctl_in$67 [2];
+  assign \ctl_in$73.valid  = \ctl_in$73 [0];
+  assign \ctl_in$73.first  = \ctl_in$73 [1];
+  assign \ctl_in$73.last  = \ctl_in$73 [2];
+  assign \ctl_in$79.valid  = \ctl_in$79 [0];
+  assign \ctl_in$79.first  = \ctl_in$79 [1];
+  assign \ctl_in$79.last  = \ctl_in$79 [2];
+  assign \ctl_out$80.valid  = \ctl_in$79 [0];
+  assign \ctl_out$80.first  = \ctl_in$79 [1];
+  assign \ctl_out$80.last  = \ctl_in$79 [2];
+  assign \ctl_in$85.valid  = \ctl_in$85 [0];
+  assign \ctl_in$85.first  = \ctl_in$85 [1];
+  assign \ctl_in$85.last  = \ctl_in$85 [2];
+  assign \ctl_out$86.valid  = \ctl_in$85 [0];
+  assign \ctl_out$86.first  = \ctl_in$85 [1];
+  assign \ctl_out$86.last  = \ctl_in$85 [2];
+  assign \ctl_in$91.valid  = \ctl_in$91 [0];
+  assign \ctl_in$91.first  = \ctl_in$91 [1];
+  assign \ctl_in$91.last  = \ctl_in$91 [2];
+  assign \ctl_out$92.valid  = \ctl_in$91 [0];
+  assign \ctl_out$92.first  = \ctl_in$91 [1];
+  assign \ctl_out$92.last  = \ctl_in$91 [2];
+  assign \ctl_in$97.valid  = \ctl_in$97 [0];
+  assign \ctl_in$97.first  = \ctl_in$97 [1];
+  assign \ctl_in$97.last  = \ctl_in$97 [2];
+  assign \ctl_in$103.valid  = \ctl_in$103 [0];
+  assign \ctl_in$103.first  = \ctl_in$103 [1];
+  assign \ctl_in$103.last  = \ctl_in$103 [2];
+  assign \ctl_out$104.valid  = \ctl_in$103 [0];
+  assign \ctl_out$104.first  = \ctl_in$103 [1];
+  assign \ctl_out$104.last  = \ctl_in$103 [2];
+  assign \ctl_in$109.valid  = \ctl_in$109 [0];
+  assign \ctl_in$109.first  = \ctl_in$109 [1];
+  assign \ctl_in$109.last  = \ctl_in$109 [2];
+  assign \ctl_out$110.valid  = \ctl_in$109 [0];
+  assign \ctl_out$110.first  = \ctl_in$109 [1];
+  assign \ctl_out$110.last  = \ctl_in$109 [2];
+  assign \ctl_in$115.valid  = \ctl_in$115 [0];
+  assign \ctl_in$115.first  = \ctl_in$115 [1];
+  assign \ctl_in$115.last  = \ctl_in$115 [2];
+  assign \ctl_out$116.valid  = \ctl_in$115 [0];
+  assign \ctl_out$116.first  = \ctl_in$115 [1];
+  assign \ctl_out$116.last  = \ctl_in$115 [2];
   assign issued[2] = in_beat[64];
   assign issued[1] = starts_tile;
   assign issued[0] = issue;
-  assign \$8  = { readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead[9], readout_c0_e_lead, 23'h000000 };
-  assign \$30  = { readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead[9], readout_c1_e_lead, 23'h000000 };
-  assign \$52  = { readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead[9], readout_c2_e_lead, 23'h000000 };
-  assign \$74  = { readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead[9], readout_c3_e_lead, 23'h000000 };
-endmodule
-
-(* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.fifo (clk, rst, r_data, \port$3419$0 , w_en, \port$3431$0 , \port$3445$0 , \port$3458$0 , \port$3470$0 , r_rdy, r_en);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire [5:0] \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire [5:0] \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  reg [3:0] \$27 ;
-  reg [3:0] \$28 ;
-  reg [4:0] \$29 ;
-  wire [5:0] \$3 ;
-  reg \$30 ;
-  wire \$4 ;
-  wire [4:0] \$5 ;
-  wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [4:0] \$9 ;
-  input clk;
-  wire clk;
-  (* init = 4'h0 *)
-  wire [3:0] consume;
-  reg [4:0] inner_level = 5'h00;
-  wire inner_r_rdy;
-  wire [4:0] level;
-  input [31:0] \port$3419$0 ;
-  wire [31:0] \port$3419$0 ;
-  input \port$3431$0 ;
-  wire \port$3431$0 ;
-  input [31:0] \port$3445$0 ;
-  wire [31:0] \port$3445$0 ;
-  input [31:0] \port$3458$0 ;
-  wire [31:0] \port$3458$0 ;
-  input [31:0] \port$3470$0 ;
-  wire [31:0] \port$3470$0 ;
-  (* init = 4'h0 *)
-  wire [3:0] produce;
-  output [128:0] r_data;
-  wire [128:0] r_data;
-  input r_en;
-  wire r_en;
-  wire [4:0] r_level;
-  reg [3:0] r_port__addr = 4'h0;
-  wire [128:0] r_port__data;
-  wire r_port__en;
-  output r_rdy;
-  reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
-  wire [128:0] w_data;
-  input w_en;
-  wire w_en;
-  wire [4:0] w_level;
-  reg [3:0] w_port__addr = 4'h0;
-  wire [128:0] w_port__data;
-  wire w_port__en;
-  wire w_rdy;
-  reg [128:0] storage [15:0];
-  initial begin
-    storage[0] = 129'h000000000000000000000000000000000;
-    storage[1] = 129'h000000000000000000000000000000000;
-    storage[2] = 129'h000000000000000000000000000000000;
-    storage[3] = 129'h000000000000000000000000000000000;
-    storage[4] = 129'h000000000000000000000000000000000;
-    storage[5] = 129'h000000000000000000000000000000000;
-    storage[6] = 129'h000000000000000000000000000000000;
-    storage[7] = 129'h000000000000000000000000000000000;
-    storage[8] = 129'h000000000000000000000000000000000;
-    storage[9] = 129'h000000000000000000000000000000000;
-    storage[10] = 129'h000000000000000000000000000000000;
-    storage[11] = 129'h000000000000000000000000000000000;
-    storage[12] = 129'h000000000000000000000000000000000;
-    storage[13] = 129'h000000000000000000000000000000000;
-    storage[14] = 129'h000000000000000000000000000000000;
-    storage[15] = 129'h000000000000000000000000000000000;
-  end
-  always @(posedge clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= { \port$3431$0 , \port$3470$0 , \port$3458$0 , \port$3445$0 , \port$3419$0  };
-  end
-  reg [128:0] _0_;
-  always @(posedge clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 5'h10;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign \$3  = inner_level + r_rdy;
-  assign \$4  = w_rdy & w_en;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = ~ r_rdy;
-  assign \$7  = \$6  | r_en;
-  assign \$8  = inner_r_rdy & \$7 ;
-  assign \$9  = r_port__addr + 1'h1;
-  assign \$10  = w_rdy & w_en;
-  assign \$11  = ~ r_rdy;
-  assign \$12  = \$11  | r_en;
-  assign \$13  = inner_r_rdy & \$12 ;
-  assign \$14  = ~ \$13 ;
-  assign \$15  = \$10  & \$14 ;
-  assign \$16  = inner_level + 1'h1;
-  assign \$17  = ~ r_rdy;
-  assign \$18  = \$17  | r_en;
-  assign \$19  = inner_r_rdy & \$18 ;
-  assign \$20  = w_rdy & w_en;
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = inner_level - 1'h1;
-  assign \$24  = ~ r_rdy;
-  assign \$25  = \$24  | r_en;
-  assign \$26  = inner_r_rdy & \$25 ;
-  always @(posedge clk)
-    w_port__addr <= \$27 ;
-  always @(posedge clk)
-    r_port__addr <= \$28 ;
-  always @(posedge clk)
-    inner_level <= \$29 ;
-  always @(posedge clk)
-    r_rdy <= \$30 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$27  = w_port__addr;
-    if (\$4 ) begin
-      \$27  = \$5 [3:0];
-    end
-    if (rst) begin
-      \$27  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$28  = r_port__addr;
-    if (\$8 ) begin
-      \$28  = \$9 [3:0];
-    end
-    if (rst) begin
-      \$28  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$29  = inner_level;
-    if (\$15 ) begin
-      \$29  = \$16 [4:0];
-    end
-    if (\$22 ) begin
-      \$29  = \$23 [4:0];
-    end
-    if (rst) begin
-      \$29  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$30  = r_rdy;
-    if (\$26 ) begin
-      \$30  = 1'h1;
-    end else if (r_en) begin
-      \$30  = 1'h0;
-    end
-    if (rst) begin
-      \$30  = 1'h0;
-    end
-  end
-  assign w_level = \$3 [4:0];
-  assign level = \$3 [4:0];
-  assign r_level = \$3 [4:0];
-  assign produce = w_port__addr;
-  assign w_port__data = { \port$3431$0 , \port$3470$0 , \port$3458$0 , \port$3445$0 , \port$3419$0  };
-  assign w_data = { \port$3431$0 , \port$3470$0 , \port$3458$0 , \port$3445$0 , \port$3419$0  };
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
+  assign \$8  = { 1'h0, readout_c0_sig_s2 };
+  assign \$10  = { 3'h0, readout_c0_sig_s2, 4'h0 };
+  assign \$13  = { 7'h00, readout_c0_sig_s2, 8'h00 };
+  assign \$15  = { 3'h0, readout_c0_sig_s2, 12'h000 };
+  assign \$19  = { 15'h0000, readout_c0_sig_s2, 16'h0000 };
+  assign \$21  = { 11'h000, readout_c0_sig_s2, 20'h00000 };
+  assign \$24  = { 7'h00, readout_c0_sig_s2, 24'h000000 };
+  assign \$26  = { 3'h0, readout_c0_sig_s2, 28'h0000000 };
+  assign \$31  = { 31'h00000000, readout_c0_sig_s2, 32'h00000000 };
+  assign \$33  = { 27'h0000000, readout_c0_sig_s2, 36'h000000000 };
+  assign \$36  = { 23'h000000, readout_c0_sig_s2, 40'h0000000000 };
+  assign \$63  = { 1'h0, readout_c1_sig_s2 };
+  assign \$65  = { 3'h0, readout_c1_sig_s2, 4'h0 };
+  assign \$68  = { 7'h00, readout_c1_sig_s2, 8'h00 };
+  assign \$70  = { 3'h0, readout_c1_sig_s2, 12'h000 };
+  assign \$74  = { 15'h0000, readout_c1_sig_s2, 16'h0000 };
+  assign \$76  = { 11'h000, readout_c1_sig_s2, 20'h00000 };
+  assign \$79  = { 7'h00, readout_c1_sig_s2, 24'h000000 };
+  assign \$81  = { 3'h0, readout_c1_sig_s2, 28'h0000000 };
+  assign \$86  = { 31'h00000000, readout_c1_sig_s2, 32'h00000000 };
+  assign \$88  = { 27'h0000000, readout_c1_sig_s2, 36'h000000000 };
+  assign \$91  = { 23'h000000, readout_c1_sig_s2, 40'h0000000000 };
+  assign \$118  = { 1'h0, readout_c2_sig_s2 };
+  assign \$120  = { 3'h0, readout_c2_sig_s2, 4'h0 };
+  assign \$123  = { 7'h00, readout_c2_sig_s2, 8'h00 };
+  assign \$125  = { 3'h0, readout_c2_sig_s2, 12'h000 };
+  assign \$129  = { 15'h0000, readout_c2_sig_s2, 16'h0000 };
+  assign \$131  = { 11'h000, readout_c2_sig_s2, 20'h00000 };
+  assign \$134  = { 7'h00, readout_c2_sig_s2, 24'h000000 };
+  assign \$136  = { 3'h0, readout_c2_sig_s2, 28'h0000000 };
+  assign \$141  = { 31'h00000000, readout_c2_sig_s2, 32'h00000000 };
+  assign \$143  = { 27'h0000000, readout_c2_sig_s2, 36'h000000000 };
+  assign \$146  = { 23'h000000, readout_c2_sig_s2, 40'h0000000000 };
+  assign \$173  = { 1'h0, readout_c3_sig_s2 };
+  assign \$175  = { 3'h0, readout_c3_sig_s2, 4'h0 };
+  assign \$178  = { 7'h00, readout_c3_sig_s2, 8'h00 };
+  assign \$180  = { 3'h0, readout_c3_sig_s2, 12'h000 };
+  assign \$184  = { 15'h0000, readout_c3_sig_s2, 16'h0000 };
+  assign \$186  = { 11'h000, readout_c3_sig_s2, 20'h00000 };
+  assign \$189  = { 7'h00, readout_c3_sig_s2, 24'h000000 };
+  assign \$191  = { 3'h0, readout_c3_sig_s2, 28'h0000000 };
+  assign \$196  = { 31'h00000000, readout_c3_sig_s2, 32'h00000000 };
+  assign \$198  = { 27'h0000000, readout_c3_sig_s2, 36'h000000000 };
+  assign \$201  = { 23'h000000, readout_c3_sig_s2, 40'h0000000000 };
+  assign \$307  = \$306 ;
+  assign \$490  = \$489 ;
+  assign \$671  = \$670 ;
+  assign \$852  = \$851 ;
 endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2586,46 +3555,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -2633,8 +3584,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -2656,6 +3606,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -2665,140 +3619,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$882$0 (\$53 ),
-    .\port$883$0 (\$54 )
+    .\port$1175$0 (\$35 ),
+    .\port$1176$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -2808,10 +3764,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0 (rst, ctl_in, a, b, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$883$0 , a, b, \port$882$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$1176$0 , a, b, \port$1175$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -2930,10 +3889,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$883$0 , a, b, \por
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$882$0 ;
-  wire [8:0] \port$882$0 ;
-  output \port$883$0 ;
-  wire \port$883$0 ;
+  output [8:0] \port$1175$0 ;
+  wire [8:0] \port$1175$0 ;
+  output \port$1176$0 ;
+  wire \port$1176$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -3033,8 +3992,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_0.mul (\port$883$0 , a, b, \por
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$32  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$882$0  = \$104 ;
-  assign \port$883$0  = \$105 ;
+  assign \port$1175$0  = \$104 ;
+  assign \port$1176$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$32 ;
   assign \$4 [3:1] = 3'h0;
@@ -3058,7 +4017,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3073,46 +4032,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -3120,8 +4061,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -3143,6 +4083,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -3152,140 +4096,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1046$0 (\$53 ),
-    .\port$1047$0 (\$54 )
+    .\port$1320$0 (\$35 ),
+    .\port$1321$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -3295,10 +4241,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1 (rst, b, a, ctl_in, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1047$0 , b, a, \port$1046$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1321$0 , b, a, \port$1320$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -3417,10 +4366,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1047$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1046$0 ;
-  wire [8:0] \port$1046$0 ;
-  output \port$1047$0 ;
-  wire \port$1047$0 ;
+  output [8:0] \port$1320$0 ;
+  wire [8:0] \port$1320$0 ;
+  output \port$1321$0 ;
+  wire \port$1321$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -3520,8 +4469,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_1.mul (\port$1047$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$30  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$1046$0  = \$104 ;
-  assign \port$1047$0  = \$105 ;
+  assign \port$1320$0  = \$104 ;
+  assign \port$1321$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$30 ;
   assign \$4 [3:1] = 3'h0;
@@ -3545,7 +4494,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3560,46 +4509,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -3607,8 +4538,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -3630,6 +4560,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -3639,140 +4573,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1210$0 (\$53 ),
-    .\port$1211$0 (\$54 )
+    .\port$1465$0 (\$35 ),
+    .\port$1466$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -3782,10 +4718,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2 (rst, b, a, ctl_in, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1211$0 , b, a, \port$1210$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1466$0 , b, a, \port$1465$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -3904,10 +4843,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1211$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1210$0 ;
-  wire [8:0] \port$1210$0 ;
-  output \port$1211$0 ;
-  wire \port$1211$0 ;
+  output [8:0] \port$1465$0 ;
+  wire [8:0] \port$1465$0 ;
+  output \port$1466$0 ;
+  wire \port$1466$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -4007,8 +4946,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_2.mul (\port$1211$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$28  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$1210$0  = \$104 ;
-  assign \port$1211$0  = \$105 ;
+  assign \port$1465$0  = \$104 ;
+  assign \port$1466$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$28 ;
   assign \$4 [3:1] = 3'h0;
@@ -4032,7 +4971,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4047,54 +4986,35 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -4115,6 +5035,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -4124,140 +5048,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$1374$0 (\$53 ),
-    .\port$1375$0 (\$54 )
+    .\port$1610$0 (\$35 ),
+    .\port$1611$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -4267,10 +5193,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3 (rst, b, a, ctl_in, b_out, re
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1375$0 , b, a, \port$1374$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1611$0 , b, a, \port$1610$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -4389,10 +5318,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1375$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1374$0 ;
-  wire [8:0] \port$1374$0 ;
-  output \port$1375$0 ;
-  wire \port$1375$0 ;
+  output [8:0] \port$1610$0 ;
+  wire [8:0] \port$1610$0 ;
+  output \port$1611$0 ;
+  wire \port$1611$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -4492,8 +5421,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_0_3.mul (\port$1375$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$26  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$1374$0  = \$104 ;
-  assign \port$1375$0  = \$105 ;
+  assign \port$1610$0  = \$104 ;
+  assign \port$1611$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$26 ;
   assign \$4 [3:1] = 3'h0;
@@ -4517,7 +5446,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4532,46 +5461,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -4579,8 +5490,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -4602,6 +5512,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -4611,140 +5525,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$1538$0 (\$53 ),
-    .\port$1539$0 (\$54 )
+    .\port$1755$0 (\$35 ),
+    .\port$1756$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -4754,10 +5670,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0 (rst, a, ctl_in, b, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1539$0 , a, b, \port$1538$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1756$0 , a, b, \port$1755$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -4876,10 +5795,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1539$0 , a, b, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1538$0 ;
-  wire [8:0] \port$1538$0 ;
-  output \port$1539$0 ;
-  wire \port$1539$0 ;
+  output [8:0] \port$1755$0 ;
+  wire [8:0] \port$1755$0 ;
+  output \port$1756$0 ;
+  wire \port$1756$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -4979,8 +5898,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_0.mul (\port$1539$0 , a, b, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$24  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$1538$0  = \$104 ;
-  assign \port$1539$0  = \$105 ;
+  assign \port$1755$0  = \$104 ;
+  assign \port$1756$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$24 ;
   assign \$4 [3:1] = 3'h0;
@@ -5004,7 +5923,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5019,46 +5938,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5066,8 +5967,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -5089,6 +5989,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -5098,140 +6002,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$1702$0 (\$53 ),
-    .\port$1703$0 (\$54 )
+    .\port$1900$0 (\$35 ),
+    .\port$1901$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -5241,10 +6147,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1 (rst, b, a, ctl_in, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1703$0 , b, a, \port$1702$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1901$0 , b, a, \port$1900$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -5363,10 +6272,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1703$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1702$0 ;
-  wire [8:0] \port$1702$0 ;
-  output \port$1703$0 ;
-  wire \port$1703$0 ;
+  output [8:0] \port$1900$0 ;
+  wire [8:0] \port$1900$0 ;
+  output \port$1901$0 ;
+  wire \port$1901$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -5466,8 +6375,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_1.mul (\port$1703$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$22  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$1702$0  = \$104 ;
-  assign \port$1703$0  = \$105 ;
+  assign \port$1900$0  = \$104 ;
+  assign \port$1901$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$22 ;
   assign \$4 [3:1] = 3'h0;
@@ -5491,7 +6400,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5506,46 +6415,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -5553,8 +6444,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -5576,6 +6466,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -5585,140 +6479,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$1866$0 (\$53 ),
-    .\port$1867$0 (\$54 )
+    .\port$2045$0 (\$35 ),
+    .\port$2046$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -5728,10 +6624,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2 (rst, b, a, ctl_in, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1867$0 , b, a, \port$1866$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$2046$0 , b, a, \port$2045$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -5850,10 +6749,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1867$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$1866$0 ;
-  wire [8:0] \port$1866$0 ;
-  output \port$1867$0 ;
-  wire \port$1867$0 ;
+  output [8:0] \port$2045$0 ;
+  wire [8:0] \port$2045$0 ;
+  output \port$2046$0 ;
+  wire \port$2046$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -5953,8 +6852,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_2.mul (\port$1867$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$20  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$1866$0  = \$104 ;
-  assign \port$1867$0  = \$105 ;
+  assign \port$2045$0  = \$104 ;
+  assign \port$2046$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$20 ;
   assign \$4 [3:1] = 3'h0;
@@ -5978,7 +6877,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -5993,54 +6892,35 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6061,6 +6941,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -6070,140 +6954,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$2030$0 (\$53 ),
-    .\port$2031$0 (\$54 )
+    .\port$2190$0 (\$35 ),
+    .\port$2191$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -6213,10 +7099,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3 (rst, b, a, ctl_in, b_out, re
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$2031$0 , b, a, \port$2030$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$2191$0 , b, a, \port$2190$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -6335,10 +7224,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$2031$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2030$0 ;
-  wire [8:0] \port$2030$0 ;
-  output \port$2031$0 ;
-  wire \port$2031$0 ;
+  output [8:0] \port$2190$0 ;
+  wire [8:0] \port$2190$0 ;
+  output \port$2191$0 ;
+  wire \port$2191$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -6438,8 +7327,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_1_3.mul (\port$2031$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$18  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$2030$0  = \$104 ;
-  assign \port$2031$0  = \$105 ;
+  assign \port$2190$0  = \$104 ;
+  assign \port$2191$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$18 ;
   assign \$4 [3:1] = 3'h0;
@@ -6463,7 +7352,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6478,46 +7367,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -6525,8 +7396,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -6548,6 +7418,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -6557,140 +7431,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$2194$0 (\$53 ),
-    .\port$2195$0 (\$54 )
+    .\port$2335$0 (\$35 ),
+    .\port$2336$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -6700,10 +7576,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0 (rst, a, ctl_in, b, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2195$0 , a, b, \port$2194$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2336$0 , a, b, \port$2335$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -6822,10 +7701,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2195$0 , a, b, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2194$0 ;
-  wire [8:0] \port$2194$0 ;
-  output \port$2195$0 ;
-  wire \port$2195$0 ;
+  output [8:0] \port$2335$0 ;
+  wire [8:0] \port$2335$0 ;
+  output \port$2336$0 ;
+  wire \port$2336$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -6925,8 +7804,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_0.mul (\port$2195$0 , a, b, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$16  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$2194$0  = \$104 ;
-  assign \port$2195$0  = \$105 ;
+  assign \port$2335$0  = \$104 ;
+  assign \port$2336$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$16 ;
   assign \$4 [3:1] = 3'h0;
@@ -6950,7 +7829,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -6965,46 +7844,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -7012,8 +7873,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -7035,6 +7895,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -7044,140 +7908,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$2358$0 (\$53 ),
-    .\port$2359$0 (\$54 )
+    .\port$2480$0 (\$35 ),
+    .\port$2481$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -7187,10 +8053,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1 (rst, b, a, ctl_in, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2359$0 , b, a, \port$2358$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2481$0 , b, a, \port$2480$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -7309,10 +8178,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2359$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2358$0 ;
-  wire [8:0] \port$2358$0 ;
-  output \port$2359$0 ;
-  wire \port$2359$0 ;
+  output [8:0] \port$2480$0 ;
+  wire [8:0] \port$2480$0 ;
+  output \port$2481$0 ;
+  wire \port$2481$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -7412,8 +8281,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_1.mul (\port$2359$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$14  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$2358$0  = \$104 ;
-  assign \port$2359$0  = \$105 ;
+  assign \port$2480$0  = \$104 ;
+  assign \port$2481$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$14 ;
   assign \$4 [3:1] = 3'h0;
@@ -7437,7 +8306,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_out, ctl_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7452,46 +8321,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -7499,8 +8350,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -7522,6 +8372,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -7531,140 +8385,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$2522$0 (\$53 ),
-    .\port$2523$0 (\$54 )
+    .\port$2625$0 (\$35 ),
+    .\port$2626$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -7674,10 +8530,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2 (rst, b, a, ctl_in, a_out, b_
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2523$0 , b, a, \port$2522$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2626$0 , b, a, \port$2625$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -7796,10 +8655,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2523$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2522$0 ;
-  wire [8:0] \port$2522$0 ;
-  output \port$2523$0 ;
-  wire \port$2523$0 ;
+  output [8:0] \port$2625$0 ;
+  wire [8:0] \port$2625$0 ;
+  output \port$2626$0 ;
+  wire \port$2626$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -7899,8 +8758,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_2.mul (\port$2523$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$12  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$2522$0  = \$104 ;
-  assign \port$2523$0  = \$105 ;
+  assign \port$2625$0  = \$104 ;
+  assign \port$2626$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$12 ;
   assign \$4 [3:1] = 3'h0;
@@ -7924,7 +8783,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, result, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -7939,54 +8798,35 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -8007,6 +8847,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   reg done = 1'h0;
   wire [9:0] p;
   reg [9:0] product_q = 10'h000;
@@ -8016,140 +8860,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$2686$0 (\$53 ),
-    .\port$2687$0 (\$54 )
+    .\port$2770$0 (\$35 ),
+    .\port$2771$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -8159,10 +9005,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3 (rst, b, a, ctl_in, b_out, re
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2687$0 , b, a, \port$2686$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2771$0 , b, a, \port$2770$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -8281,10 +9130,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2687$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2686$0 ;
-  wire [8:0] \port$2686$0 ;
-  output \port$2687$0 ;
-  wire \port$2687$0 ;
+  output [8:0] \port$2770$0 ;
+  wire [8:0] \port$2770$0 ;
+  output \port$2771$0 ;
+  wire \port$2771$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -8384,8 +9233,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_2_3.mul (\port$2687$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$10  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$2686$0  = \$104 ;
-  assign \port$2687$0  = \$105 ;
+  assign \port$2770$0  = \$104 ;
+  assign \port$2771$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$10 ;
   assign \$4 [3:1] = 3'h0;
@@ -8409,7 +9258,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ctl_out, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -8424,46 +9273,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -8471,8 +9302,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -8493,6 +9323,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   output done;
   reg done = 1'h0;
   wire [9:0] p;
@@ -8503,140 +9337,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul  mul (
     .a(a),
     .b(b),
-    .\port$2850$0 (\$53 ),
-    .\port$2851$0 (\$54 )
+    .\port$2915$0 (\$35 ),
+    .\port$2916$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -8646,10 +9482,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0 (rst, a, ctl_in, b, a_out, ct
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2851$0 , a, b, \port$2850$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2916$0 , a, b, \port$2915$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -8768,10 +9607,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2851$0 , a, b, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$2850$0 ;
-  wire [8:0] \port$2850$0 ;
-  output \port$2851$0 ;
-  wire \port$2851$0 ;
+  output [8:0] \port$2915$0 ;
+  wire [8:0] \port$2915$0 ;
+  output \port$2916$0 ;
+  wire \port$2916$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -8871,8 +9710,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_0.mul (\port$2851$0 , a, b, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$8  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$2850$0  = \$104 ;
-  assign \port$2851$0  = \$105 ;
+  assign \port$2915$0  = \$104 ;
+  assign \port$2916$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$8 ;
   assign \$4 [3:1] = 3'h0;
@@ -8896,7 +9735,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -8911,46 +9750,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -8958,8 +9779,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -8980,6 +9800,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   output done;
   reg done = 1'h0;
   wire [9:0] p;
@@ -8990,140 +9814,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul  mul (
     .a(a),
     .b(b),
-    .\port$3014$0 (\$53 ),
-    .\port$3015$0 (\$54 )
+    .\port$3060$0 (\$35 ),
+    .\port$3061$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -9133,10 +9959,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1 (rst, b, a, ctl_in, a_out, ct
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$3015$0 , b, a, \port$3014$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$3061$0 , b, a, \port$3060$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -9255,10 +10084,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$3015$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$3014$0 ;
-  wire [8:0] \port$3014$0 ;
-  output \port$3015$0 ;
-  wire \port$3015$0 ;
+  output [8:0] \port$3060$0 ;
+  wire [8:0] \port$3060$0 ;
+  output \port$3061$0 ;
+  wire \port$3061$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -9358,8 +10187,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_1.mul (\port$3015$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$6  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$3014$0  = \$104 ;
-  assign \port$3015$0  = \$105 ;
+  assign \port$3060$0  = \$104 ;
+  assign \port$3061$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$6 ;
   assign \$4 [3:1] = 3'h0;
@@ -9383,7 +10212,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ctl_out, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -9398,46 +10227,28 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
@@ -9445,8 +10256,7 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -9467,6 +10277,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   output done;
   reg done = 1'h0;
   wire [9:0] p;
@@ -9477,140 +10291,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul  mul (
     .a(a),
     .b(b),
-    .\port$3178$0 (\$53 ),
-    .\port$3179$0 (\$54 )
+    .\port$3205$0 (\$35 ),
+    .\port$3206$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -9620,10 +10436,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2 (rst, b, a, ctl_in, a_out, ct
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3179$0 , b, a, \port$3178$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3206$0 , b, a, \port$3205$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -9742,10 +10561,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3179$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$3178$0 ;
-  wire [8:0] \port$3178$0 ;
-  output \port$3179$0 ;
-  wire \port$3179$0 ;
+  output [8:0] \port$3205$0 ;
+  wire [8:0] \port$3205$0 ;
+  output \port$3206$0 ;
+  wire \port$3206$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -9845,8 +10664,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_2.mul (\port$3179$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$4  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$3178$0  = \$104 ;
-  assign \port$3179$0  = \$105 ;
+  assign \port$3205$0  = \$104 ;
+  assign \port$3206$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$4 ;
   assign \$4 [3:1] = 3'h0;
@@ -9870,7 +10689,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, done, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -9885,54 +10704,35 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire [2:0] \$24 ;
-  wire [41:0] \$25 ;
-  wire [43:0] \$26 ;
-  wire [44:0] \$27 ;
-  wire [2:0] \$28 ;
-  wire \$29 ;
+  wire [2:0] \$22 ;
+  wire [2:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  reg [7:0] \$26 ;
+  reg [7:0] \$27 ;
+  reg [2:0] \$28 ;
+  reg [2:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  reg [2:0] \$30 ;
+  reg [41:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg [44:0] \$33 ;
+  reg \$34 ;
+  wire [8:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire [2:0] \$43 ;
-  wire \$44 ;
-  reg [7:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [2:0] \$47 ;
-  reg [2:0] \$48 ;
-  reg [41:0] \$49 ;
-  wire [41:0] \$5 ;
-  reg [2:0] \$50 ;
-  reg [44:0] \$51 ;
-  reg \$52 ;
-  wire [8:0] \$53 ;
-  wire \$54 ;
+  wire [66:0] \$5 ;
   wire [41:0] \$6 ;
-  wire [43:0] \$7 ;
-  wire [44:0] \$8 ;
-  wire [2:0] \$9 ;
+  wire [41:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
   input [7:0] a;
   wire [7:0] a;
   wire [7:0] a_in;
   reg [7:0] a_out = 8'h00;
   reg [41:0] acc = 42'h00000000000;
   reg [2:0] acc_flags = 3'h0;
-  wire [6:0] align;
-  wire [66:0] aligned;
+  wire [43:0] acc_sum;
   input [7:0] b;
   wire [7:0] b;
   wire [7:0] b_in;
@@ -9952,6 +10752,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire \ctl_q.first ;
   wire \ctl_q.last ;
   wire \ctl_q.valid ;
+  reg [2:0] ctl_qq = 3'h0;
+  wire \ctl_qq.first ;
+  wire \ctl_qq.last ;
+  wire \ctl_qq.valid ;
   output done;
   reg done = 1'h0;
   wire [9:0] p;
@@ -9962,140 +10766,142 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   wire [44:0] result_q;
   input rst;
   wire rst;
-  wire [41:0] term;
-  assign \$43  = \$28  | { \$42 , \$37 , \$31  };
-  assign \$44  = ctl_q[0] & ctl_q[2];
-  always @(posedge clk)
-    a_out <= \$45 ;
-  always @(posedge clk)
-    b_out <= \$46 ;
-  always @(posedge clk)
-    ctl_out <= \$47 ;
-  always @(posedge clk)
-    product_q <= { \$54 , \$53  };
-  always @(posedge clk)
-    ctl_q <= \$48 ;
-  always @(posedge clk)
-    acc <= \$49 ;
-  always @(posedge clk)
-    acc_flags <= \$50 ;
-  always @(posedge clk)
-    result <= \$51 ;
-  always @(posedge clk)
-    done <= \$52 ;
-  assign align = product_q[8:3] - 5'h13;
-  assign aligned = { 1'h1, product_q[2:0] } << align[5:0];
+  reg [2:0] term_flags_q = 3'h0;
+  reg [41:0] term_q = 42'h00000000000;
+  reg term_sign_q = 1'h0;
+  assign acc_sum = { acc, 1'h1 } + { term_q, term_sign_q };
   assign \$1  = | product_q[8:3];
   assign \$2  = product_q[8:3] == 6'h3f;
   assign \$3  = ~ \$2 ;
   assign \$4  = \$1  & \$3 ;
-  assign \$5  = \$4  ? aligned[41:0] : 42'h00000000000;
-  assign term = \$5  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
-  assign \$6  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$7  = $signed(\$6 ) + $signed({ 1'h0, term });
-  assign \$8  = $signed(\$7 ) + $signed({ 1'h0, product_q[9] });
-  assign \$9  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$10  = product_q[8:3] == 6'h3f;
-  assign \$11  = | product_q[2:0];
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = product_q[8:3] == 6'h3f;
-  assign \$14  = | product_q[2:0];
-  assign \$15  = ~ \$14 ;
-  assign \$16  = \$13  & \$15 ;
-  assign \$17  = ~ product_q[9];
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = product_q[8:3] == 6'h3f;
-  assign \$20  = | product_q[2:0];
-  assign \$21  = ~ \$20 ;
-  assign \$22  = \$19  & \$21 ;
-  assign \$23  = \$22  & product_q[9];
-  assign \$24  = \$9  | { \$23 , \$18 , \$12  };
-  assign \$25  = ctl_q[1] ? 42'h00000000000 : acc;
-  assign \$26  = $signed(\$25 ) + $signed({ 1'h0, term });
-  assign \$27  = $signed(\$26 ) + $signed({ 1'h0, product_q[9] });
-  assign \$28  = ctl_q[1] ? 3'h0 : acc_flags;
-  assign \$29  = product_q[8:3] == 6'h3f;
-  assign \$30  = | product_q[2:0];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = product_q[8:3] == 6'h3f;
-  assign \$33  = | product_q[2:0];
-  assign \$34  = ~ \$33 ;
-  assign \$35  = \$32  & \$34 ;
-  assign \$36  = ~ product_q[9];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = product_q[8:3] == 6'h3f;
-  assign \$39  = | product_q[2:0];
-  assign \$40  = ~ \$39 ;
-  assign \$41  = \$38  & \$40 ;
-  assign \$42  = \$41  & product_q[9];
+  assign \$5  = { 1'h1, product_q[2:0] } << product_q[8:3];
+  assign \$6  = \$4  ? \$5 [60:19] : 42'h00000000000;
+  assign \$7  = \$6  ^ { product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9], product_q[9] };
+  assign \$8  = product_q[8:3] == 6'h3f;
+  assign \$9  = | product_q[2:0];
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = product_q[8:3] == 6'h3f;
+  assign \$12  = | product_q[2:0];
+  assign \$13  = ~ \$12 ;
+  assign \$14  = \$11  & \$13 ;
+  assign \$15  = ~ product_q[9];
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = product_q[8:3] == 6'h3f;
+  assign \$18  = | product_q[2:0];
+  assign \$19  = ~ \$18 ;
+  assign \$20  = \$17  & \$19 ;
+  assign \$21  = \$20  & product_q[9];
+  assign \$22  = acc_flags | term_flags_q;
+  assign \$23  = acc_flags | term_flags_q;
+  assign \$24  = ctl_q[0] & ctl_q[1];
+  assign \$25  = ctl_qq[0] & ctl_qq[2];
+  always @(posedge clk)
+    a_out <= \$26 ;
+  always @(posedge clk)
+    b_out <= \$27 ;
+  always @(posedge clk)
+    ctl_out <= \$28 ;
+  always @(posedge clk)
+    product_q <= { \$36 , \$35  };
+  always @(posedge clk)
+    ctl_q <= \$29 ;
+  always @(posedge clk)
+    ctl_qq <= \$30 ;
+  always @(posedge clk)
+    term_q <= \$7 ;
+  always @(posedge clk)
+    term_sign_q <= product_q[9];
+  always @(posedge clk)
+    term_flags_q <= { \$21 , \$16 , \$10  };
+  always @(posedge clk)
+    acc <= \$31 ;
+  always @(posedge clk)
+    acc_flags <= \$32 ;
+  always @(posedge clk)
+    result <= \$33 ;
+  always @(posedge clk)
+    done <= \$34 ;
   \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul  mul (
     .a(a),
     .b(b),
-    .\port$3342$0 (\$53 ),
-    .\port$3343$0 (\$54 )
+    .\port$3350$0 (\$35 ),
+    .\port$3351$0 (\$36 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$45  = a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$26  = a;
     if (rst) begin
-      \$45  = 8'h00;
+      \$26  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$46  = b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$27  = b;
     if (rst) begin
-      \$46  = 8'h00;
+      \$27  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$47  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$28  = ctl_in;
     if (rst) begin
-      \$47  = 3'h0;
+      \$28  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$48  = ctl_in;
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$29  = ctl_in;
     if (rst) begin
-      \$48  = 3'h0;
+      \$29  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$49  = acc;
-    if (ctl_q[0]) begin
-      \$49  = \$8 [41:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$30  = ctl_q;
+    if (rst) begin
+      \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$50  = acc_flags;
-    if (ctl_q[0]) begin
-      \$50  = \$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$31  = acc;
+    if (ctl_qq[0]) begin
+      \$31  = acc_sum[42:1];
+    end
+    if (\$24 ) begin
+      \$31  = 42'h00000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$51  = result;
-    if (ctl_q[0]) begin
-      if (ctl_q[2]) begin
-        \$51  = { \$43 , \$27 [41:0] };
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$32  = acc_flags;
+    if (ctl_qq[0]) begin
+      \$32  = \$22 ;
+    end
+    if (\$24 ) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$33  = result;
+    if (ctl_qq[0]) begin
+      if (ctl_qq[2]) begin
+        \$33  = { \$23 , acc_sum[42:1] };
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$52  = \$44 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$34  = \$25 ;
     if (rst) begin
-      \$52  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign a_in = a;
   assign b_in = b;
   assign result_q = result;
-  assign p = { \$54 , \$53  };
+  assign p = { \$36 , \$35  };
   assign \ctl_out.valid  = ctl_out[0];
   assign \ctl_out.first  = ctl_out[1];
   assign \ctl_out.last  = ctl_out[2];
@@ -10105,10 +10911,13 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3 (rst, b, a, ctl_in, result, d
   assign \ctl_q.valid  = ctl_q[0];
   assign \ctl_q.first  = ctl_q[1];
   assign \ctl_q.last  = ctl_q[2];
+  assign \ctl_qq.valid  = ctl_qq[0];
+  assign \ctl_qq.first  = ctl_qq[1];
+  assign \ctl_qq.last  = ctl_qq[2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3343$0 , b, a, \port$3342$0 );
+module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3351$0 , b, a, \port$3350$0 );
   wire [4:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -10227,10 +11036,10 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3343$0 , b, a, \po
   wire [4:0] csa_sum;
   wire [8:0] exp_man;
   wire [9:0] p;
-  output [8:0] \port$3342$0 ;
-  wire [8:0] \port$3342$0 ;
-  output \port$3343$0 ;
-  wire \port$3343$0 ;
+  output [8:0] \port$3350$0 ;
+  wire [8:0] \port$3350$0 ;
+  output \port$3351$0 ;
+  wire \port$3351$0 ;
   wire [10:0] sum;
   assign \$1  = { 1'h0, a[6:3] } ^ { 1'h0, b[6:3] };
   assign \$2  = { 1'h0, a[6:3] } & { 1'h0, b[6:3] };
@@ -10330,8 +11139,8 @@ module \core_4x4_e4m3_lmul_k3_c1_exact_d256.pe_3_3.mul (\port$3343$0 , b, a, \po
   assign \$105  = a[7] ^ b[7];
   assign \$auto$rtlil.cc:2739:Not$2  = ~ { \$1 [4], \$1 [0] };
   assign p = { \$105 , \$104  };
-  assign \port$3342$0  = \$104 ;
-  assign \port$3343$0  = \$105 ;
+  assign \port$3350$0  = \$104 ;
+  assign \port$3351$0  = \$105 ;
   assign csa_sum[3:1] = \$1 [3:1];
   assign { csa_sum[4], csa_sum[0] } = \$auto$rtlil.cc:2739:Not$2 ;
   assign \$4 [3:1] = 3'h0;

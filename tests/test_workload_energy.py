@@ -84,7 +84,7 @@ def test_replay_runs_each_stream_in_the_cores_order(lanes):
 
     def observe(t, sim):
         done = sim.get("done").astype(bool)
-        rel = t - start - 2                                       # the last beat's cycle: done follows it by 2
+        rel = t - start - 3                                       # the last beat's cycle: done follows it by 3 (PE stages)
         if rel < 0 or not done.any():
             return
         results = sim.get("result")

@@ -19,9 +19,9 @@ K >= R beats neither condition ever holds a beat back: tiles stream back to back
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import KULISCH_READOUT_STAGES, CoreConfig
@@ -52,9 +52,9 @@ class TensorCore(wiring.Component):
         cfg = self.cfg
         rows, cols, w = cfg.rows, cfg.cols, cfg.fmt.width
 
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * 32 + 1, depth=cfg.fifo_depth)
+        w_en, w_data = Signal(name="w_en"), Signal(cols * 32 + 1, name="w_data")
+        _output_fifo(m, cfg, w_en, w_data, self.o)
         row_out = self.o.valid & self.o.ready
-        m.d.comb += [self.o.valid.eq(fifo.r_rdy), self.o.payload.eq(fifo.r_data), fifo.r_en.eq(self.o.ready)]
 
         # -- input register and issue ------------------------------------------------------------
         held = Signal(input_layout(cfg), name="in_beat", reset_less=True)
@@ -63,17 +63,19 @@ class TensorCore(wiring.Component):
         # cycles since the last tile's last beat, saturating at R - 1 (no counter for one row)
         since_last = Signal(range(rows), init=rows - 1, name="since_last") if rows > 1 else None
         reserved = Signal(range(cfg.fifo_depth + 1), name="rows_reserved")
-        may_end = reserved <= cfg.fifo_depth - rows
-        if since_last is not None:
-            may_end = (since_last == rows - 1) & may_end
+        # may a last beat issue (the rows reserved leave room for R more, and R cycles have passed)?
+        # Kept in a register, computed one cycle ahead from the counters' next values, so that the
+        # handshake and the input register's enable do not wait for the comparisons.
+        may_end = Signal(init=1, name="may_end")
+        held_last = Signal(name="in_last")            # a held beat that ends its tile
         issue = Signal(name="issue")
-        m.d.comb += [issue.eq(held_valid & (~held.last | may_end)),
-                     self.i.ready.eq(~held_valid | issue)]
+        m.d.comb += [issue.eq(held_valid & (~held_last | may_end)),
+                     self.i.ready.eq(~held_last | may_end)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1), held_last.eq(self.i.payload.last)]
         with m.Elif(issue):
-            m.d.sync += held_valid.eq(0)
-        ends_tile = issue & held.last
+            m.d.sync += [held_valid.eq(0), held_last.eq(0)]
+        ends_tile = held_last & may_end
         with m.If(issue):
             m.d.sync += starts_tile.eq(held.last)
         if since_last is not None:
@@ -81,7 +83,18 @@ class TensorCore(wiring.Component):
                 m.d.sync += since_last.eq(0)
             with m.Elif(since_last != rows - 1):
                 m.d.sync += since_last.eq(since_last + 1)
-        m.d.sync += reserved.eq(reserved + Mux(ends_tile, rows, 0) - row_out)
+        # three constant adders on the register, chosen after them: the handshake is not in a carry chain
+        m.d.sync += reserved.eq(Mux(ends_tile, Mux(row_out, reserved + (rows - 1), reserved + rows),
+                                    Mux(row_out, reserved - 1, reserved)))
+        # reserved' <= depth - R for each (ends_tile, row_out): compare the register with constants
+        limit = cfg.fifo_depth - rows
+        room = Mux(ends_tile, Mux(row_out, _at_most(reserved, limit - rows + 1), _at_most(reserved, limit - rows)),
+                   Mux(row_out, _at_most(reserved, limit + 1), _at_most(reserved, limit)))
+        if since_last is None:
+            waited = Const(1)
+        else:
+            waited = ~ends_tile & (since_last >= rows - 2) if rows > 2 else ~ends_tile
+        m.d.sync += may_end.eq(room & waited)
 
         # -- skew and the PE grid ----------------------------------------------------------------
         beat = Signal(Control, name="issued")
@@ -111,7 +124,7 @@ class TensorCore(wiring.Component):
             if c == 0:
                 valid0 = _delay(m, valid, cols - 1, "deskew_v0", reset=True)
                 last0 = _delay(m, last, cols - 1, "deskew_l0", reset=True)
-        m.d.comb += [fifo.w_en.eq(valid0), fifo.w_data.eq(Cat(*words, last0))]
+        m.d.comb += [w_en.eq(valid0), w_data.eq(Cat(*words, last0))]
         return m
 
     def _drain_column(self, m: Module, column, c: int, marks: bool = True):
@@ -147,6 +160,37 @@ class TensorCore(wiring.Component):
         last_q = Signal(name=f"readout_c{c}_last")
         m.d.sync += [valid_q.eq(valid_out), last_q.eq(last_out)]
         return word_q, valid_q, last_q
+
+
+def _at_most(counter: Signal, bound: int):
+    """``counter <= bound``, or a constant where the counter's width decides it (no constant
+    comparison in the Verilog)."""
+    return Const(1) if bound >= (1 << len(counter)) - 1 else counter <= bound
+
+
+def _output_fifo(m: Module, cfg: CoreConfig, w_en, w_data, o) -> None:
+    """The output FIFO: a memory with a registered read (block or LUT RAM) and ``o`` behind it.
+
+    Unlike ``amaranth.lib.fifo.SyncFIFOBuffered`` it has no fill level and never refuses a write:
+    the credits of the last-beat rule keep at most ``fifo_depth`` rows in it, and the memory has
+    more entries than that, so the pointers alone tell empty from full.  The write enable is then a
+    register's output and the read register loads whenever ``o`` may change, so neither waits for
+    a comparison (they were the core's critical paths on ECP5)."""
+    depth = 1 << cfg.fifo_depth.bit_length()           # > fifo_depth
+    m.submodules.fifo_storage = storage = Memory(shape=len(w_data), depth=depth, init=[])
+    w_port, r_port = storage.write_port(), storage.read_port(domain="sync")
+    produce = Signal(range(depth), name="produce")
+    consume = Signal(range(depth), name="consume")
+    take = Signal(name="fifo_take")
+    m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(w_data), w_port.en.eq(w_en),
+                 take.eq((produce != consume) & (~o.valid | o.ready)),
+                 r_port.addr.eq(consume), r_port.en.eq(~o.valid | o.ready), o.payload.eq(r_port.data)]
+    with m.If(w_en):
+        m.d.sync += produce.eq(produce + 1)
+    with m.If(take):
+        m.d.sync += [consume.eq(consume + 1), o.valid.eq(1)]
+    with m.Elif(o.ready):
+        m.d.sync += o.valid.eq(0)
 
 
 def _delay(m: Module, value, cycles: int, name: str, reset: bool = False):

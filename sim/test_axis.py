@@ -36,7 +36,7 @@ from cocotb.triggers import FallingEdge, ReadOnly
 from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource
 
 from lmul_hw.config import config_from_json
-from test_core import Monitor, check_rows
+from test_core import Monitor, finish_run
 
 RESET_CYCLES = 2
 
@@ -196,18 +196,7 @@ async def test_axis(dut):
         mon.error(f"{len(packets) - packets_at_reset} output packets{' after the reset' if reset_before else ''}, "
                   f"expected {want // rows_} (one per tile)")
 
-    decoded = [(e, c, None if _hex(p) is None else int(p, 2)) for e, c, p in rows]
-    bad = check_rows(decoded, expected, reset_before is not None, mon, out_bits + 1)
-    result = {"rows": [[e, c, _hex(p)] for e, c, p in rows], "in_cycles": in_cycles,
-              "protocol_errors": mon.errors, "protocol_error_count": mon.count, "ready_low": ready_low,
-              "cycles": cycle, "reset_cycle": reset_cycle, "sim_seconds": seconds}
-    out = os.environ.get("LMUL_HW_CORE_RESULTS")
-    if out:
-        with open(out, "w") as f:
-            json.dump(result, f)
-    cocotb.log.info(f"{n} beats in, {len(rows)} rows in {len(packets)} packets out in {cycle} cycles "
-                    f"({seconds:.2f} s); {bad} rows differ from the model, {mon.count} protocol errors")
-    problems = list(mon.errors)
-    if bad:
-        problems.append(f"{bad} rows differ from the model")
-    assert not problems, "\n".join(problems)
+    finish_run(rows, expected, reset_before is not None, mon, out_bits + 1,
+               {"in_cycles": in_cycles, "ready_low": ready_low, "cycles": cycle, "reset_cycle": reset_cycle,
+                "sim_seconds": seconds},
+               f"{n} beats in, {len(rows)} rows in {len(packets)} packets out in {cycle} cycles ({seconds:.2f} s)")

@@ -229,17 +229,24 @@ async def test_core(dut):
     seconds = time.perf_counter() - start
     i_valid.value = 0
 
+    finish_run(rows, expected, reset_before is not None, mon, row_width,
+               {"in_cycles": in_cycles, "ready_low": ready_low, "cycles": cycle, "reset_cycle": reset_cycle,
+                "sim_seconds": seconds},
+               f"{n} beats in, {len(rows)} rows out in {cycle} cycles ({seconds:.2f} s)")
+
+
+def finish_run(rows, expected, reset: bool, mon: Monitor, row_width: int, facts: dict, summary: str) -> None:
+    """Check the rows that came out against the model, hand the run's results to the Python side
+    (``$LMUL_HW_CORE_RESULTS``), log a summary and fail the test on any mismatch or protocol error."""
     decoded = [(e, c, None if _hex(p) is None else int(p, 2)) for e, c, p in rows]
-    bad = check_rows(decoded, expected, reset_before is not None, mon, row_width)
-    result = {"rows": [[e, c, _hex(p)] for e, c, p in rows], "in_cycles": in_cycles,
-              "protocol_errors": mon.errors, "protocol_error_count": mon.count, "ready_low": ready_low,
-              "cycles": cycle, "reset_cycle": reset_cycle, "sim_seconds": seconds}
+    bad = check_rows(decoded, expected, reset, mon, row_width)
+    result = {"rows": [[e, c, _hex(p)] for e, c, p in rows], "protocol_errors": mon.errors,
+              "protocol_error_count": mon.count, **facts}
     out = os.environ.get("LMUL_HW_CORE_RESULTS")
     if out:
         with open(out, "w") as f:
             json.dump(result, f)
-    cocotb.log.info(f"{n} beats in, {len(rows)} rows out in {cycle} cycles ({seconds:.2f} s); "
-                    f"{bad} rows differ from the model, {mon.count} protocol errors")
+    cocotb.log.info(f"{summary}; {bad} rows differ from the model, {mon.count} protocol errors")
     problems = list(mon.errors)
     if bad:
         problems.append(f"{bad} rows differ from the model")

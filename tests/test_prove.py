@@ -147,7 +147,8 @@ def test_cli_exit_1_names_the_property_and_its_trace(tmp_path, capsys, monkeypat
     import lmul_hw.verilog
     real = lmul_hw.verilog.verilog_text
     monkeypatch.setattr(lmul_hw.verilog, "verilog_text", lambda cfg: planted(real(cfg), cfg.name, cfg))
-    status = main(["prove", "core", *CORE_ARGS, "--depth-bmc", "14", "--out", str(tmp_path / "out")])
+    short = CORE.latency(CORE.depth) + 3     # shorter than the default, long enough for the cover (step L + 1)
+    status = main(["prove", "core", *CORE_ARGS, "--depth-bmc", str(short), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert status == 1, err
     assert "valid_held: FAILED: counterexample " in err and "trace.vcd" in err, err

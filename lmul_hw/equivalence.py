@@ -65,27 +65,33 @@ def prove_equivalence(verilog: str, top: str, netlist: Path, timeout: float = PR
             (run / "gold.v").write_text(verilog)
             (run / "gate.json").write_text(gate)
             script = template.format(gold="gold.v", gate="gate.json", top=top, result="sat.txt")
-            try:
-                run_yosys(script, run, timeout=timeout)
-                log = (run / "sat.txt").read_text(errors="replace")
-                if "SAT proof finished - no model found: SUCCESS" not in log:
-                    raise ToolError("yosys", f"sat gave no verdict in {run}", log)
-                payload = {"proven": True, "mismatches": 0, "detail": "proved: miter trigger = 0 for all inputs"}
-            except tools.ToolTimeout:
-                payload = {"proven": False, "mismatches": 0, "detail": f"not proven within {timeout:g} s"}
-            except ToolError:
-                log = "".join(path.read_text(errors="replace") for path in (run / "yosys.log", run / "sat.txt")
-                              if path.exists())
-                if "model found: FAIL" not in log:
-                    raise
-                table = [ln.strip() for ln in log.split("model found: FAIL", 1)[1].splitlines()
-                         if re.match(r"\s*\\(in_|gold_|gate_|trigger)", ln)]
-                payload = {"proven": False, "mismatches": 1,
-                           "detail": "counterexample: " + "; ".join(" ".join(ln.split()) for ln in table[:8])}
+            payload = _sat_verdict(script, run, timeout, "proved: miter trigger = 0 for all inputs",
+                                   r"\s*\\(in_|gold_|gate_|trigger)", "counterexample: ", 8)
             for name in ("gold.v", "gate.json"):
                 (run / name).unlink()
             s.publish(payload)
     return EquivalenceResult(method="sat", **s.payload)
+
+
+def _sat_verdict(script: str, run: Path, timeout, proved: str, row: str, prefix: str, rows: int) -> dict:
+    """Run a yosys script whose ``sat`` writes ``sat.txt`` in ``run`` and read its verdict: proven,
+    not proven within ``timeout``, or a counterexample of the first ``rows`` table lines matching ``row``."""
+    try:
+        run_yosys(script, run, timeout=timeout)
+        log = (run / "sat.txt").read_text(errors="replace")
+        if "SAT proof finished - no model found: SUCCESS" not in log:
+            raise ToolError("yosys", f"sat gave no verdict in {run}", log)
+        return {"proven": True, "mismatches": 0, "detail": proved}
+    except tools.ToolTimeout:
+        return {"proven": False, "mismatches": 0, "detail": f"not proven within {timeout:g} s"}
+    except ToolError:
+        log = "".join(path.read_text(errors="replace") for path in (run / "yosys.log", run / "sat.txt")
+                      if path.exists())
+        if "model found: FAIL" not in log:
+            raise
+        table = [" ".join(ln.split()) for ln in log.split("model found: FAIL", 1)[1].splitlines()
+                 if re.match(row, ln)]
+        return {"proven": False, "mismatches": 1, "detail": prefix + "; ".join(table[:rows])}
 
 
 def pipeline_miter(comb_top: str, piped_top: str, latency: int, width: int, out_width: int) -> str:
@@ -124,24 +130,10 @@ def prove_pipeline(comb: str, comb_top: str, piped: str, piped_top: str, latency
             script = ("read_verilog comb.v piped.v miter.v; hierarchy -top pipeline_miter; proc; flatten; "
                       f"opt; tee -q -o sat.txt sat -verify -seq {latency + 1} -prove-skip {latency} "
                       "-prove ok 1 -show-inputs -show-outputs pipeline_miter")
-            try:
-                run_yosys(script, run, timeout=timeout)
-                log = (run / "sat.txt").read_text(errors="replace")
-                if "SAT proof finished - no model found: SUCCESS" not in log:
-                    raise ToolError("yosys", f"sat gave no verdict in {run}", log)
-                payload = {"proven": True, "mismatches": 0,
-                           "detail": f"proved: p(t + {latency}) = comb(a(t), b(t)) for all operands and states"}
-            except tools.ToolTimeout:
-                payload = {"proven": False, "mismatches": 0, "detail": f"not proven within {timeout:g} s"}
-            except ToolError:
-                log = "".join(path.read_text(errors="replace") for path in (run / "yosys.log", run / "sat.txt")
-                              if path.exists())
-                if "model found: FAIL" not in log:
-                    raise
-                table = [" ".join(ln.split()) for ln in log.split("model found: FAIL", 1)[1].splitlines()
-                         if re.match(r"\s*\d+\s+\\(a|b|rst|ok)\b", ln)]
-                payload = {"proven": False, "mismatches": 1, "detail": "counterexample (step signal value): "
-                           + "; ".join(table[:4 * (latency + 1)])}
+            payload = _sat_verdict(script, run, timeout,
+                                   f"proved: p(t + {latency}) = comb(a(t), b(t)) for all operands and states",
+                                   r"\s*\d+\s+\\(a|b|rst|ok)\b", "counterexample (step signal value): ",
+                                   4 * (latency + 1))
             for name in ("comb.v", "piped.v"):
                 (run / name).unlink()
             s.publish(payload)
